@@ -1,0 +1,61 @@
+# Two commands for a newcomer: `make run` and `make test`. Both create .venv when missing and install
+# the pinned dependencies (requirements*.txt), the same pins the Dockerfile installs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(shell find protos -name '*.proto' | sort)
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-input --no-cache-dir
+
+export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test lint generate check-generated emulator clean
+
+# The runtime set, enough to serve.
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -r requirements.txt
+	touch $@
+
+# The runtime set plus code generation, lint and test tools.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
+
+## Serve on [::]:50051 with the embedded AgentCore emulator (AGENTCORE_BACKEND=local).
+run: $(VENV)/.runtime
+	$(BIN)/python -m service
+
+## Run only the emulator, for pointing your own boto3 code at it.
+emulator: $(VENV)/.runtime
+	$(BIN)/python -m emulator
+
+## Regenerate generated/ from protos/ (protoc via grpcio-tools, stubs via mypy-protobuf).
+generate: $(VENV)/.dev
+	rm -rf generated/agentcore
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=generated --grpc_python_out=generated \
+	  --mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
+
+## Fail when generated/ is not what `make generate` makes from protos/.
+check-generated: $(VENV)/.dev
+	@tmp=$$(mktemp -d) && \
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=$$tmp --grpc_python_out=$$tmp --mypy_out=$$tmp --mypy_grpc_out=$$tmp $(PROTOS) && \
+	if diff -r $$tmp/agentcore generated/agentcore >/dev/null; then rm -rf $$tmp; \
+	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
+	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+
+## ruff (lint and format), mypy (strict, on service/ and emulator/), hadolint on the Dockerfile.
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy service emulator
+	$(BIN)/hadolint Dockerfile
+
+## Everything CI checks.
+test: $(VENV)/.dev check-generated lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

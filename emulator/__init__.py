@@ -1,0 +1,13 @@
+"""A local emulator of the Amazon Bedrock AgentCore memory-records data plane.
+
+It speaks the real rest-json protocol of the ``bedrock-agentcore`` service (API 2024-02-28), so an
+unmodified boto3 client pointed at ``Emulator.endpoint_url`` works against it.
+"""
+
+from emulator.app import DEFAULT_MEMORY_ID, Emulator
+from emulator.errors import ApiError
+from emulator.journal import ReceivedRequest
+from emulator.service import BeforeOperationHook
+from emulator.wire import Response
+
+__all__ = ["DEFAULT_MEMORY_ID", "ApiError", "BeforeOperationHook", "Emulator", "ReceivedRequest", "Response"]

@@ -1,0 +1,1 @@
+"""The gRPC facade of the Amazon Bedrock AgentCore memory-records API."""

@@ -1,0 +1,28 @@
+"""`python -m service`: settings -> logging -> serve. Nothing more."""
+
+import os
+import sys
+
+from service import logs
+from service.aws import AwsConfigurationError
+from service.server import serve
+from service.settings import Settings, SettingsError
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        serve(settings)
+    except AwsConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

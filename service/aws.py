@@ -1,0 +1,77 @@
+"""The one boto3 `bedrock-agentcore` client of the process: region, credentials, retries, pool size.
+
+The client is built once at start and shared by every handler thread (botocore clients are
+thread-safe). Its connection pool is at least as large as the gRPC thread pool so that no handler
+waits for a connection.
+
+Retries are botocore's: mode `standard` by default, `AWS_MAX_ATTEMPTS` attempts in all (first try
+included). Standard mode retries throttles (ThrottledException, HTTP 429), 5xx answers, and
+connection errors and read timeouts, with exponential back-off and jitter, drawing on a retry quota
+that stops retry storms; it never retries a 4xx validation, not-found or access error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+import botocore.config
+
+from service import deadlines
+from service.settings import Backend, Settings
+
+SERVICE_NAME = "bedrock-agentcore"
+USER_AGENT = "agentcore-memory-grpc/0.1.0"
+# The local emulator checks that requests are signed, not who signed them.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+LOCAL_REGION = "us-east-1"
+
+
+class AwsConfigurationError(RuntimeError):
+    """The AWS client cannot be built; the message says which setting to fix."""
+
+
+def client_config(settings: Settings) -> botocore.config.Config:
+    """The botocore Config shared by every call: pool size, retries, timeouts."""
+    return botocore.config.Config(
+        max_pool_connections=settings.max_workers,
+        retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
+        connect_timeout=settings.aws_connect_timeout_seconds,
+        read_timeout=settings.aws_read_timeout_seconds,
+        user_agent_extra=USER_AGENT,
+    )
+
+
+def create_client(
+    settings: Settings, *, endpoint_url: str | None = None, environ: Mapping[str, str] | None = None
+) -> Any:
+    """The `bedrock-agentcore` client for the configured backend.
+
+    aws: boto3's default chain decides credentials, region and endpoint (AWS_* variables, shared
+    config files, IRSA, EKS Pod Identity, instance roles, AWS_ENDPOINT_URL_BEDROCK_AGENTCORE). The
+    chain reads AWS_DEFAULT_REGION but not AWS_REGION, which EKS and the other AWS SDKs set, so
+    AWS_REGION is honoured when the chain finds no region.
+    local: the emulator at `endpoint_url`, with dummy credentials (requests are still signed).
+    """
+    environ = os.environ if environ is None else environ
+    session = boto3.session.Session()
+    config = client_config(settings)
+    if settings.backend is Backend.LOCAL:
+        if endpoint_url is None:
+            raise AwsConfigurationError("the local backend needs the emulator's endpoint URL")
+        region = session.region_name or environ.get("AWS_REGION") or LOCAL_REGION
+        client = session.client(
+            SERVICE_NAME, region_name=region, endpoint_url=endpoint_url, config=config, **LOCAL_CREDENTIALS
+        )
+    else:
+        region = session.region_name or environ.get("AWS_REGION")
+        if not region:
+            raise AwsConfigurationError(
+                "AGENTCORE_BACKEND=aws needs a region: set AWS_REGION or AWS_DEFAULT_REGION "
+                "(or a region in the AWS config profile)"
+            )
+        client = session.client(SERVICE_NAME, region_name=region, endpoint_url=endpoint_url, config=config)
+    deadlines.register(client, settings.aws_read_timeout_seconds)
+    return client

@@ -1,0 +1,91 @@
+"""create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
+
+The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from emulator import Emulator
+from service import aws
+from service.records import MemoryRecordsServicer
+from service.settings import Backend, Settings
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MemoryRecordsService"].full_name
+
+log = logging.getLogger("service")
+
+
+def create_server(
+    settings: Settings,
+    client: Any,
+    *,
+    health_servicer: health.HealthServicer | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> tuple[grpc.Server, int]:
+    """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc-handler"),
+        interceptors=list(interceptors),
+        # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    pb_grpc.add_MemoryRecordsServiceServicer_to_server(MemoryRecordsServicer(client), server)
+    health_servicer = health_servicer or health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    return server, port
+
+
+def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or `stop` is set), then drain in-flight RPCs and exit."""
+    stop = stop or threading.Event()
+    with contextlib.ExitStack() as resources:
+        endpoint_url = None
+        if settings.backend is Backend.LOCAL:
+            emulator = resources.enter_context(
+                Emulator(memory_ids=settings.local_memory_ids, db_path=settings.local_db_path)
+            )
+            endpoint_url = emulator.endpoint_url
+        client = aws.create_client(settings, endpoint_url=endpoint_url)
+        health_servicer = health.HealthServicer()
+        server, port = create_server(settings, client, health_servicer=health_servicer)
+        server.start()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+        log.info(
+            "serving agentcore.memory.v1.MemoryRecordsService",
+            extra={
+                "grpcPort": port,
+                "metricsPort": settings.metrics_port,
+                "backend": settings.backend.value,
+                "awsEndpoint": client.meta.endpoint_url,
+                "region": client.meta.region_name,
+                **({"localMemoryIds": list(settings.local_memory_ids)} if endpoint_url else {}),
+            },
+        )
+        stop.wait()
+        log.info("shutting down", extra={"graceSeconds": settings.shutdown_grace_seconds})
+        health_servicer.enter_graceful_shutdown()
+        server.stop(settings.shutdown_grace_seconds).wait()
+        log.info("stopped")

@@ -1,0 +1,234 @@
+"""Proto messages <-> boto3 parameters and replies. Pure functions, no I/O.
+
+Presence rule: a proto field the caller did not set is left out of the boto3 parameters, and a
+member AWS did not return is left unset in the proto reply. Timestamps are timezone-aware UTC
+datetimes on the boto3 side and keep microseconds (AWS's wire format, epoch seconds with six
+decimals, holds no more): nanoseconds below a microsecond are truncated.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from google.protobuf import timestamp_pb2
+
+BotoParams = dict[str, Any]
+BotoReply = Mapping[str, Any]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+_STATUS_FROM_BOTO = {
+    "SUCCEEDED": pb.MEMORY_RECORD_STATUS_SUCCEEDED,
+    "FAILED": pb.MEMORY_RECORD_STATUS_FAILED,
+}
+_EXPIRY_ACTION_TO_BOTO = {pb.RECORD_EXPIRY_ACTION_REMOVE: "REMOVE"}
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+
+def to_datetime(timestamp: timestamp_pb2.Timestamp) -> dt.datetime:
+    """A proto Timestamp as an aware UTC datetime, truncated to the microsecond."""
+    return _EPOCH + dt.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
+
+
+def to_timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
+    """An aware datetime (any zone; botocore answers in the local zone) as a proto Timestamp."""
+    if moment.tzinfo is None:
+        # botocore never returns naive datetimes; treat one as UTC rather than as local time.
+        moment = moment.replace(tzinfo=dt.UTC)
+    seconds = calendar.timegm(moment.utctimetuple())
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=moment.microsecond * 1000)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def to_boto_batch_create(request: pb.BatchCreateRequest) -> BotoParams:
+    """Parameters of `batch_create_memory_records` for a BatchCreate request."""
+    params: BotoParams = {
+        "memoryId": request.memory_id,
+        "records": [_to_boto_record_create(record) for record in request.records],
+    }
+    if request.HasField("client_token"):
+        params["clientToken"] = request.client_token
+    if request.HasField("record_expiry_specification"):
+        params["recordExpirySpecification"] = _to_boto_expiry(request.record_expiry_specification)
+    return params
+
+
+def to_boto_batch_update(request: pb.BatchUpdateRequest) -> BotoParams:
+    """Parameters of `batch_update_memory_records` for a BatchUpdate request."""
+    params: BotoParams = {
+        "memoryId": request.memory_id,
+        "records": [_to_boto_record_update(record) for record in request.records],
+    }
+    if request.HasField("record_expiry_specification"):
+        params["recordExpirySpecification"] = _to_boto_expiry(request.record_expiry_specification)
+    return params
+
+
+def to_boto_get(request: pb.GetRequest) -> BotoParams:
+    """Parameters of `get_memory_record` for a Get request."""
+    params: BotoParams = {"memoryId": request.memory_id, "memoryRecordId": request.memory_record_id}
+    if request.HasField("namespace"):
+        params["namespace"] = request.namespace
+    return params
+
+
+def _to_boto_record_create(record: pb.MemoryRecordCreate) -> BotoParams:
+    # Required members are always sent, even empty, so that AWS (or validation) names what is missing.
+    boto_record: BotoParams = {
+        "requestIdentifier": record.request_identifier,
+        "namespaces": list(record.namespaces),
+    }
+    if record.HasField("content"):
+        boto_record["content"] = _to_boto_content(record.content)
+    if record.HasField("timestamp"):
+        boto_record["timestamp"] = to_datetime(record.timestamp)
+    if record.HasField("memory_strategy_id"):
+        boto_record["memoryStrategyId"] = record.memory_strategy_id
+    if record.metadata:
+        boto_record["metadata"] = _to_boto_metadata(record.metadata)
+    return boto_record
+
+
+def _to_boto_record_update(record: pb.MemoryRecordUpdate) -> BotoParams:
+    boto_record: BotoParams = {"memoryRecordId": record.memory_record_id}
+    if record.HasField("timestamp"):
+        boto_record["timestamp"] = to_datetime(record.timestamp)
+    if record.HasField("content"):
+        boto_record["content"] = _to_boto_content(record.content)
+    if record.HasField("namespaces"):
+        boto_record["namespaces"] = list(record.namespaces.values)
+    if record.HasField("source_namespaces"):
+        boto_record["sourceNamespaces"] = list(record.source_namespaces.values)
+    if record.HasField("memory_strategy_id"):
+        boto_record["memoryStrategyId"] = record.memory_strategy_id
+    if record.metadata:
+        boto_record["metadata"] = _to_boto_metadata(record.metadata)
+    return boto_record
+
+
+def _to_boto_content(content: pb.MemoryContent) -> BotoParams:
+    # An empty oneof is sent as an empty union so that botocore/AWS reject it, naming the field.
+    return {"text": content.text} if content.HasField("text") else {}
+
+
+def _to_boto_metadata(metadata: Mapping[str, pb.MetadataValue]) -> BotoParams:
+    return {key: _to_boto_metadata_value(value) for key, value in metadata.items()}
+
+
+def _to_boto_metadata_value(value: pb.MetadataValue) -> BotoParams:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return {"stringValue": value.string_value}
+    if kind == "string_list_value":
+        return {"stringListValue": list(value.string_list_value.values)}
+    if kind == "number_value":
+        return {"numberValue": value.number_value}
+    if kind == "date_time_value":
+        return {"dateTimeValue": to_datetime(value.date_time_value)}
+    return {}
+
+
+def _to_boto_expiry(expiry: pb.RecordExpirySpecification) -> BotoParams:
+    kind = expiry.WhichOneof("specification")
+    if kind == "record_expiry_duration_days":
+        return {"recordExpiryDurationDays": expiry.record_expiry_duration_days}
+    if kind == "action":
+        # An action this version cannot name is sent as its enum name so that AWS rejects it by name.
+        name = _EXPIRY_ACTION_TO_BOTO.get(expiry.action, pb.RecordExpiryAction.Name(expiry.action))
+        return {"action": name}
+    return {}
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+
+def from_boto_batch_create(reply: BotoReply) -> pb.BatchCreateResponse:
+    """A BatchCreate response from a `batch_create_memory_records` reply."""
+    return pb.BatchCreateResponse(
+        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
+        failed_records=_from_boto_results(reply.get("failedRecords", ())),
+    )
+
+
+def from_boto_batch_update(reply: BotoReply) -> pb.BatchUpdateResponse:
+    """A BatchUpdate response from a `batch_update_memory_records` reply."""
+    return pb.BatchUpdateResponse(
+        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
+        failed_records=_from_boto_results(reply.get("failedRecords", ())),
+    )
+
+
+def from_boto_get(reply: BotoReply) -> pb.GetResponse:
+    """A Get response from a `get_memory_record` reply."""
+    response = pb.GetResponse()
+    if "memoryRecord" in reply:
+        response.memory_record.CopyFrom(from_boto_record(reply["memoryRecord"]))
+    return response
+
+
+def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
+    """A MemoryRecord from AWS's MemoryRecord shape."""
+    record = pb.MemoryRecord(
+        memory_record_id=boto_record.get("memoryRecordId", ""),
+        namespaces=boto_record.get("namespaces", ()),
+    )
+    if "content" in boto_record:
+        record.content.CopyFrom(_from_boto_content(boto_record["content"]))
+    if "memoryStrategyId" in boto_record:
+        record.memory_strategy_id = boto_record["memoryStrategyId"]
+    if "createdAt" in boto_record:
+        record.created_at.CopyFrom(to_timestamp(boto_record["createdAt"]))
+    if "timestamp" in boto_record:
+        record.timestamp.CopyFrom(to_timestamp(boto_record["timestamp"]))
+    for key, value in boto_record.get("metadata", {}).items():
+        record.metadata[key].CopyFrom(_from_boto_metadata_value(value))
+    if "expiresAt" in boto_record:
+        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
+    return record
+
+
+def _from_boto_results(boto_results: Sequence[BotoReply]) -> list[pb.MemoryRecordResult]:
+    return [_from_boto_result(boto_result) for boto_result in boto_results]
+
+
+def _from_boto_result(boto_result: BotoReply) -> pb.MemoryRecordResult:
+    result = pb.MemoryRecordResult(
+        memory_record_id=boto_result.get("memoryRecordId", ""),
+        status=_STATUS_FROM_BOTO.get(boto_result.get("status", ""), pb.MEMORY_RECORD_STATUS_UNSPECIFIED),
+    )
+    if "requestIdentifier" in boto_result:
+        result.request_identifier = boto_result["requestIdentifier"]
+    if "errorCode" in boto_result:
+        result.error_code = boto_result["errorCode"]
+    if "errorMessage" in boto_result:
+        result.error_message = boto_result["errorMessage"]
+    return result
+
+
+def _from_boto_content(boto_content: BotoReply) -> pb.MemoryContent:
+    content = pb.MemoryContent()
+    if "text" in boto_content:
+        content.text = boto_content["text"]
+    return content
+
+
+def _from_boto_metadata_value(boto_value: BotoReply) -> pb.MetadataValue:
+    value = pb.MetadataValue()
+    if "stringValue" in boto_value:
+        value.string_value = boto_value["stringValue"]
+    elif "stringListValue" in boto_value:
+        value.string_list_value.SetInParent()  # an empty list is still a list
+        value.string_list_value.values.extend(boto_value["stringListValue"])
+    elif "numberValue" in boto_value:
+        value.number_value = boto_value["numberValue"]
+    elif "dateTimeValue" in boto_value:
+        value.date_time_value.CopyFrom(to_timestamp(boto_value["dateTimeValue"]))
+    return value

@@ -1,0 +1,231 @@
+"""Validation before AWS: every constraint of the botocore service model, checked on the boto3
+parameters of a request, with violations named by their proto field path.
+
+The constraints come from the botocore model itself (required members, lengths, patterns, enums,
+list and map sizes, numeric ranges, unions), so a botocore upgrade that changes a limit changes this
+validation with no code change. Each operation's checker is compiled once, at import: patterns are
+precompiled and no model is walked per request.
+
+Patterns are full matches, as AWS applies them (the model's patterns carry no anchors).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import botocore.session
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from google.protobuf import descriptor, timestamp_pb2
+
+from service.errors import FieldViolation, InvalidRequestError
+
+Violations = list[FieldViolation]
+Check = Callable[[Any, str, Violations], None]
+
+SERVICE_NAME = "bedrock-agentcore"
+# Timestamps a proto can carry but a datetime (and AWS) cannot: years 1 to 9999 only.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _snake(name: str) -> str:
+    return _CAMEL.sub("_", name).lower()
+
+
+def _describe_length(minimum: int | None, maximum: int | None, unit: str) -> str:
+    if minimum is not None and maximum is not None:
+        return f"must have {minimum} to {maximum} {unit}"
+    if minimum is not None:
+        return f"must have at least {minimum} {unit}"
+    return f"must have at most {maximum} {unit}"
+
+
+def _compile(shape: Any, proto: descriptor.Descriptor | None, *, wrapped: bool = False) -> Check:
+    """A checker for values of `shape`. `proto` is the message (or map entry, or list element) that
+    carries them when there is one; `wrapped` marks a list held in a wrapper message's `values`."""
+    kind = shape.type_name
+    if kind == "structure":
+        return _compile_structure(shape, proto)
+    if kind == "list":
+        return _compile_list(shape, proto, wrapped=wrapped)
+    if kind == "map":
+        return _compile_map(shape, proto)
+    if kind == "string":
+        return _compile_string(shape)
+    if kind in {"integer", "long"}:
+        return _compile_integer(shape)
+    if kind in {"double", "float"}:
+        return _check_finite
+    return _check_nothing
+
+
+def _check_nothing(value: Any, path: str, out: Violations) -> None:
+    return None
+
+
+def _check_finite(value: Any, path: str, out: Violations) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        out.append(FieldViolation(path, "must be a finite number"))
+
+
+def _compile_string(shape: Any) -> Check:
+    minimum = shape.metadata.get("min")
+    maximum = shape.metadata.get("max")
+    pattern = re.compile(shape.metadata["pattern"]) if "pattern" in shape.metadata else None
+    enum = frozenset(shape.enum) if shape.enum else None
+    length_message = _describe_length(minimum, maximum, "characters")
+    enum_message = f"must be one of {', '.join(sorted(enum))}" if enum else ""
+    pattern_message = f"must match the pattern {pattern.pattern}" if pattern else ""
+
+    def check(value: Any, path: str, out: Violations) -> None:
+        if not isinstance(value, str):
+            out.append(FieldViolation(path, "must be a string"))
+            return
+        if (minimum is not None and len(value) < minimum) or (maximum is not None and len(value) > maximum):
+            out.append(FieldViolation(path, length_message))
+        elif enum is not None and value not in enum:
+            out.append(FieldViolation(path, enum_message))
+        elif pattern is not None and not pattern.fullmatch(value):
+            out.append(FieldViolation(path, pattern_message))
+
+    return check
+
+
+def _compile_integer(shape: Any) -> Check:
+    minimum = shape.metadata.get("min")
+    maximum = shape.metadata.get("max")
+
+    def check(value: Any, path: str, out: Violations) -> None:
+        if minimum is not None and value < minimum:
+            out.append(FieldViolation(path, f"must be at least {minimum}"))
+        elif maximum is not None and value > maximum:
+            out.append(FieldViolation(path, f"must be at most {maximum}"))
+
+    return check
+
+
+def _compile_list(shape: Any, element: descriptor.Descriptor | None, *, wrapped: bool) -> Check:
+    minimum = shape.metadata.get("min")
+    maximum = shape.metadata.get("max")
+    message = _describe_length(minimum, maximum, "entries")
+    check_member = _compile(shape.member, element)
+    # A proto wrapper message (NamespaceList, StringList) holds the list in its `values` field.
+    member_prefix = ".values" if wrapped else ""
+
+    def check(value: Any, path: str, out: Violations) -> None:
+        if (minimum is not None and len(value) < minimum) or (maximum is not None and len(value) > maximum):
+            out.append(FieldViolation(path, message))
+        for index, member in enumerate(value):
+            check_member(member, f"{path}{member_prefix}[{index}]", out)
+
+    return check
+
+
+def _compile_map(shape: Any, proto: descriptor.Descriptor | None) -> Check:
+    minimum = shape.metadata.get("min")
+    maximum = shape.metadata.get("max")
+    message = _describe_length(minimum, maximum, "entries")
+    check_key = _compile(shape.key, None)
+    value_proto = proto.fields_by_name["value"].message_type if proto is not None else None
+    check_value = _compile(shape.value, value_proto)
+
+    def check(value: Any, path: str, out: Violations) -> None:
+        if (minimum is not None and len(value) < minimum) or (maximum is not None and len(value) > maximum):
+            out.append(FieldViolation(path, message))
+        for key, member in value.items():
+            entry_path = f"{path}[{key!r}]".replace("'", '"')
+            check_key(key, f"{entry_path} (key)", out)
+            check_value(member, entry_path, out)
+
+    return check
+
+
+def _compile_structure(shape: Any, proto: descriptor.Descriptor | None) -> Check:
+    required = tuple(shape.required_members)
+    is_union = bool(shape.metadata.get("union"))
+    members: dict[str, tuple[str, Check]] = {}
+    for name, member_shape in shape.members.items():
+        proto_name = _snake(name)
+        field = proto.fields_by_name.get(proto_name) if proto is not None else None
+        nested = field.message_type if field is not None else None
+        # A list in a singular message field is a wrapper (NamespaceList, StringList), not a repeated field.
+        wrapped = field is not None and member_shape.type_name == "list" and not field.is_repeated
+        members[name] = (proto_name, _compile(member_shape, None if wrapped else nested, wrapped=wrapped))
+    union_message = f"must have exactly one of {', '.join(_snake(m) for m in shape.members)} set"
+
+    def check(value: Any, path: str, out: Violations) -> None:
+        prefix = f"{path}." if path else ""
+        for name in required:
+            if name not in value:
+                out.append(FieldViolation(prefix + members[name][0], "is required"))
+        if is_union and len(value) != 1:
+            out.append(FieldViolation(path, union_message))
+        for name, member in value.items():
+            if name in members:
+                proto_name, check_member = members[name]
+                check_member(member, prefix + proto_name, out)
+
+    return check
+
+
+# The AWS operation behind each request message.
+OPERATIONS: dict[type[Any], str] = {
+    pb.BatchCreateRequest: "BatchCreateMemoryRecords",
+    pb.BatchUpdateRequest: "BatchUpdateMemoryRecords",
+    pb.GetRequest: "GetMemoryRecord",
+}
+
+
+def compile_checkers(model: Any) -> dict[type[Any], Check]:
+    """One checker per request message, compiled from a botocore ServiceModel."""
+    return {
+        request: _compile(model.operation_model(operation).input_shape, request.DESCRIPTOR)
+        for request, operation in OPERATIONS.items()
+    }
+
+
+_CHECKERS = compile_checkers(botocore.session.get_session().get_service_model(SERVICE_NAME))
+
+
+def check_timestamps(request: pb.BatchCreateRequest | pb.BatchUpdateRequest) -> None:
+    """Refuse timestamps that cannot be converted (before year 1, after 9999, nanos out of range)."""
+    violations: Violations = []
+    records: list[pb.MemoryRecordCreate | pb.MemoryRecordUpdate] = list(request.records)
+    for index, record in enumerate(records):
+        if record.HasField("timestamp"):
+            _check_timestamp(record.timestamp, f"records[{index}].timestamp", violations)
+        for key, value in record.metadata.items():
+            if value.HasField("date_time_value"):
+                _check_timestamp(
+                    value.date_time_value, f'records[{index}].metadata["{key}"].date_time_value', violations
+                )
+    if violations:
+        raise InvalidRequestError(violations)
+
+
+def _check_timestamp(value: timestamp_pb2.Timestamp, path: str, out: Violations) -> None:
+    if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
+        out.append(FieldViolation(path, "must be a valid timestamp between years 1 and 9999"))
+
+
+def check_params(
+    request: Any, params: Mapping[str, Any], checkers: Mapping[type[Any], Check] = _CHECKERS
+) -> None:
+    """Refuse `params` (the boto3 parameters of `request`) when they break the service model."""
+    violations: Violations = []
+    checkers[type(request)](params, "", violations)
+    if violations:
+        raise InvalidRequestError(violations)
+
+
+def validated_params(request: Any, to_params: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The boto3 parameters of `request`, or InvalidRequestError naming every invalid field."""
+    if isinstance(request, pb.BatchCreateRequest | pb.BatchUpdateRequest):
+        check_timestamps(request)
+    params = to_params(request)
+    check_params(request, params)
+    return params

@@ -1,0 +1,305 @@
+"""Every row of the error table (README, service/errors.py), through real HTTP and real botocore
+parsing, against the independent wire stub in aws mode."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from google.protobuf import message as protobuf_message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from service import errors
+from tests.conftest import MEMORY_ID, AwsServiceFactory, RunningService
+from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
+
+RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+
+
+def details_of(error: grpc.RpcError) -> dict[type[Any], Any]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status in the trailers"
+    assert status.code == error.code().value[0]  # type: ignore[attr-defined]
+    found: dict[type[Any], Any] = {}
+    kinds: list[type[protobuf_message.Message]] = [
+        error_details_pb2.ErrorInfo,
+        error_details_pb2.BadRequest,
+        error_details_pb2.RetryInfo,
+        error_details_pb2.ResourceInfo,
+        error_details_pb2.QuotaFailure,
+        error_details_pb2.RequestInfo,
+    ]
+    for packed in status.details:
+        for kind in kinds:
+            if packed.Is(kind.DESCRIPTOR):
+                detail = kind()
+                packed.Unpack(detail)
+                assert kind not in found, f"two {kind.__name__} details"
+                found[kind] = detail
+    assert error_details_pb2.ErrorInfo in found, "every error carries one ErrorInfo"
+    info = found[error_details_pb2.ErrorInfo]
+    assert info.reason == info.reason.upper() and " " not in info.reason
+    return found
+
+
+def call_get(service: RunningService, timeout: float = 10) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        service.stub.Get(GET, timeout=timeout)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("canned", "code", "reason", "extra_detail"),
+    [
+        (
+            aws_error(404, "ResourceNotFoundException", "Memory not found"),
+            grpc.StatusCode.NOT_FOUND,
+            "AWS_RESOURCE_NOT_FOUND",
+            error_details_pb2.ResourceInfo,
+        ),
+        (
+            aws_error(403, "AccessDeniedException", "not allowed"),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "AWS_ACCESS_DENIED",
+            None,
+        ),
+        (
+            aws_error(402, "ServiceQuotaExceededException", "quota"),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "AWS_SERVICE_QUOTA_EXCEEDED",
+            error_details_pb2.QuotaFailure,
+        ),
+        (
+            aws_error(400, "InvalidInputException", "bad input"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "AWS_INVALID_INPUT",
+            error_details_pb2.BadRequest,
+        ),
+    ],
+)
+def test_non_retryable_aws_errors(
+    aws_service_factory: AwsServiceFactory,
+    wire_stub: WireStub,
+    canned: CannedResponse,
+    code: grpc.StatusCode,
+    reason: str,
+    extra_detail: type[Any] | None,
+) -> None:
+    service = aws_service_factory(aws_max_attempts=3)
+    wire_stub.queue(canned, canned, canned)
+    error = call_get(service)
+    assert error.code() is code
+    found = details_of(error)
+    info = found[error_details_pb2.ErrorInfo]
+    assert (info.reason, info.domain) == (reason, errors.AWS_DOMAIN)
+    aws_code = canned.headers["x-amzn-ErrorType"]
+    assert dict(info.metadata) == {
+        "awsErrorCode": aws_code,
+        "awsRequestId": f"req-{aws_code}",
+        "httpStatus": str(canned.status),
+        "operation": "GetMemoryRecord",
+    }
+    assert found[error_details_pb2.RequestInfo].request_id == f"req-{aws_code}"
+    if extra_detail is not None:
+        assert extra_detail in found
+    if extra_detail is error_details_pb2.ResourceInfo:
+        assert found[extra_detail].resource_name == MEMORY_ID
+    assert len(wire_stub.requests) == 1, "4xx errors are not retried"
+
+
+def test_validation_exception_names_proto_fields(aws_service: RunningService, wire_stub: WireStub) -> None:
+    wire_stub.queue(
+        aws_error(
+            400,
+            "ValidationException",
+            "2 validation errors detected",
+            reason="FieldValidationFailed",
+            fieldList=[
+                {"name": "records.4.member.content.text", "message": "too long"},
+                {"name": "memoryId", "message": "bad pattern"},
+            ],
+        )
+    )
+    error = call_get(aws_service)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    found = details_of(error)
+    violations = found[error_details_pb2.BadRequest].field_violations
+    assert [(v.field, v.description) for v in violations] == [
+        ("records[3].content.text", "too long"),
+        ("memory_id", "bad pattern"),
+    ]
+    assert found[error_details_pb2.ErrorInfo].reason == "AWS_VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize("code", ["ThrottledException", "ThrottlingException"])
+def test_throttles_are_retried_then_resource_exhausted(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub, code: str
+) -> None:
+    service = aws_service_factory(aws_max_attempts=2)
+    wire_stub.queue(*[aws_error(429, code, "slow down")] * 2)
+    error = call_get(service)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    found = details_of(error)
+    assert found[error_details_pb2.RetryInfo].retry_delay.ToNanoseconds() > 0
+    assert found[error_details_pb2.ErrorInfo].reason == "AWS_THROTTLED"
+    assert len(wire_stub.requests) == 2, "throttles are retried up to AWS_MAX_ATTEMPTS"
+
+
+def test_a_retried_throttle_that_then_succeeds_is_ok(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub
+) -> None:
+    service = aws_service_factory(aws_max_attempts=3)
+    record = {"memoryRecordId": RECORD_ID, "content": {"text": "x"}, "namespaces": [], "createdAt": 1}
+    wire_stub.queue(
+        aws_error(429, "ThrottledException", "slow down"), aws_reply(200, {"memoryRecord": record})
+    )
+    assert service.stub.Get(GET, timeout=10).memory_record.memory_record_id == RECORD_ID
+    assert len(wire_stub.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(500, "ServiceException"), (503, "ServiceUnavailable"), (502, "")]
+)
+def test_server_errors_after_retries_are_unavailable(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub, status: int, code: str
+) -> None:
+    service = aws_service_factory(aws_max_attempts=2)
+    wire_stub.queue(*[aws_error(status, code, "upstream broke")] * 2)
+    error = call_get(service)
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    found = details_of(error)
+    assert error_details_pb2.RetryInfo in found
+    assert found[error_details_pb2.ErrorInfo].metadata["httpStatus"] == str(status)
+    assert len(wire_stub.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "grpc_code", "reason"),
+    [
+        (403, "UnrecognizedClientException", grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
+        (403, "InvalidSignatureException", grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
+        (403, "ExpiredTokenException", grpc.StatusCode.UNAVAILABLE, "AWS_CREDENTIALS_EXPIRED"),
+    ],
+)
+def test_rejected_credentials(
+    aws_service: RunningService,
+    wire_stub: WireStub,
+    status: int,
+    code: str,
+    grpc_code: grpc.StatusCode,
+    reason: str,
+) -> None:
+    wire_stub.queue(aws_error(status, code, "The security token AKIDEXAMPLE is invalid"))
+    error = call_get(aws_service)
+    assert error.code() is grpc_code
+    assert "AKIDEXAMPLE" not in (error.details() or "")
+    assert "secret-example" not in (error.details() or "")
+    assert "misconfigured" in (error.details() or "") or "expired" in (error.details() or "")
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == reason
+
+
+def test_missing_credentials_is_internal_without_any_request(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    for name in (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    error = call_get(aws_service_factory())
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert "misconfigured" in (error.details() or "")
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_CREDENTIALS_MISSING"
+    assert wire_stub.requests == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_connection_refused_is_unavailable(
+    aws_service_factory: AwsServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", f"http://127.0.0.1:{_closed_port()}")
+    error = call_get(aws_service_factory())
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_UNREACHABLE"
+
+
+def test_dns_failure_is_unavailable(
+    aws_service_factory: AwsServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # .invalid never resolves (RFC 6761); the lookup fails without leaving the machine.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", "http://agentcore.invalid:1")
+    error = call_get(aws_service_factory(), timeout=30)
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_UNREACHABLE"
+
+
+def test_connection_reset_is_unavailable(aws_service_factory: AwsServiceFactory, wire_stub: WireStub) -> None:
+    service = aws_service_factory(aws_max_attempts=2)
+    dropped = CannedResponse(200, b"", {}, drop_connection=True)
+    wire_stub.queue(dropped, dropped)
+    error = call_get(service)
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert len(wire_stub.requests) == 2, "connection errors are retried"
+
+
+def test_read_timeout_is_unavailable(aws_service_factory: AwsServiceFactory, wire_stub: WireStub) -> None:
+    service = aws_service_factory(aws_read_timeout_seconds=0.3)
+    wire_stub.queue(aws_reply(200, {}, delay_seconds=1.5))
+    error = call_get(service)
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_TIMEOUT"
+
+
+def test_garbled_reply_is_internal_and_logged_once(
+    aws_service: RunningService, wire_stub: WireStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    garbled = {"memoryRecord": {"memoryRecordId": RECORD_ID, "createdAt": "not a time"}}
+    wire_stub.queue(aws_reply(200, garbled))
+    error = call_get(aws_service)
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert error.details() == "internal error"
+    assert details_of(error)[error_details_pb2.ErrorInfo].domain == errors.FACADE_DOMAIN
+    assert len([r for r in caplog.records if r.exc_info]) == 1
+
+
+def test_deadline_bounds_the_upstream_call(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub
+) -> None:
+    """Upstream answers in 5 s, the caller allows 1 s: DEADLINE_EXCEEDED in about 1 s, and no retry,
+    although the read timeout (1.5 s) and AWS_MAX_ATTEMPTS (3) would allow one."""
+    service = aws_service_factory(aws_max_attempts=3, aws_read_timeout_seconds=1.5)
+    wire_stub.default = aws_reply(200, {}, delay_seconds=5)
+    started = time.monotonic()
+    error = call_get(service, timeout=1)
+    elapsed = time.monotonic() - started
+    assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert elapsed < 2.5
+    time.sleep(3)  # past the 1.5 s read timeout and botocore's back-off: a retry would have arrived
+    assert len(wire_stub.requests) == 1
+
+
+def test_cancellation_stops_retries(aws_service_factory: AwsServiceFactory, wire_stub: WireStub) -> None:
+    service = aws_service_factory(aws_max_attempts=3)
+    body = json.dumps({"message": "broken"}).encode()
+    wire_stub.default = CannedResponse(500, body, {"x-amzn-ErrorType": "ServiceException"}, delay_seconds=0.8)
+    future = service.stub.Get.future(GET, timeout=30)
+    time.sleep(0.3)
+    assert future.cancel()
+    assert future.code() is grpc.StatusCode.CANCELLED
+    time.sleep(2.5)  # botocore would have made attempts 2 and 3 by now
+    assert len(wire_stub.requests) == 1

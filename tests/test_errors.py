@@ -1,0 +1,99 @@
+"""errors.py as pure functions: field paths, botocore reports, and the shape of every status."""
+
+from __future__ import annotations
+
+import botocore.exceptions
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from service import errors
+
+
+def unpack(status: grpc.Status) -> tuple[status_pb2.Status, list[object]]:
+    [(key, value)] = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    proto = status_pb2.Status.FromString(value)
+    details: list[object] = []
+    for packed in proto.details:
+        for cls in (
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.BadRequest,
+            error_details_pb2.RetryInfo,
+            error_details_pb2.ResourceInfo,
+            error_details_pb2.QuotaFailure,
+            error_details_pb2.RequestInfo,
+        ):
+            if packed.Is(cls.DESCRIPTOR):
+                message = cls()
+                packed.Unpack(message)
+                details.append(message)
+    return proto, details
+
+
+@pytest.mark.parametrize(
+    ("aws_name", "proto_path"),
+    [
+        ("memoryId", "memory_id"),
+        ("records.4.member.content.text", "records[3].content.text"),
+        ("records.1.member.memoryRecordId", "records[0].memory_record_id"),
+        ("/records/3/content/text", "records[3].content.text"),
+        ("records[2].sourceNamespaces[0]", "records[2].source_namespaces[0]"),
+        (
+            "recordExpirySpecification.recordExpiryDurationDays",
+            "record_expiry_specification.record_expiry_duration_days",
+        ),
+        ("records.2.member.metadata.topic.stringValue", 'records[1].metadata["topic"].string_value'),
+    ],
+)
+def test_proto_field_path(aws_name: str, proto_path: str) -> None:
+    assert errors.proto_field_path(aws_name) == proto_path
+
+
+def test_param_validation_report_drops_values() -> None:
+    report = (
+        'Missing required parameter in records[0]: "timestamp"\n'
+        "Invalid length for parameter records[1].content.text, value: 0, valid min length: 1\n"
+        "Invalid type for parameter records[2].content.text, value: SECRET-TEXT, type: <class 'int'>"
+    )
+    exc = botocore.exceptions.ParamValidationError(report=report)
+    proto, details = unpack(errors.to_status(exc))
+    assert proto.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "SECRET-TEXT" not in proto.message
+    info, bad_request = details
+    assert isinstance(info, error_details_pb2.ErrorInfo) and info.reason == "INVALID_ARGUMENT"
+    assert isinstance(bad_request, error_details_pb2.BadRequest)
+    assert [v.field for v in bad_request.field_violations] == [
+        "records[0].timestamp",
+        "records[1].content.text",
+        "records[2].content.text",
+    ]
+
+
+def test_unexpected_exception_is_internal_with_a_generic_message(caplog: pytest.LogCaptureFixture) -> None:
+    proto, details = unpack(errors.to_status(RuntimeError("boom with secret text")))
+    assert proto.code == grpc.StatusCode.INTERNAL.value[0]
+    assert proto.message == "internal error"
+    assert isinstance(details[0], error_details_pb2.ErrorInfo)
+    assert details[0].domain == errors.FACADE_DOMAIN
+    assert len([r for r in caplog.records if r.exc_info]) == 1
+
+
+def test_missing_credentials_is_internal_and_says_misconfigured() -> None:
+    proto, details = unpack(errors.to_status(botocore.exceptions.NoCredentialsError()))
+    assert proto.code == grpc.StatusCode.INTERNAL.value[0]
+    assert "misconfigured" in proto.message
+    assert details[0].reason == "AWS_CREDENTIALS_MISSING"  # type: ignore[attr-defined]
+
+
+def test_connection_failure_is_unavailable_with_retry_info() -> None:
+    exc = botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+    proto, details = unpack(errors.to_status(exc))
+    assert proto.code == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert any(isinstance(d, error_details_pb2.RetryInfo) for d in details)
+
+
+def test_go_code_names() -> None:
+    assert errors.go_code_name(grpc.StatusCode.OK) == "OK"
+    assert errors.go_code_name(grpc.StatusCode.INVALID_ARGUMENT) == "InvalidArgument"
+    assert errors.go_code_name(grpc.StatusCode.DEADLINE_EXCEEDED) == "DeadlineExceeded"

@@ -1,0 +1,126 @@
+"""`python -m service` as a user runs it: a real process, its start line, a real call, a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from emulator import DEFAULT_MEMORY_ID
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 20
+
+
+def service_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0"})
+    env.update(variables)
+    return env
+
+
+def read_json_line(stream: IO[str], message: str) -> dict[str, object]:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        entry = json.loads(line)
+        if entry.get("message") == message:
+            return dict(entry)
+    raise AssertionError(f"no {message!r} line")
+
+
+@pytest.fixture
+def local_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(AGENTCORE_BACKEND="local", SHUTDOWN_GRACE_SECONDS="2"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        start = read_json_line(process.stderr, "serving agentcore.memory.v1.MemoryRecordsService")
+        yield process, start
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def test_local_mode_serves_and_stops_on_sigterm(
+    local_process: tuple[subprocess.Popen[str], dict[str, object]],
+) -> None:
+    process, start = local_process
+    assert start["backend"] == "local"
+    assert start["metricsPort"] == 9464
+    assert str(start["awsEndpoint"]).startswith("http://127.0.0.1:")
+    assert start["localMemoryIds"] == [DEFAULT_MEMORY_ID]
+    port = start["grpcPort"]
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        stub = pb_grpc.MemoryRecordsServiceStub(channel)
+        created = stub.BatchCreate(
+            pb.BatchCreateRequest(
+                memory_id=DEFAULT_MEMORY_ID,
+                records=[
+                    pb.MemoryRecordCreate(
+                        request_identifier="r1",
+                        content=pb.MemoryContent(text="hello"),
+                        timestamp=timestamp_pb2.Timestamp(seconds=1),
+                    )
+                ],
+            ),
+            timeout=10,
+        )
+        record_id = created.successful_records[0].memory_record_id
+        got = stub.Get(pb.GetRequest(memory_id=DEFAULT_MEMORY_ID, memory_record_id=record_id), timeout=10)
+        assert got.memory_record.content.text == "hello"
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+
+
+def test_invalid_setting_fails_at_start_naming_the_variable() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(AGENTCORE_BACKEND="aws", GRPC_PORT="not-a-port"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert process.returncode == 2
+    assert "GRPC_PORT" in process.stderr
+
+
+def test_aws_mode_without_region_fails_at_start_with_a_clear_message() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(AGENTCORE_BACKEND="aws", AWS_CONFIG_FILE="/nonexistent"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert process.returncode == 2
+    assert "AWS_REGION" in process.stderr

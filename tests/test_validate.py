@@ -1,0 +1,207 @@
+"""Validation before AWS: a request that breaks any model constraint is refused with
+INVALID_ARGUMENT naming the proto field, and AWS (the emulator) never sees it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import botocore.model
+import botocore.session
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from emulator import Emulator
+from service import translate, validate
+from service.errors import InvalidRequestError
+from tests.conftest import MEMORY_ID, RunningService
+
+RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+NOW = timestamp_pb2.Timestamp(seconds=1_732_560_000)
+SECRET = "secret record text 4111-1111"
+
+
+def good_create(**fields: Any) -> pb.MemoryRecordCreate:
+    values: dict[str, Any] = {
+        "request_identifier": "r1",
+        "namespaces": ["users/alice"],
+        "content": pb.MemoryContent(text=SECRET),
+        "timestamp": NOW,
+    }
+    values.update(fields)
+    return pb.MemoryRecordCreate(**values)
+
+
+def good_update(**fields: Any) -> pb.MemoryRecordUpdate:
+    values: dict[str, Any] = {"memory_record_id": RECORD_ID, "timestamp": NOW}
+    values.update(fields)
+    return pb.MemoryRecordUpdate(**values)
+
+
+def create(*records: pb.MemoryRecordCreate, **fields: Any) -> pb.BatchCreateRequest:
+    return pb.BatchCreateRequest(memory_id=fields.pop("memory_id", MEMORY_ID), records=records, **fields)
+
+
+def update(*records: pb.MemoryRecordUpdate, **fields: Any) -> pb.BatchUpdateRequest:
+    return pb.BatchUpdateRequest(memory_id=fields.pop("memory_id", MEMORY_ID), records=records, **fields)
+
+
+INVALID: list[tuple[str, Any, str]] = [
+    ("memory id too short", create(good_create(), memory_id="m-1"), "memory_id"),
+    ("memory id pattern", create(good_create(), memory_id="1memory-0123456789"), "memory_id"),
+    ("memory id missing", update(good_update(), memory_id=""), "memory_id"),
+    ("101 records", create(*[good_create(request_identifier=f"r{i}") for i in range(101)]), "records"),
+    ("content missing", create(good_create(content=None)), "records[0].content"),
+    ("content oneof unset", create(good_create(content=pb.MemoryContent())), "records[0].content"),
+    ("empty text", create(good_create(content=pb.MemoryContent(text=""))), "records[0].content.text"),
+    (
+        "text too long",
+        create(good_create(content=pb.MemoryContent(text="x" * 16001))),
+        "records[0].content.text",
+    ),
+    ("timestamp missing", create(good_create(timestamp=None)), "records[0].timestamp"),
+    (
+        "timestamp out of range",
+        update(good_update(timestamp=timestamp_pb2.Timestamp(seconds=-(10**12)))),
+        "records[0].timestamp",
+    ),
+    (
+        "request identifier pattern",
+        create(good_create(request_identifier="r 1")),
+        "records[0].request_identifier",
+    ),
+    ("two namespaces", create(good_create(namespaces=["a", "b"])), "records[0].namespaces"),
+    ("namespace pattern", create(good_create(namespaces=["-bad"])), "records[0].namespaces[0]"),
+    ("strategy pattern", create(good_create(memory_strategy_id="-x")), "records[0].memory_strategy_id"),
+    ("record id too short", update(good_update(memory_record_id="mem-1")), "records[0].memory_record_id"),
+    (
+        "record id pattern",
+        update(good_update(memory_record_id="rec-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa")),
+        "records[0].memory_record_id",
+    ),
+    (
+        "update namespace list too long",
+        update(good_update(namespaces=pb.NamespaceList(values=["a", "b"]))),
+        "records[0].namespaces",
+    ),
+    (
+        "source namespace pattern",
+        update(good_update(source_namespaces=pb.NamespaceList(values=[" "]))),
+        "records[0].source_namespaces.values[0]",
+    ),
+    (
+        "metadata key pattern",
+        create(good_create(metadata={"bad!": pb.MetadataValue(string_value="v")})),
+        'records[0].metadata["bad!"] (key)',
+    ),
+    (
+        "metadata value unset",
+        create(good_create(metadata={"k": pb.MetadataValue()})),
+        'records[0].metadata["k"]',
+    ),
+    (
+        "metadata list too long",
+        create(
+            good_create(
+                metadata={"k": pb.MetadataValue(string_list_value=pb.StringList(values=list("abcdef")))}
+            )
+        ),
+        'records[0].metadata["k"].string_list_value',
+    ),
+    (
+        "metadata number not finite",
+        create(good_create(metadata={"k": pb.MetadataValue(number_value=float("inf"))})),
+        'records[0].metadata["k"].number_value',
+    ),
+    (
+        "21 metadata entries",
+        create(good_create(metadata={f"k{i}": pb.MetadataValue(string_value="v") for i in range(21)})),
+        "records[0].metadata",
+    ),
+    (
+        "expiry below 31 days",
+        create(
+            good_create(),
+            record_expiry_specification=pb.RecordExpirySpecification(record_expiry_duration_days=30),
+        ),
+        "record_expiry_specification.record_expiry_duration_days",
+    ),
+    (
+        "expiry action unspecified",
+        update(good_update(), record_expiry_specification=pb.RecordExpirySpecification(action=0)),
+        "record_expiry_specification.action",
+    ),
+    (
+        "expiry oneof unset",
+        update(good_update(), record_expiry_specification=pb.RecordExpirySpecification()),
+        "record_expiry_specification",
+    ),
+    ("get: record id missing", pb.GetRequest(memory_id=MEMORY_ID), "memory_record_id"),
+    (
+        "get: namespace empty",
+        pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID, namespace=""),
+        "namespace",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_message", "field"), [(r, f) for _, r, f in INVALID], ids=[n for n, _, _ in INVALID]
+)
+def test_refused_before_aws_naming_the_field(
+    local_service: RunningService, emulator: Emulator, request_message: Any, field: str
+) -> None:
+    method = {
+        pb.BatchCreateRequest: local_service.stub.BatchCreate,
+        pb.BatchUpdateRequest: local_service.stub.BatchUpdate,
+        pb.GetRequest: local_service.stub.Get,
+    }[type(request_message)]
+    with pytest.raises(grpc.RpcError) as caught:
+        method(request_message, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert any(detail.Unpack(bad_request) for detail in status.details)
+    assert field in [violation.field for violation in bad_request.field_violations]
+    assert field in (caught.value.details() or "")
+    assert SECRET not in (caught.value.details() or "")
+    assert emulator.received() == [], "an invalid request never reaches AWS"
+
+
+def test_every_violation_is_reported_at_once() -> None:
+    request = update(good_update(memory_record_id="x", timestamp=None), memory_id="m")
+    with pytest.raises(InvalidRequestError) as caught:
+        validate.validated_params(request, translate.to_boto_batch_update)
+    assert {v.field for v in caught.value.violations} == {
+        "memory_id",
+        "records[0].memory_record_id",
+        "records[0].timestamp",
+    }
+
+
+def test_valid_requests_pass() -> None:
+    validate.validated_params(create(good_create(memory_strategy_id="s-1")), translate.to_boto_batch_create)
+    validate.validated_params(
+        update(good_update(namespaces=pb.NamespaceList())), translate.to_boto_batch_update
+    )
+    arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:memory/demo_memory-0123456789"
+    validate.validated_params(pb.GetRequest(memory_id=arn, memory_record_id=RECORD_ID), translate.to_boto_get)
+
+
+def test_limits_come_from_the_botocore_model() -> None:
+    """A model whose batch limit is 2 refuses 3 records: no limit is written in our code."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    model_json = copy.deepcopy(loader.load_service_model("bedrock-agentcore", "service-2"))
+    model_json["shapes"]["MemoryRecordsCreateInputList"]["max"] = 2
+    checkers = validate.compile_checkers(botocore.model.ServiceModel(model_json, "bedrock-agentcore"))
+    request = create(*[good_create(request_identifier=f"r{i}") for i in range(3)])
+    params = translate.to_boto_batch_create(request)
+    validate.check_params(request, translate.to_boto_batch_create(create(good_create())), checkers)
+    with pytest.raises(InvalidRequestError) as caught:
+        validate.check_params(request, params, checkers)
+    assert [v.field for v in caught.value.violations] == ["records"]
