@@ -6,8 +6,19 @@ unmodified boto3 client pointed at ``Emulator.endpoint_url`` works against it.
 
 from emulator.app import DEFAULT_MEMORY_ID, Emulator
 from emulator.errors import ApiError
+from emulator.faults import DropConnection, FaultConfig, Faults
 from emulator.journal import ReceivedRequest
 from emulator.service import BeforeOperationHook
 from emulator.wire import Response
 
-__all__ = ["DEFAULT_MEMORY_ID", "ApiError", "BeforeOperationHook", "Emulator", "ReceivedRequest", "Response"]
+__all__ = [
+    "DEFAULT_MEMORY_ID",
+    "ApiError",
+    "BeforeOperationHook",
+    "DropConnection",
+    "Emulator",
+    "FaultConfig",
+    "Faults",
+    "ReceivedRequest",
+    "Response",
+]

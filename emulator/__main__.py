@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from emulator.app import DEFAULT_MEMORY_ID, Emulator
+from emulator.faults import FaultConfig
 
 logger = logging.getLogger("emulator")
 
@@ -33,7 +34,43 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated memory ids that exist (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--fault-error",
+        action="append",
+        default=[],
+        metavar="CODE=PROBABILITY",
+        help="answer this modelled AWS error with this probability, e.g. ServiceException=0.1 (repeatable)",
+    )
+    faults.add_argument(
+        "--fault-rate-limit", type=float, metavar="PER_SECOND", help="throttle above this rate"
+    )
+    faults.add_argument(
+        "--fault-latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer"
+    )
+    faults.add_argument(
+        "--fault-drop-rate",
+        type=float,
+        default=0.0,
+        metavar="PROBABILITY",
+        help="drop connections unanswered",
+    )
     return parser.parse_args(argv)
+
+
+def _fault_config(args: argparse.Namespace) -> FaultConfig:
+    error_rates = {}
+    for item in args.fault_error:
+        code, separator, rate = item.partition("=")
+        if not separator:
+            raise ValueError(f"--fault-error {item!r}: expected CODE=PROBABILITY")
+        error_rates[code.strip()] = float(rate)
+    return FaultConfig(
+        error_rates=error_rates,
+        rate_limit_per_second=args.fault_rate_limit,
+        latency_seconds=args.fault_latency,
+        drop_connection_rate=args.fault_drop_rate,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     try:
-        emulator = Emulator(memory_ids=memory_ids, db_path=args.db, host=args.host, port=args.port)
+        emulator = Emulator(
+            memory_ids=memory_ids, db_path=args.db, host=args.host, port=args.port, faults=_fault_config(args)
+        )
         emulator.start()
     except (ValueError, OSError, sqlite3.Error) as error:
         logger.error("cannot start: %s", error)

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 
+from emulator.faults import FaultConfig, Faults
 from emulator.journal import Journal, ReceivedRequest
 from emulator.server import HttpServer
 from emulator.service import BeforeOperationHook, Service, check_memory_id
@@ -33,6 +34,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         journal_size: int = 1000,
+        faults: FaultConfig | None = None,
     ) -> None:
         self._memory_ids = tuple(memory_ids)
         if not self._memory_ids:
@@ -43,7 +45,8 @@ class Emulator:
         self._host = host
         self._requested_port = port
         self._journal = Journal(journal_size)
-        self._hook: BeforeOperationHook | None = None
+        self._faults = Faults(faults)
+        self._hook: BeforeOperationHook | None = self._faults
         self._lifecycle = threading.Lock()
         self._store: Store | None = None
         self._service: Service | None = None
@@ -129,6 +132,11 @@ class Emulator:
 
     def clear_received(self) -> None:
         self._journal.clear()
+
+    @property
+    def faults(self) -> Faults:
+        """The fault injection in force; `faults.configure(...)` changes it at run time."""
+        return self._faults
 
     def set_before_operation_hook(self, hook: BeforeOperationHook | None) -> None:
         """Install (or with None, remove) the hook run before every routed operation."""

@@ -19,6 +19,7 @@ from socketserver import BaseServer, TCPServer
 from typing import Any, cast
 
 from emulator.errors import ApiError, bad_request, request_too_large
+from emulator.faults import DropConnection
 from emulator.service import Service
 from emulator.wire import REQUEST_ID_HEADER, Response
 
@@ -116,7 +117,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
             self._write(response)
             return
-        response = self._service.handle(self.command, self.path, dict(self.headers.items()), body)
+        try:
+            response = self._service.handle(self.command, self.path, dict(self.headers.items()), body)
+        except DropConnection:
+            # Injected fault: the peer sees the connection close with no answer, like a reset.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self._write(response)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve

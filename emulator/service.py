@@ -21,6 +21,7 @@ from emulator.errors import (
     unknown_operation,
     validation_failed,
 )
+from emulator.faults import DropConnection
 from emulator.journal import Journal, ReceivedRequest
 from emulator.model import service_model
 from emulator.routes import ROUTES, RouteMatch, RouteTable
@@ -91,6 +92,8 @@ class Service:
             response = self._dispatch(request, match)
         except ApiError as error:
             response = error.to_response()
+        except DropConnection:
+            raise
         except StoreClosedError:
             logger.debug("%s arrived while the emulator was stopping", request.operation)
             response = service_failure().to_response()

@@ -1,0 +1,136 @@
+"""Fault injection: the emulator misbehaves the ways AWS and networks do, on demand.
+
+- a request-rate limit answered with ThrottledException (429), as AWS throttles;
+- injected errors of each modelled type (ThrottledException, ServiceException, AccessDeniedException,
+  ValidationException, ...) with a probability per error;
+- added latency before every answer;
+- dropped connections (the socket closes without an answer) with a probability.
+
+Settable at start (`Emulator(faults=FaultConfig(...))`, `python -m emulator --fault-...`) and at run
+time (`emulator.faults.configure(...)`, for tests). It runs as the emulator's before-operation hook,
+after authentication and routing, before validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from emulator.errors import ApiError
+from emulator.model import error_status
+from emulator.wire import Response
+
+INJECTED_MESSAGE = "Injected fault"
+
+
+class DropConnection(Exception):
+    """Raised by a hook: the transport closes the connection without answering."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultConfig:
+    """What to inject. The default injects nothing."""
+
+    # AWS error code -> probability in [0, 1] that a request answers it.
+    error_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # Requests per second allowed across all operations (token bucket, burst = one second's worth);
+    # beyond it, ThrottledException. None: no limit.
+    rate_limit_per_second: float | None = None
+    # Seconds to wait before answering each request.
+    latency_seconds: float = 0.0
+    # Probability in [0, 1] that a request's connection is dropped without an answer.
+    drop_connection_rate: float = 0.0
+    # Only these operations are affected (None: all of them).
+    operations: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        for code, rate in self.error_rates.items():
+            try:
+                error_status(code)
+            except Exception:
+                raise ValueError(f"{code} is not an error of the bedrock-agentcore model") from None
+            _check_probability(f"error rate of {code}", rate)
+        _check_probability("drop_connection_rate", self.drop_connection_rate)
+        if self.latency_seconds < 0:
+            raise ValueError("latency_seconds must be >= 0")
+        if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
+            raise ValueError("rate_limit_per_second must be > 0")
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, not {value}")
+
+
+class Faults:
+    """A thread-safe before-operation hook applying the current FaultConfig."""
+
+    def __init__(self, config: FaultConfig | None = None, *, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)  # noqa: S311 - fault dice, not cryptography
+        self._config = config or FaultConfig()
+        self._tokens = 0.0
+        self._refilled_at = time.monotonic()
+        self._reset_bucket()
+
+    @property
+    def config(self) -> FaultConfig:
+        return self._config
+
+    def configure(self, config: FaultConfig | None = None, **changes: Any) -> FaultConfig:
+        """Replace the configuration (or change some fields of it); returns the new one."""
+        with self._lock:
+            base = config or self._config
+            self._config = dataclasses.replace(base, **changes) if changes else base
+            self._reset_bucket()
+            return self._config
+
+    def clear(self) -> None:
+        """Inject nothing from now on."""
+        self.configure(FaultConfig())
+
+    def _reset_bucket(self) -> None:
+        self._tokens = self._config.rate_limit_per_second or 0.0
+        self._refilled_at = time.monotonic()
+
+    def __call__(self, operation: str, request: Any) -> Response | None:
+        with self._lock:
+            config = self._config
+            if config.operations is not None and operation not in config.operations:
+                return None
+            throttled = not self._take_token(config)
+            dropped = self._random.random() < config.drop_connection_rate
+            injected = [code for code, rate in config.error_rates.items() if self._random.random() < rate]
+        if config.latency_seconds:
+            time.sleep(config.latency_seconds)
+        if dropped:
+            raise DropConnection
+        if throttled:
+            raise ApiError.modeled("ThrottledException", "Rate exceeded")
+        if injected:
+            return _error(injected[0])
+        return None
+
+    def _take_token(self, config: FaultConfig) -> bool:
+        limit = config.rate_limit_per_second
+        if limit is None:
+            return True
+        now = time.monotonic()
+        self._tokens = min(limit, self._tokens + (now - self._refilled_at) * limit)
+        self._refilled_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+def _error(code: str) -> Response:
+    if code == "ValidationException":
+        return ApiError.modeled(
+            code, INJECTED_MESSAGE, reason="FieldValidationFailed", fieldList=[]
+        ).to_response()
+    return ApiError.modeled(code, INJECTED_MESSAGE).to_response()

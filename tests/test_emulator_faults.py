@@ -1,0 +1,178 @@
+"""Fault injection in the emulator, through an unmodified boto3 client and as a process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from emulator import DEFAULT_MEMORY_ID, Emulator, FaultConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+
+
+def client_for(endpoint_url: str, attempts: int = 1) -> Any:
+    return boto3.client(
+        "bedrock-agentcore",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=botocore.config.Config(
+            retries={"mode": "standard", "total_max_attempts": attempts}, read_timeout=5
+        ),
+    )
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as running:
+        yield running
+
+
+def get(client: Any) -> Any:
+    return client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=RECORD_ID)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ThrottledException", 429),
+        ("ServiceException", 500),
+        ("ServiceQuotaExceededException", 402),
+        ("AccessDeniedException", 403),
+        ("ValidationException", 400),
+        ("InvalidInputException", 400),
+        ("ResourceNotFoundException", 404),
+    ],
+)
+def test_injected_errors_have_the_modelled_status(emulator: Emulator, code: str, status: int) -> None:
+    emulator.faults.configure(error_rates={code: 1.0})
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        get(client_for(emulator.endpoint_url))
+    assert caught.value.response["Error"]["Code"] == code
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert caught.value.response["ResponseMetadata"]["RequestId"]
+
+
+def test_faults_change_at_run_time_and_clear(emulator: Emulator) -> None:
+    client = client_for(emulator.endpoint_url)
+    emulator.faults.configure(error_rates={"ServiceException": 1.0})
+    with pytest.raises(botocore.exceptions.ClientError):
+        get(client)
+    emulator.faults.clear()
+    with pytest.raises(client.exceptions.ResourceNotFoundException):  # the real answer: no such record
+        get(client)
+
+
+def test_probability_is_honoured(emulator: Emulator) -> None:
+    emulator.faults.configure(error_rates={"ServiceException": 0.5})
+    client = client_for(emulator.endpoint_url)
+    failures = 0
+    for _ in range(200):
+        try:
+            get(client)
+        except botocore.exceptions.ClientError as error:
+            failures += error.response["Error"]["Code"] == "ServiceException"
+    assert 60 <= failures <= 140  # 0.5 of 200, far outside chance for a broken implementation
+
+
+def test_rate_limit_throttles_like_aws(emulator: Emulator) -> None:
+    emulator.faults.configure(rate_limit_per_second=5)
+    client = client_for(emulator.endpoint_url)
+    codes = []
+    for _ in range(12):
+        try:
+            get(client)
+        except botocore.exceptions.ClientError as error:
+            codes.append(error.response["Error"]["Code"])
+    assert codes.count("ThrottledException") >= 5
+    assert "ResourceNotFoundException" in codes  # requests within the limit are served
+
+
+def test_latency_is_added(emulator: Emulator) -> None:
+    emulator.faults.configure(latency_seconds=0.4)
+    started = time.monotonic()
+    with pytest.raises(botocore.exceptions.ClientError):
+        get(client_for(emulator.endpoint_url))
+    assert time.monotonic() - started >= 0.4
+
+
+def test_dropped_connection(emulator: Emulator) -> None:
+    emulator.faults.configure(drop_connection_rate=1.0)
+    with pytest.raises(
+        (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)
+    ):
+        get(client_for(emulator.endpoint_url))
+    emulator.faults.clear()
+    with pytest.raises(botocore.exceptions.ClientError):  # the emulator still serves afterwards
+        get(client_for(emulator.endpoint_url))
+
+
+def test_only_named_operations_are_affected(emulator: Emulator) -> None:
+    emulator.faults.configure(
+        error_rates={"ServiceException": 1.0}, operations=frozenset({"GetMemoryRecord"})
+    )
+    client = client_for(emulator.endpoint_url)
+    reply = client.batch_update_memory_records(
+        memoryId=DEFAULT_MEMORY_ID,
+        records=[{"memoryRecordId": RECORD_ID, "timestamp": dt.datetime.now(dt.UTC)}],
+    )
+    assert reply["failedRecords"][0]["memoryRecordId"] == RECORD_ID
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"error_rates": {"NoSuchException": 1.0}},
+        {"error_rates": {"ServiceException": 1.5}},
+        {"latency_seconds": -1},
+        {"rate_limit_per_second": 0},
+        {"drop_connection_rate": -0.1},
+    ],
+)
+def test_invalid_fault_config_is_refused(config: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        FaultConfig(**config)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_faults_set_at_start_from_the_command_line() -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", str(port), "--fault-error", "AccessDeniedException=1"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "listening" not in process.stderr.readline():
+            pass
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            get(client_for(f"http://127.0.0.1:{port}"))
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
