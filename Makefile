@@ -22,6 +22,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
+# buf (the protobuf linter), pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
 ## Serve on [::]:50051 with the embedded AgentCore emulator (AGENTCORE_BACKEND=local).
 run: $(VENV)/.runtime
 	$(BIN)/python -m service
@@ -46,16 +51,18 @@ check-generated: $(VENV)/.dev
 	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
-## ruff (lint and format), mypy (strict, on service/ and emulator/), hadolint on the Dockerfile.
-lint: $(VENV)/.dev
+## ruff (lint and format), mypy (strict, on service/ and emulator/), hadolint on the Dockerfile,
+## buf lint (STANDARD + COMMENTS) on the protos.
+lint: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service emulator
 	$(BIN)/hadolint Dockerfile
+	node_modules/.bin/buf lint
 
 ## Everything CI checks.
 test: $(VENV)/.dev check-generated lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

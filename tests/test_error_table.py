@@ -303,3 +303,40 @@ def test_cancellation_stops_retries(aws_service_factory: AwsServiceFactory, wire
     assert future.code() is grpc.StatusCode.CANCELLED
     time.sleep(2.5)  # botocore would have made attempts 2 and 3 by now
     assert len(wire_stub.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        # Coral's header form: the shape name, then a namespace after a colon.
+        (
+            {
+                "x-amzn-ErrorType": "ThrottledException:http://internal.amazon.com/coral/com.amazonaws.agentcore/"
+            },
+            {"message": "slow down"},
+        ),
+        # No header; the type in the body, with a Smithy namespace (what Smithy servers and moto send).
+        ({}, {"__type": "com.amazonaws.bedrockagentcore#ThrottledException", "Message": "slow down"}),
+        # No header; `code` in the body.
+        ({}, {"code": "ThrottledException", "message": "slow down"}),
+    ],
+)
+def test_error_shapes_of_other_aws_implementations(
+    aws_service: RunningService, wire_stub: WireStub, headers: dict[str, str], body: dict[str, str]
+) -> None:
+    wire_stub.queue(CannedResponse(429, json.dumps(body).encode(), {"x-amzn-RequestId": "req-1", **headers}))
+    error = call_get(aws_service)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "slow down" in (error.details() or "")
+    found = details_of(error)
+    assert found[error_details_pb2.ErrorInfo].metadata["awsErrorCode"] == "ThrottledException"
+    assert error_details_pb2.RetryInfo in found
+
+
+def test_error_without_a_body_falls_back_on_the_http_status(
+    aws_service: RunningService, wire_stub: WireStub
+) -> None:
+    wire_stub.queue(CannedResponse(404, b"", {}))
+    error = call_get(aws_service)
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    assert details_of(error)[error_details_pb2.ErrorInfo].metadata["httpStatus"] == "404"
