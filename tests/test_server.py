@@ -1,0 +1,76 @@
+"""server.py: health, reflection, and a graceful stop that lets in-flight RPCs finish."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from service.server import SERVICE_NAME, serve
+from service.settings import Backend
+from tests.conftest import MEMORY_ID, AwsServiceFactory, RunningService, settings_for_tests
+from tests.wire_stub import WireStub, aws_reply
+
+RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+RECORD = {"memoryRecordId": RECORD_ID, "content": {"text": "x"}, "namespaces": [], "createdAt": 1}
+
+
+def test_health_serving_for_the_server_and_the_service(local_service: RunningService) -> None:
+    health = health_pb2_grpc.HealthStub(local_service.channel)
+    for name in ("", SERVICE_NAME):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as caught:
+        health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_describes_the_contract(local_service: RunningService) -> None:
+    database = ProtoReflectionDescriptorDatabase(local_service.channel)
+    assert set(database.get_services()) >= {SERVICE_NAME, "grpc.health.v1.Health"}
+    pool = descriptor_pool.DescriptorPool(database)
+    service = pool.FindServiceByName(SERVICE_NAME)
+    assert [method.name for method in service.methods] == ["BatchCreate", "BatchUpdate", "Get"]
+    assert pool.FindMessageTypeByName("agentcore.memory.v1.MemoryRecordUpdate").fields_by_name[
+        "source_namespaces"
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_stop_lets_in_flight_rpcs_finish(aws_service_factory: AwsServiceFactory, wire_stub: WireStub) -> None:
+    # aws_service_factory sets the AWS variables that aim serve()'s own client at the wire stub.
+    del aws_service_factory
+    port = _free_port()
+    settings = settings_for_tests(
+        backend=Backend.AWS, grpc_port=port, metrics_port=0, shutdown_grace_seconds=5
+    )
+    stop = threading.Event()
+    server_thread = threading.Thread(target=serve, args=(settings,), kwargs={"stop": stop}, daemon=True)
+    server_thread.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        wire_stub.queue(aws_reply(200, {"memoryRecord": RECORD}, delay_seconds=1.0))
+        in_flight = pb_grpc.MemoryRecordsServiceStub(channel).Get.future(
+            pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID), timeout=10
+        )
+        deadline = time.monotonic() + 5
+        while not wire_stub.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert wire_stub.requests, "the RPC reached the upstream"
+        stop.set()
+        assert in_flight.result(timeout=10).memory_record.memory_record_id == RECORD_ID
+    server_thread.join(timeout=10)
+    assert not server_thread.is_alive()
