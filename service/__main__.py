@@ -21,6 +21,10 @@ def main() -> int:
     except AwsConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Almost always a port already in use (GRPC_PORT or METRICS_PORT).
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import boto3
 import botocore.config
 
-from service import deadlines
+from service import __version__, deadlines
 from service.settings import Backend, Settings
 
 SERVICE_NAME = "bedrock-agentcore"
-USER_AGENT = "agentcore-memory-grpc/0.1.0"
+USER_AGENT = f"agentcore-memory-grpc/{__version__}"
 # The local emulator checks that requests are signed, not who signed them.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 LOCAL_REGION = "us-east-1"

@@ -322,15 +322,3 @@ def _build(code: int, message: str, info: error_details_pb2.ErrorInfo, details: 
         status.details.append(packed)
     result: grpc.Status = rpc_status.to_status(status)
     return result
-
-
-def status_code_name(status: grpc.Status) -> str:
-    """The code of a status as Go's gRPC spells it (`InvalidArgument`), for logs and metrics."""
-    return go_code_name(status.code)
-
-
-def go_code_name(code: grpc.StatusCode) -> str:
-    """`grpc.StatusCode.INVALID_ARGUMENT` -> `InvalidArgument`; OK stays `OK`."""
-    if code is grpc.StatusCode.OK:
-        return "OK"
-    return "".join(word.capitalize() for word in code.name.split("_"))

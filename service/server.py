@@ -1,6 +1,7 @@
 """create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
 
-The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection.
+The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection,
+behind the metrics interceptor; serve() also serves Prometheus metrics on METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
 from service import aws
+from service.metrics import Metrics
 from service.records import MemoryRecordsServicer
 from service.settings import Backend, Settings
 
@@ -35,11 +37,18 @@ def create_server(
     *,
     health_servicer: health.HealthServicer | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    metrics: Metrics | None = None,
 ) -> tuple[grpc.Server, int]:
-    """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound."""
+    """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound.
+
+    Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
+    """
+    metrics = metrics or Metrics(backend=settings.backend.value)
+    metrics.instrument(client)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc-handler"),
-        interceptors=list(interceptors),
+        # Outermost, so that it sees the final code of every RPC.
+        interceptors=[metrics.interceptor(), *interceptors],
         # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
         options=[("grpc.so_reuseport", 0)],
     )
@@ -48,11 +57,18 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
+    service_names = (
+        SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    reflection.enable_server_reflection(service_names, server)
+    metrics.initialize(service_names)
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc reports a failed bind this way
+        raise OSError(f"cannot listen for gRPC on {address}: {exc}") from exc
     return server, port
 
 
@@ -67,8 +83,12 @@ def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
             )
             endpoint_url = emulator.endpoint_url
         client = aws.create_client(settings, endpoint_url=endpoint_url)
+        metrics = Metrics(backend=settings.backend.value)
+        # Same host as gRPC; bound first, so that a port clash fails the start before serving.
+        metrics_port, stop_metrics = metrics.start_http_server(settings.grpc_host, settings.metrics_port)
+        resources.callback(stop_metrics)
         health_servicer = health.HealthServicer()
-        server, port = create_server(settings, client, health_servicer=health_servicer)
+        server, port = create_server(settings, client, health_servicer=health_servicer, metrics=metrics)
         server.start()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -77,7 +97,7 @@ def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
             "serving agentcore.memory.v1.MemoryRecordsService",
             extra={
                 "grpcPort": port,
-                "metricsPort": settings.metrics_port,
+                "metricsPort": metrics_port,
                 "backend": settings.backend.value,
                 "awsEndpoint": client.meta.endpoint_url,
                 "region": client.meta.region_name,

@@ -13,6 +13,7 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
 from service import aws
+from service.metrics import Metrics
 from service.server import create_server
 from service.settings import Backend, Settings
 from tests.wire_stub import WireStub
@@ -39,6 +40,7 @@ class RunningService:
     channel: grpc.Channel
     port: int
     client: Any
+    metrics: Metrics
 
 
 @pytest.fixture
@@ -48,11 +50,12 @@ def emulator() -> Iterator[Emulator]:
 
 
 def run_service(settings: Settings, client: Any) -> Iterator[RunningService]:
-    server, port = create_server(settings, client)
+    metrics = Metrics(backend=settings.backend.value)
+    server, port = create_server(settings, client, metrics=metrics)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield RunningService(pb_grpc.MemoryRecordsServiceStub(channel), channel, port, client)
+        yield RunningService(pb_grpc.MemoryRecordsServiceStub(channel), channel, port, client, metrics)
     finally:
         channel.close()
         server.stop(grace=None).wait(timeout=5)

@@ -91,9 +91,3 @@ def test_connection_failure_is_unavailable_with_retry_info() -> None:
     proto, details = unpack(errors.to_status(exc))
     assert proto.code == grpc.StatusCode.UNAVAILABLE.value[0]
     assert any(isinstance(d, error_details_pb2.RetryInfo) for d in details)
-
-
-def test_go_code_names() -> None:
-    assert errors.go_code_name(grpc.StatusCode.OK) == "OK"
-    assert errors.go_code_name(grpc.StatusCode.INVALID_ARGUMENT) == "InvalidArgument"
-    assert errors.go_code_name(grpc.StatusCode.DEADLINE_EXCEEDED) == "DeadlineExceeded"

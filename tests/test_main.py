@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,14 @@ START_TIMEOUT_SECONDS = 20
 
 def service_env(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0"})
+    env.update(
+        {
+            "PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}",
+            "GRPC_HOST": "127.0.0.1",
+            "GRPC_PORT": "0",
+            "METRICS_PORT": "0",
+        }
+    )
     env.update(variables)
     return env
 
@@ -68,7 +76,7 @@ def test_local_mode_serves_and_stops_on_sigterm(
 ) -> None:
     process, start = local_process
     assert start["backend"] == "local"
-    assert start["metricsPort"] == 9464
+    assert isinstance(start["metricsPort"], int) and start["metricsPort"] > 0
     assert str(start["awsEndpoint"]).startswith("http://127.0.0.1:")
     assert start["localMemoryIds"] == [DEFAULT_MEMORY_ID]
     port = start["grpcPort"]
@@ -124,3 +132,23 @@ def test_aws_mode_without_region_fails_at_start_with_a_clear_message() -> None:
     )
     assert process.returncode == 2
     assert "AWS_REGION" in process.stderr
+
+
+@pytest.mark.parametrize("variable", ["GRPC_PORT", "METRICS_PORT"])
+def test_a_port_in_use_fails_at_start_with_a_clear_message(variable: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        process = subprocess.run(
+            [sys.executable, "-m", "service"],
+            cwd=ROOT,
+            env=service_env(AGENTCORE_BACKEND="local", **{variable: port}),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert process.returncode == 1
+    assert "cannot start" in process.stderr
+    assert "Traceback" not in process.stderr
