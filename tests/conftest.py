@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
+import botocore.config
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
@@ -20,6 +22,27 @@ from tests.wire_stub import WireStub
 
 MEMORY_ID = DEFAULT_MEMORY_ID
 OTHER_MEMORY_ID = "other_memory-abcdefghij"
+
+
+def emulator_client(
+    endpoint_url: str, *, attempts: int = 1, validate: bool = True, timeout_seconds: float = 10
+) -> Any:
+    """An unmodified boto3 client aimed at an emulator. `validate=False` skips botocore's client-side
+    checks so that the emulator's own validation is exercised. `attempts` counts calls, retries included."""
+    config = botocore.config.Config(
+        parameter_validation=validate,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    return boto3.client(
+        "bedrock-agentcore",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
 
 
 def settings_for_tests(**overrides: Any) -> Settings:

@@ -10,31 +10,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator, ReceivedRequest, Response
+from tests.conftest import emulator_client
 
 OTHER_MEMORY_ID = "other_memory-ABCDEFGHIJ"
 UNKNOWN_MEMORY_ID = "missing_memory-0000000000"
 TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 LATER = datetime(2025, 6, 7, 8, 9, 10, 654321, tzinfo=UTC)
 SECRET_TEXT = "the-user-said-their-password-is-hunter2"
-
-
-def make_client(endpoint_url: str, *, validate: bool = True) -> Any:
-    # In botocore's Config, "max_attempts" counts retries; "total_max_attempts" counts calls.
-    config = Config(parameter_validation=validate, retries={"mode": "standard", "total_max_attempts": 1})
-    return boto3.client(
-        "bedrock-agentcore",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=config,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +31,13 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def client(emulator: Emulator) -> Any:
-    return make_client(emulator.endpoint_url)
+    return emulator_client(emulator.endpoint_url)
 
 
 @pytest.fixture(scope="module")
 def raw_client(emulator: Emulator) -> Any:
     """A client that skips botocore's own parameter validation, so the emulator's is exercised."""
-    return make_client(emulator.endpoint_url, validate=False)
+    return emulator_client(emulator.endpoint_url, validate=False)
 
 
 def record_input(text: str = "likes green tea", **overrides: Any) -> dict[str, Any]:
@@ -295,7 +281,7 @@ def count_rows(db_path: Path, table: str) -> int:
 def test_client_token_replays_the_first_response_and_creates_nothing(tmp_path: Path) -> None:
     db_path = tmp_path / "emulator.sqlite3"
     with Emulator(db_path=str(db_path)) as emu:
-        client = make_client(emu.endpoint_url)
+        client = emulator_client(emu.endpoint_url)
         records = [record_input(requestIdentifier="a"), record_input(requestIdentifier="b")]
         first = client.batch_create_memory_records(
             memoryId=DEFAULT_MEMORY_ID, records=records, clientToken="tok-1"
@@ -454,9 +440,9 @@ def test_batch_delete_reports_each_record(client: Any) -> None:
 def test_records_survive_a_restart_with_the_same_database(tmp_path: Path) -> None:
     db_path = str(tmp_path / "emulator.sqlite3")
     with Emulator(db_path=db_path) as first:
-        record_id = create_one(make_client(first.endpoint_url), metadata={"k": {"numberValue": 2.5}})
+        record_id = create_one(emulator_client(first.endpoint_url), metadata={"k": {"numberValue": 2.5}})
     with Emulator(db_path=db_path) as second:
-        record = get_record(make_client(second.endpoint_url), record_id)
+        record = get_record(emulator_client(second.endpoint_url), record_id)
     assert record["content"] == {"text": "likes green tea"}
     assert record["metadata"] == {"k": {"numberValue": 2.5}}
     assert record["timestamp"] == TIMESTAMP
@@ -498,7 +484,7 @@ def test_the_journal_records_rejected_requests_and_is_bounded(raw_client: Any, e
     assert request.path.endswith("/memoryRecord/too-short")
 
     with Emulator(journal_size=2) as small:
-        client = make_client(small.endpoint_url)
+        client = emulator_client(small.endpoint_url)
         for _ in range(3):
             with pytest.raises(ClientError):
                 client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=f"mem-{uuid.uuid4()}")
@@ -561,7 +547,7 @@ def test_concurrent_batches_all_land(emulator: Emulator) -> None:
 
     def worker() -> None:
         try:
-            client = make_client(emulator.endpoint_url)
+            client = emulator_client(emulator.endpoint_url)
             response = client.batch_create_memory_records(
                 memoryId=DEFAULT_MEMORY_ID, records=[record_input() for _ in range(5)]
             )

@@ -13,28 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, Emulator, FaultConfig
+from tests.conftest import emulator_client
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
-
-
-def client_for(endpoint_url: str, attempts: int = 1) -> Any:
-    return boto3.client(
-        "bedrock-agentcore",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=botocore.config.Config(
-            retries={"mode": "standard", "total_max_attempts": attempts}, read_timeout=5
-        ),
-    )
 
 
 @pytest.fixture
@@ -62,14 +49,14 @@ def get(client: Any) -> Any:
 def test_injected_errors_have_the_modelled_status(emulator: Emulator, code: str, status: int) -> None:
     emulator.faults.configure(error_rates={code: 1.0})
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        get(client_for(emulator.endpoint_url))
+        get(emulator_client(emulator.endpoint_url))
     assert caught.value.response["Error"]["Code"] == code
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert caught.value.response["ResponseMetadata"]["RequestId"]
 
 
 def test_faults_change_at_run_time_and_clear(emulator: Emulator) -> None:
-    client = client_for(emulator.endpoint_url)
+    client = emulator_client(emulator.endpoint_url)
     emulator.faults.configure(error_rates={"ServiceException": 1.0})
     with pytest.raises(botocore.exceptions.ClientError):
         get(client)
@@ -80,7 +67,7 @@ def test_faults_change_at_run_time_and_clear(emulator: Emulator) -> None:
 
 def test_probability_is_honoured(emulator: Emulator) -> None:
     emulator.faults.configure(error_rates={"ServiceException": 0.5})
-    client = client_for(emulator.endpoint_url)
+    client = emulator_client(emulator.endpoint_url)
     failures = 0
     for _ in range(200):
         try:
@@ -92,7 +79,7 @@ def test_probability_is_honoured(emulator: Emulator) -> None:
 
 def test_rate_limit_throttles_like_aws(emulator: Emulator) -> None:
     emulator.faults.configure(rate_limit_per_second=5)
-    client = client_for(emulator.endpoint_url)
+    client = emulator_client(emulator.endpoint_url)
     codes = []
     for _ in range(12):
         try:
@@ -107,7 +94,7 @@ def test_latency_is_added(emulator: Emulator) -> None:
     emulator.faults.configure(latency_seconds=0.4)
     started = time.monotonic()
     with pytest.raises(botocore.exceptions.ClientError):
-        get(client_for(emulator.endpoint_url))
+        get(emulator_client(emulator.endpoint_url))
     assert time.monotonic() - started >= 0.4
 
 
@@ -116,17 +103,17 @@ def test_dropped_connection(emulator: Emulator) -> None:
     with pytest.raises(
         (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)
     ):
-        get(client_for(emulator.endpoint_url))
+        get(emulator_client(emulator.endpoint_url))
     emulator.faults.clear()
     with pytest.raises(botocore.exceptions.ClientError):  # the emulator still serves afterwards
-        get(client_for(emulator.endpoint_url))
+        get(emulator_client(emulator.endpoint_url))
 
 
 def test_only_named_operations_are_affected(emulator: Emulator) -> None:
     emulator.faults.configure(
         error_rates={"ServiceException": 1.0}, operations=frozenset({"GetMemoryRecord"})
     )
-    client = client_for(emulator.endpoint_url)
+    client = emulator_client(emulator.endpoint_url)
     reply = client.batch_update_memory_records(
         memoryId=DEFAULT_MEMORY_ID,
         records=[{"memoryRecordId": RECORD_ID, "timestamp": dt.datetime.now(dt.UTC)}],
@@ -171,7 +158,7 @@ def test_faults_set_at_start_from_the_command_line() -> None:
         while time.monotonic() < deadline and "listening" not in process.stderr.readline():
             pass
         with pytest.raises(botocore.exceptions.ClientError) as caught:
-            get(client_for(f"http://127.0.0.1:{port}"))
+            get(emulator_client(f"http://127.0.0.1:{port}"))
         assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
     finally:
         process.send_signal(signal.SIGTERM)

@@ -14,11 +14,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
+from tests.conftest import emulator_client
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BATCH_CREATE_PATH = f"/memories/{DEFAULT_MEMORY_ID}/memoryRecords/batchCreate"
@@ -292,16 +291,7 @@ def test_module_runs_as_a_process(tmp_path: Path, stop_signal: signal.Signals) -
         line = process.stderr.readline()
         match = re.search(r"listening on (http://\S+)", line)
         assert match, line
-        client = boto3.client(
-            "bedrock-agentcore",
-            endpoint_url=match.group(1),
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=Config(
-                retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=5
-            ),
-        )
+        client = emulator_client(match.group(1), timeout_seconds=5)
         created = client.batch_create_memory_records(
             memoryId=DEFAULT_MEMORY_ID,
             records=[

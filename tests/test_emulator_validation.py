@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
+from tests.conftest import emulator_client
 
 SECRET = "Secret-Diary-Entry-42"
 TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -31,14 +30,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(scope="module")
 def client(emulator: Emulator) -> Any:
     """Skips botocore's client-side validation so every request reaches the emulator."""
-    return boto3.client(
-        "bedrock-agentcore",
-        endpoint_url=emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(parameter_validation=False, retries={"mode": "standard", "total_max_attempts": 1}),
-    )
+    return emulator_client(emulator.endpoint_url, validate=False)
 
 
 def record(**overrides: Any) -> dict[str, Any]:

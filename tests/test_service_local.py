@@ -87,7 +87,8 @@ def test_create_update_get_round_trip(local_service: RunningService, emulator: E
             }
         ],
     }
-    assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    # Signed, with the dummy local credentials, whatever AWS_* variables the environment holds.
+    assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=local/")
 
     update = pb.BatchUpdateRequest(
         memory_id=MEMORY_ID,
