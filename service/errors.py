@@ -13,6 +13,8 @@
 | credentials expired, or fetching them failed         | UNAVAILABLE        | refreshed credentials fix it |
 | connection refused/reset, DNS, connect/read timeout  | UNAVAILABLE        | retry with back-off          |
 | caller's deadline passed / caller cancelled          | DEADLINE_EXCEEDED / CANCELLED               |
+| any other AWS code: by HTTP status (400 INVALID_ARGUMENT, 401 INTERNAL, 403 PERMISSION_DENIED,      |
+|   404 NOT_FOUND, 409 ABORTED, 429 RESOURCE_EXHAUSTED, other 4xx FAILED_PRECONDITION, 5xx UNAVAILABLE) |
 | anything else                                        | INTERNAL           | logged once with traceback   |
 
 Messages are safe: AWS's message is passed on (AWS never echoes record text), credentials are never
@@ -160,12 +162,13 @@ def _from_client_error(exc: botocore.exceptions.ClientError, memory_id: str) -> 
     if request_id:
         metadata["awsRequestId"] = request_id
     code = _CODE_VALUES[row.code]
-    if row.reason in {"AWS_CREDENTIALS_REJECTED"}:
+    if row.reason == "AWS_CREDENTIALS_REJECTED":
         message = _CREDENTIAL_MESSAGE
     elif row.reason == "AWS_CREDENTIALS_EXPIRED":
         message = _EXPIRED_MESSAGE
     else:
-        message = f"{aws_code}: {error.get('Message') or error.get('message') or 'no message'}"
+        aws_message = str(error.get("Message") or error.get("message") or "no message")
+        message = f"{aws_code}: {_without_values(aws_message)}"
     details: list[Any] = []
     if row.code is grpc.StatusCode.INVALID_ARGUMENT:
         details.append(_bad_request(aws_field_violations(exc.response)))
@@ -189,6 +192,15 @@ def _from_client_error(exc: botocore.exceptions.ClientError, memory_id: str) -> 
     return _build(code, message, info, details)
 
 
+# Coral validation messages quote the submitted value ("Value 'x' at 'records.1.member...'"); AWS
+# redacts sensitive members, but no value of a caller's request should travel back through logs.
+_QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
+
+
+def _without_values(aws_message: str) -> str:
+    return _QUOTED_VALUE.sub("Value at '", aws_message)
+
+
 def _row_for_http_status(http_status: int, aws_code: str) -> _Row:
     reason = "AWS_" + _upper_snake(aws_code.removesuffix("Exception"))
     if http_status >= 500:
@@ -201,6 +213,10 @@ def _row_for_http_status(http_status: int, aws_code: str) -> _Row:
         return _Row(grpc.StatusCode.PERMISSION_DENIED, reason)
     if http_status == 409:
         return _Row(grpc.StatusCode.ABORTED, reason)
+    if http_status == 400:
+        return _Row(grpc.StatusCode.INVALID_ARGUMENT, reason)
+    if http_status == 401:  # the facade's own credentials: the deployment is wrong
+        return _Row(grpc.StatusCode.INTERNAL, reason)
     if 400 <= http_status < 500:
         return _Row(grpc.StatusCode.FAILED_PRECONDITION, reason)
     return _Row(grpc.StatusCode.INTERNAL, reason)

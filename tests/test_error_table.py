@@ -340,3 +340,30 @@ def test_error_without_a_body_falls_back_on_the_http_status(
     error = call_get(aws_service)
     assert error.code() is grpc.StatusCode.NOT_FOUND
     assert details_of(error)[error_details_pb2.ErrorInfo].metadata["httpStatus"] == "404"
+
+
+def test_values_quoted_in_aws_messages_are_dropped(aws_service: RunningService, wire_stub: WireStub) -> None:
+    message = "1 validation error detected: Value 'my secret text' at 'records.1.member.content.text' failed"
+    wire_stub.queue(aws_error(400, "ValidationException", message))
+    error = call_get(aws_service)
+    assert "my secret text" not in (error.details() or "")
+    assert "Value at 'records.1.member.content.text' failed" in (error.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("status", "grpc_code"),
+    [
+        (400, grpc.StatusCode.INVALID_ARGUMENT),
+        (401, grpc.StatusCode.INTERNAL),
+        (409, grpc.StatusCode.ABORTED),
+        (418, grpc.StatusCode.FAILED_PRECONDITION),
+        (501, grpc.StatusCode.UNAVAILABLE),
+    ],
+)
+def test_unknown_aws_codes_fall_back_on_the_http_status(
+    aws_service: RunningService, wire_stub: WireStub, status: int, grpc_code: grpc.StatusCode
+) -> None:
+    wire_stub.queue(aws_error(status, "SomethingNewException", "new"))
+    error = call_get(aws_service)
+    assert error.code() is grpc_code
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_SOMETHING_NEW"
