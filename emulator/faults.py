@@ -60,6 +60,35 @@ class FaultConfig:
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError("rate_limit_per_second must be > 0")
 
+    @classmethod
+    def parse(cls, spec: str) -> FaultConfig:
+        """A config from text such as `rate_limit=50,latency=0.2,drop=0.01,ServiceException=0.05`:
+        `rate_limit` in requests per second, `latency` in seconds, `drop` a probability, and any other
+        name an AWS error code with the probability of answering it. Empty text injects nothing."""
+        error_rates: dict[str, float] = {}
+        options: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            name, separator, raw = item.partition("=")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{item!r}: expected NAME=NUMBER") from None
+            if not separator:
+                raise ValueError(f"{item!r}: expected NAME=NUMBER")
+            name = name.strip()
+            if name in _SPEC_OPTIONS:
+                options[_SPEC_OPTIONS[name]] = value
+            else:
+                error_rates[name] = value
+        return cls(error_rates=error_rates, **options)
+
+
+_SPEC_OPTIONS = {
+    "rate_limit": "rate_limit_per_second",
+    "latency": "latency_seconds",
+    "drop": "drop_connection_rate",
+}
+
 
 def _check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
@@ -94,7 +123,7 @@ class Faults:
         self.configure(FaultConfig())
 
     def _reset_bucket(self) -> None:
-        self._tokens = self._config.rate_limit_per_second or 0.0
+        self._tokens = max(1.0, self._config.rate_limit_per_second or 0.0)
         self._refilled_at = time.monotonic()
 
     def __call__(self, operation: str, request: Any) -> Response | None:
@@ -120,7 +149,8 @@ class Faults:
         if limit is None:
             return True
         now = time.monotonic()
-        self._tokens = min(limit, self._tokens + (now - self._refilled_at) * limit)
+        # The bucket holds at least one token, so that limits below 1/s still let requests through.
+        self._tokens = min(max(1.0, limit), self._tokens + (now - self._refilled_at) * limit)
         self._refilled_at = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-import botocore.session
+import botocore.loaders
+import botocore.model
 
 SERVICE_NAME = "bedrock-agentcore"
 API_VERSION = "2024-02-28"
@@ -13,9 +14,13 @@ API_VERSION = "2024-02-28"
 
 @cache
 def service_model() -> Any:
-    """Return the ``botocore.model.ServiceModel`` for the AgentCore data plane."""
-    session = botocore.session.get_session()
-    return session.get_service_model(SERVICE_NAME, api_version=API_VERSION)
+    """Return the ``botocore.model.ServiceModel`` for the AgentCore data plane.
+
+    Read with botocore's loader alone: a session would consult the AWS profile, and a bad AWS_PROFILE
+    must not stop the emulator from importing.
+    """
+    model = botocore.loaders.create_loader().load_service_model(SERVICE_NAME, "service-2", API_VERSION)
+    return botocore.model.ServiceModel(model, service_name=SERVICE_NAME)
 
 
 def error_status(shape_name: str) -> int:

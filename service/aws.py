@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.exceptions
 
 from service import __version__, deadlines
 from service.settings import Backend, Settings
@@ -56,22 +57,33 @@ def create_client(
     local: the emulator at `endpoint_url`, with dummy credentials (requests are still signed).
     """
     environ = os.environ if environ is None else environ
+    try:
+        client = _build_client(settings, endpoint_url, environ)
+    except botocore.exceptions.BotoCoreError as exc:
+        # A missing profile, a malformed config file or endpoint: the deployment's to fix.
+        raise AwsConfigurationError(f"cannot build the AWS client: {exc}") from exc
+    deadlines.register(client, settings.aws_read_timeout_seconds)
+    return client
+
+
+def _build_client(settings: Settings, endpoint_url: str | None, environ: Mapping[str, str]) -> Any:
     session = boto3.session.Session()
     config = client_config(settings)
     if settings.backend is Backend.LOCAL:
         if endpoint_url is None:
             raise AwsConfigurationError("the local backend needs the emulator's endpoint URL")
-        region = session.region_name or environ.get("AWS_REGION") or LOCAL_REGION
-        client = session.client(
-            SERVICE_NAME, region_name=region, endpoint_url=endpoint_url, config=config, **LOCAL_CREDENTIALS
+        local_region = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or LOCAL_REGION
+        return session.client(
+            SERVICE_NAME,
+            region_name=local_region,
+            endpoint_url=endpoint_url,
+            config=config,
+            **LOCAL_CREDENTIALS,
         )
-    else:
-        region = session.region_name or environ.get("AWS_REGION")
-        if not region:
-            raise AwsConfigurationError(
-                "AGENTCORE_BACKEND=aws needs a region: set AWS_REGION or AWS_DEFAULT_REGION "
-                "(or a region in the AWS config profile)"
-            )
-        client = session.client(SERVICE_NAME, region_name=region, endpoint_url=endpoint_url, config=config)
-    deadlines.register(client, settings.aws_read_timeout_seconds)
-    return client
+    region = session.region_name or environ.get("AWS_REGION")
+    if not region:
+        raise AwsConfigurationError(
+            "AGENTCORE_BACKEND=aws needs a region: set AWS_REGION or AWS_DEFAULT_REGION "
+            "(or a region in the AWS config profile)"
+        )
+    return session.client(SERVICE_NAME, region_name=region, endpoint_url=endpoint_url, config=config)

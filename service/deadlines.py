@@ -1,10 +1,16 @@
 """The caller's deadline and cancellation bound the upstream work.
 
-A botocore `before-send` hook runs before every attempt (first try and each retry). It refuses to
-start an attempt once the caller's deadline has passed or the caller has cancelled, and it lowers
-the attempt's read timeout to the time the caller has left (botocore honours a per-request
-`read_timeout` in the request context). The connect timeout stays as configured: botocore offers no
-per-request override for it.
+Two botocore hooks act on every call the facade makes:
+
+- `before-send`, before every attempt (first try and each retry): refuses to start an attempt once the
+  caller's deadline has passed or the caller has cancelled, and lowers the attempt's read timeout to
+  the time the caller has left (botocore honours a per-request `read_timeout` in the request context).
+  The connect timeout stays as configured: botocore offers no per-request override for it.
+- `needs-retry`, after a failed attempt and before botocore's back-off sleep: stops retrying when the
+  caller is gone, or when the longest back-off botocore may pick would not leave time for another
+  attempt. The last error then reaches the caller at once (a throttle as RESOURCE_EXHAUSTED with
+  RetryInfo) instead of a DEADLINE_EXCEEDED after a sleep nobody waits for, and the handler thread is
+  free for other callers.
 
 The RPC in progress is found through a thread-local: the gRPC handler thread is the thread that
 makes the boto3 call.
@@ -17,10 +23,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.exceptions
 import grpc
 
 # Below this, an attempt cannot finish in time: refuse it rather than start it.
 MIN_ATTEMPT_SECONDS = 0.001
+# The AWS SDKs' standard retry back-off: a random delay up to base * 2^(attempt-1), capped at 20 s,
+# with base 1 s after a throttle and 50 ms after any other error.
+_THROTTLE_BACKOFF_BASE_SECONDS = 1.0
+_OTHER_BACKOFF_BASE_SECONDS = 0.05
+_MAX_BACKOFF_SECONDS = 20.0
+_THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
+)
 
 _current = threading.local()
 
@@ -37,28 +52,74 @@ class CancelledError(Exception):
 def bounded_by(context: grpc.ServicerContext) -> Iterator[None]:
     """Within this block, boto3 calls on this thread are bounded by `context`'s deadline."""
     _current.context = context
+    _current.cut_short = False
     try:
         yield
     finally:
         _current.context = None
 
 
+def _context() -> grpc.ServicerContext | None:
+    context: grpc.ServicerContext | None = getattr(_current, "context", None)
+    return context
+
+
+def _before_send(request: Any, read_timeout_seconds: float) -> None:
+    context = _context()
+    if context is None:
+        return
+    remaining = context.time_remaining()
+    if not context.is_active():
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceededError("the caller's deadline passed before the upstream call")
+        raise CancelledError("the caller cancelled before the upstream call")
+    if remaining is None:
+        return
+    if remaining < MIN_ATTEMPT_SECONDS:
+        raise DeadlineExceededError("the caller's deadline passed before the upstream call")
+    # Remembered so that a read timeout we cut short is reported as the deadline it really is.
+    _current.cut_short = remaining < read_timeout_seconds
+    request.context["read_timeout"] = min(read_timeout_seconds, remaining)
+
+
+def _worst_backoff_seconds(attempts: int, response: Any) -> float:
+    throttled = False
+    if response is not None:
+        http_response, parsed = response
+        code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
+        throttled = http_response.status_code == 429 or code in _THROTTLE_CODES
+    base = _THROTTLE_BACKOFF_BASE_SECONDS if throttled else _OTHER_BACKOFF_BASE_SECONDS
+    return float(min(_MAX_BACKOFF_SECONDS, base * 2 ** (attempts - 1)))
+
+
+def _before_retry(attempts: int, response: Any = None, caught_exception: Any = None, **_: Any) -> bool | None:
+    """False stops botocore from retrying (the last error is raised); None leaves the choice to it."""
+    context = _context()
+    if context is None:
+        return None
+    if caught_exception is None and (response is None or response[0].status_code < 400):
+        return None  # a success: nothing to retry
+    if isinstance(caught_exception, botocore.exceptions.ReadTimeoutError) and getattr(
+        _current, "cut_short", False
+    ):
+        raise DeadlineExceededError("the caller's deadline passed while AWS was answering")
+    if not context.is_active():
+        return False
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    if remaining < _worst_backoff_seconds(attempts, response) + MIN_ATTEMPT_SECONDS:
+        return False
+    return None
+
+
 def register(client: Any, read_timeout_seconds: float) -> None:
-    """Install the hook on `client` (once, at start)."""
+    """Install both hooks on `client` (once, at start)."""
+    service_id = client.meta.service_model.service_id.hyphenize()
 
     def before_send(request: Any, **_: Any) -> None:
-        context: grpc.ServicerContext | None = getattr(_current, "context", None)
-        if context is None:
-            return
-        remaining = context.time_remaining()
-        if not context.is_active():
-            if remaining is not None and remaining <= 0:
-                raise DeadlineExceededError("the caller's deadline passed before the upstream call")
-            raise CancelledError("the caller cancelled before the upstream call")
-        if remaining is None:
-            return
-        if remaining < MIN_ATTEMPT_SECONDS:
-            raise DeadlineExceededError("the caller's deadline passed before the upstream call")
-        request.context["read_timeout"] = min(read_timeout_seconds, remaining)
+        _before_send(request, read_timeout_seconds)
 
-    client.meta.events.register("before-send.bedrock-agentcore", before_send)
+    client.meta.events.register(f"before-send.{service_id}", before_send)
+    # First, so that its False is the answer botocore reads before its own retry handler's delay.
+    client.meta.events.register_first(f"needs-retry.{service_id}", _before_retry)

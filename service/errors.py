@@ -35,12 +35,17 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import deadlines
+from service import deadlines, translate
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
 FACADE_DOMAIN = "agentcore-memory-grpc"
 MEMORY_RESOURCE_TYPE = "bedrock-agentcore.amazonaws.com/Memory"
+MEMORY_RECORD_RESOURCE_TYPE = "bedrock-agentcore.amazonaws.com/MemoryRecord"
 THROTTLE_RETRY_DELAY_SECONDS = 1.0
+# Bounds that keep an error's trailers far below gRPC's 8 KiB default limit on metadata.
+MAX_VIOLATIONS_IN_DETAILS = 25
+MAX_VIOLATIONS_IN_MESSAGE = 5
+MAX_MESSAGE_CHARACTERS = 500
 UNAVAILABLE_RETRY_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
@@ -106,10 +111,26 @@ _CREDENTIAL_MESSAGE = "the service is misconfigured: its AWS credentials are mis
 _EXPIRED_MESSAGE = "the service's AWS credentials expired or could not be fetched; retry"
 
 
-def to_status(exc: BaseException, *, memory_id: str = "") -> grpc.Status:
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """The AWS resource a call addressed, named in ResourceInfo and QuotaFailure (AIP-122 style)."""
+
+    type: str
+    name: str
+
+    @classmethod
+    def memory(cls, memory_id: str) -> Resource:
+        return cls(MEMORY_RESOURCE_TYPE, f"memories/{memory_id}")
+
+    @classmethod
+    def memory_record(cls, memory_id: str, memory_record_id: str) -> Resource:
+        return cls(MEMORY_RECORD_RESOURCE_TYPE, f"memories/{memory_id}/memoryRecords/{memory_record_id}")
+
+
+def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.Status:
     """The gRPC status (code, message, google.rpc details) that `exc` answers to the caller.
 
-    `memory_id` is the memory the failed call addressed, named in ResourceInfo and QuotaFailure.
+    `resource` is what the failed call addressed, named in ResourceInfo and QuotaFailure.
     """
     retry = _retry_info(UNAVAILABLE_RETRY_DELAY_SECONDS)
     if isinstance(exc, InvalidRequestError):
@@ -121,7 +142,12 @@ def to_status(exc: BaseException, *, memory_id: str = "") -> grpc.Status:
     if isinstance(exc, deadlines.CancelledError):
         return _facade(code_pb2.CANCELLED, "CANCELLED", str(exc))
     if isinstance(exc, botocore.exceptions.ClientError):
-        return _from_client_error(exc, memory_id)
+        return _from_client_error(exc, resource)
+    if isinstance(exc, translate.MalformedReplyError):
+        # Most often a body cut short in transit; a retry (with the same client_token) is safe.
+        log.warning("malformed AWS reply", extra={"problem": str(exc)})
+        message = f"AWS sent a malformed reply ({exc}); retry"
+        return _facade(code_pb2.UNAVAILABLE, "AWS_MALFORMED_RESPONSE", message, retry)
     if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         return _facade(code_pb2.INTERNAL, "AWS_CREDENTIALS_MISSING", _CREDENTIAL_MESSAGE)
     if isinstance(
@@ -139,7 +165,10 @@ def to_status(exc: BaseException, *, memory_id: str = "") -> grpc.Status:
 
 
 def _invalid(violations: Sequence[FieldViolation]) -> grpc.Status:
-    message = "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in violations)
+    shown = violations[:MAX_VIOLATIONS_IN_MESSAGE]
+    message = "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in shown)
+    if len(violations) > len(shown):
+        message += f"; and {len(violations) - len(shown)} more (see BadRequest)"
     return _facade(code_pb2.INVALID_ARGUMENT, "INVALID_ARGUMENT", message, _bad_request(violations))
 
 
@@ -149,7 +178,7 @@ def _facade(code: int, reason: str, message: str, *details: Any) -> grpc.Status:
     return _build(code, message, info, details)
 
 
-def _from_client_error(exc: botocore.exceptions.ClientError, memory_id: str) -> grpc.Status:
+def _from_client_error(exc: botocore.exceptions.ClientError, resource: Resource | None) -> grpc.Status:
     error = exc.response.get("Error", {})
     metadata_response = exc.response.get("ResponseMetadata", {})
     aws_code = str(error.get("Code", "")) or "Unknown"
@@ -161,27 +190,31 @@ def _from_client_error(exc: botocore.exceptions.ClientError, memory_id: str) -> 
         metadata["httpStatus"] = str(http_status)
     if request_id:
         metadata["awsRequestId"] = request_id
-    code = _CODE_VALUES[row.code]
+    aws_message = safe_aws_text(str(error.get("Message") or error.get("message") or ""))
     if row.reason == "AWS_CREDENTIALS_REJECTED":
         message = _CREDENTIAL_MESSAGE
     elif row.reason == "AWS_CREDENTIALS_EXPIRED":
         message = _EXPIRED_MESSAGE
+    elif row.reason == "AWS_ACCESS_DENIED":
+        # AWS names the service's own IAM role and account here: that is for operators, not callers.
+        log.warning("AWS denied access", extra={"awsRequestId": request_id, "awsMessage": aws_message})
+        message = f"AccessDeniedException: the service is not allowed to call {exc.operation_name}"
     else:
-        aws_message = str(error.get("Message") or error.get("message") or "no message")
-        message = f"{aws_code}: {_without_values(aws_message)}"
+        message = f"{aws_code}: {aws_message or 'no message'}"
     details: list[Any] = []
     if row.code is grpc.StatusCode.INVALID_ARGUMENT:
         details.append(_bad_request(aws_field_violations(exc.response)))
-    if row.code is grpc.StatusCode.NOT_FOUND:
+    if row.code is grpc.StatusCode.NOT_FOUND and resource is not None:
         details.append(
             error_details_pb2.ResourceInfo(
-                resource_type=MEMORY_RESOURCE_TYPE, resource_name=memory_id, description=message
+                resource_type=resource.type, resource_name=resource.name, description=message
             )
         )
     if aws_code == "ServiceQuotaExceededException":
+        subject = resource.name if resource is not None else ""
         details.append(
             error_details_pb2.QuotaFailure(
-                violations=[error_details_pb2.QuotaFailure.Violation(subject=memory_id, description=message)]
+                violations=[error_details_pb2.QuotaFailure.Violation(subject=subject, description=message)]
             )
         )
     if row.retry_delay_seconds is not None:
@@ -189,16 +222,25 @@ def _from_client_error(exc: botocore.exceptions.ClientError, memory_id: str) -> 
     if request_id:
         details.append(error_details_pb2.RequestInfo(request_id=request_id))
     info = error_details_pb2.ErrorInfo(reason=row.reason, domain=AWS_DOMAIN, metadata=metadata)
-    return _build(code, message, info, details)
+    return _build(_CODE_VALUES[row.code], message, info, details)
 
 
-# Coral validation messages quote the submitted value ("Value 'x' at 'records.1.member...'"); AWS
-# redacts sensitive members, but no value of a caller's request should travel back through logs.
+# Coral validation messages quote the submitted value ("Value 'x' at 'records.1.member...'").
 _QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
+# A body botocore could not parse as JSON becomes the message whole: it may echo the request.
+_STRUCTURED_TEXT = re.compile(r"[{}<>]")
 
 
-def _without_values(aws_message: str) -> str:
-    return _QUOTED_VALUE.sub("Value at '", aws_message)
+def safe_aws_text(aws_text: str) -> str:
+    """AWS's text, safe to pass to a caller: quoted values dropped, structured bodies withheld, bounded.
+
+    AWS redacts sensitive members itself, but no value of a request should travel back through a
+    caller's logs, and a raw body (HTML from a proxy, echoed JSON) is not a message at all.
+    """
+    text = _QUOTED_VALUE.sub("Value at '", aws_text)
+    if _STRUCTURED_TEXT.search(text):
+        return "(the upstream message is withheld: it is not plain text)"
+    return text[:MAX_MESSAGE_CHARACTERS]
 
 
 def _row_for_http_status(http_status: int, aws_code: str) -> _Row:
@@ -235,36 +277,30 @@ def _snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
 
 
+# Wire members whose values are maps: the segment after them is a key, kept verbatim.
+_MAP_MEMBERS = frozenset({"metadata"})
+
+
 def proto_field_path(aws_name: str) -> str:
-    """AWS's name of a field (Coral `records.4.member.content.text`, JSON pointer
-    `/records/3/content/text`, or botocore `records[3].content.text`) as a proto path
-    (`records[3].content.text`). Coral list indexes are 1-based; the others are 0-based."""
+    """AWS's name of a field as a proto path (`records[3].content.text`). Accepted forms: Coral
+    (`records.4.member.content.text`, 1-based), dotted (`records.3.content.text`, 0-based), JSON pointer
+    (`/records/3/content/text`, 0-based) and botocore's (`records[3].content.text`)."""
     name = aws_name.strip()
+    parts = [p for p in name.split("/") if p] if name.startswith("/") else name.split(".")
     segments: list[str] = []
-    if name.startswith("/"):
-        parts = [p for p in name.split("/") if p]
-        for part in parts:
-            if part.isdigit() and segments:
-                segments[-1] += f"[{part}]"
-            else:
-                segments.append(_snake(part))
-        return ".".join(segments)
-    parts = name.split(".")
     index = 0
     while index < len(parts):
         part = parts[index]
-        is_coral_index = part.isdigit() and index + 1 < len(parts) and parts[index + 1] == "member"
-        if is_coral_index and segments:
-            segments[-1] += f"[{int(part) - 1}]"
-            index += 2
-            continue
-        if part.isdigit() and segments:
-            segments[-1] += f"[{int(part) - 1}]"
-        elif segments and segments[-1].startswith("metadata") and not segments[-1].endswith("]"):
-            segments[-1] += f'["{part}"]'  # a metadata key: kept verbatim
+        previous = segments[-1] if segments else ""
+        if previous in _MAP_MEMBERS:
+            segments[-1] += f'["{part}"]'
+        elif part.isdigit() and segments:
+            coral = index + 1 < len(parts) and parts[index + 1] == "member"
+            segments[-1] += f"[{int(part) - 1 if coral else int(part)}]"
+            index += 1 if coral else 0
         else:
             head, bracket, rest = part.partition("[")
-            segments.append(_snake(head) + (bracket + rest if bracket else ""))
+            segments.append(_snake(head) + bracket + rest)
         index += 1
     return ".".join(segments)
 
@@ -275,9 +311,8 @@ def aws_field_violations(response: dict[str, Any]) -> list[FieldViolation]:
     violations = []
     for entry in field_list:
         if isinstance(entry, dict) and entry.get("name"):
-            violations.append(
-                FieldViolation(proto_field_path(str(entry["name"])), str(entry.get("message", "invalid")))
-            )
+            description = safe_aws_text(str(entry.get("message") or "")) or "is invalid"
+            violations.append(FieldViolation(proto_field_path(str(entry["name"])), description))
     return violations
 
 
@@ -315,11 +350,16 @@ def parse_param_validation_report(report: str) -> list[FieldViolation]:
 _CODE_VALUES = {code: code.value[0] for code in grpc.StatusCode}
 
 
-def _bad_request(violations: Iterable[FieldViolation]) -> error_details_pb2.BadRequest:
+def _bad_request(violations: Sequence[FieldViolation]) -> error_details_pb2.BadRequest:
+    # Status details travel in one trailer, and gRPC peers refuse trailers over 8 KiB by default: past
+    # the cap, the caller learns how many more there are rather than getting a different status code.
+    kept = list(violations[:MAX_VIOLATIONS_IN_DETAILS])
+    if len(violations) > len(kept):
+        kept.append(FieldViolation("", f"and {len(violations) - len(kept)} more invalid fields"))
     return error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations
+            error_details_pb2.BadRequest.FieldViolation(field=v.field[:200], description=v.description[:200])
+            for v in kept
         ]
     )
 

@@ -6,8 +6,9 @@ as UNKNOWN.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from agentcore.memory.v1 import memory_records_pb2 as pb
@@ -19,6 +20,36 @@ Request = TypeVar("Request", pb.BatchCreateRequest, pb.BatchUpdateRequest, pb.Ge
 Response = TypeVar("Response")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Operation(Generic[Request, Response]):
+    """How one RPC maps onto one boto3 call."""
+
+    to_params: Callable[[Request], dict[str, Any]]
+    boto_method: str
+    to_response: Callable[[Any], Response]
+    resource: Callable[[Request], errors.Resource]
+
+
+_BATCH_CREATE = _Operation(
+    translate.to_boto_batch_create,
+    "batch_create_memory_records",
+    translate.from_boto_batch_create,
+    lambda request: errors.Resource.memory(request.memory_id),
+)
+_BATCH_UPDATE = _Operation(
+    translate.to_boto_batch_update,
+    "batch_update_memory_records",
+    translate.from_boto_batch_update,
+    lambda request: errors.Resource.memory(request.memory_id),
+)
+_GET = _Operation(
+    translate.to_boto_get,
+    "get_memory_record",
+    translate.from_boto_get,
+    lambda request: errors.Resource.memory_record(request.memory_id, request.memory_record_id),
+)
+
+
 class MemoryRecordsServicer(pb_grpc.MemoryRecordsServiceServicer):
     """`agentcore.memory.v1.MemoryRecordsService` on top of one shared boto3 client."""
 
@@ -28,48 +59,32 @@ class MemoryRecordsServicer(pb_grpc.MemoryRecordsServiceServicer):
     def BatchCreate(
         self, request: pb.BatchCreateRequest, context: grpc.ServicerContext
     ) -> pb.BatchCreateResponse:
-        return _call(
-            context,
-            request,
-            translate.to_boto_batch_create,
-            self._client.batch_create_memory_records,
-            translate.from_boto_batch_create,
-        )
+        return self._call(_BATCH_CREATE, request, context)
 
     def BatchUpdate(
         self, request: pb.BatchUpdateRequest, context: grpc.ServicerContext
     ) -> pb.BatchUpdateResponse:
-        return _call(
-            context,
-            request,
-            translate.to_boto_batch_update,
-            self._client.batch_update_memory_records,
-            translate.from_boto_batch_update,
-        )
+        return self._call(_BATCH_UPDATE, request, context)
 
     def Get(self, request: pb.GetRequest, context: grpc.ServicerContext) -> pb.GetResponse:
-        return _call(
-            context, request, translate.to_boto_get, self._client.get_memory_record, translate.from_boto_get
-        )
+        return self._call(_GET, request, context)
 
-
-def _call(
-    context: grpc.ServicerContext,
-    request: Request,
-    to_params: Callable[[Request], dict[str, Any]],
-    boto_method: Callable[..., Any],
-    to_response: Callable[[Any], Response],
-) -> Response:
-    try:
-        params = validate.validated_params(request, to_params)
-        with deadlines.bounded_by(context):
-            reply = boto_method(**params)
-        return to_response(reply)
-    except Exception as exc:
-        failure: BaseException = exc
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0 and not isinstance(exc, errors.InvalidRequestError):
-            # Whatever broke last (often a read timeout cut short), the caller ran out of time.
-            failure = deadlines.DeadlineExceededError("the caller's deadline passed")
-        context.abort_with_status(errors.to_status(failure, memory_id=request.memory_id))
-        raise  # abort_with_status always raises; this keeps type checkers honest
+    def _call(
+        self, operation: _Operation[Request, Response], request: Request, context: grpc.ServicerContext
+    ) -> Response:
+        try:
+            params = validate.validated_params(request, operation.to_params)
+            with deadlines.bounded_by(context):
+                reply = getattr(self._client, operation.boto_method)(**params)
+            return operation.to_response(reply)
+        except Exception as exc:
+            failure: BaseException = exc
+            if not context.is_active() and not isinstance(exc, errors.InvalidRequestError):
+                # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    failure = deadlines.DeadlineExceededError("the caller's deadline passed")
+                else:
+                    failure = deadlines.CancelledError("the caller cancelled")
+            context.abort_with_status(errors.to_status(failure, resource=operation.resource(request)))
+            raise  # abort_with_status always raises; this keeps type checkers honest

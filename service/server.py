@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from concurrent import futures
 from typing import Any
@@ -20,13 +21,16 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from emulator import Emulator
+from emulator import Emulator, FaultConfig
 from service import aws
 from service.metrics import Metrics
 from service.records import MemoryRecordsServicer
 from service.settings import Backend, Settings
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MemoryRecordsService"].full_name
+
+# 100 records of 16,000 characters, 4 bytes each in UTF-8 at worst, plus namespaces and metadata.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 log = logging.getLogger("service")
 
@@ -49,8 +53,12 @@ def create_server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc-handler"),
         # Outermost, so that it sees the final code of every RPC.
         interceptors=[metrics.interceptor(), *interceptors],
-        # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
-        options=[("grpc.so_reuseport", 0)],
+        options=[
+            # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
+            ("grpc.so_reuseport", 0),
+            # The largest batch AWS accepts must fit (gRPC's default is 4 MiB).
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+        ],
     )
     pb_grpc.add_MemoryRecordsServiceServicer_to_server(MemoryRecordsServicer(client), server)
     health_servicer = health_servicer or health.HealthServicer()
@@ -79,7 +87,13 @@ def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
         endpoint_url = None
         if settings.backend is Backend.LOCAL:
             emulator = resources.enter_context(
-                Emulator(memory_ids=settings.local_memory_ids, db_path=settings.local_db_path)
+                Emulator(
+                    memory_ids=settings.local_memory_ids,
+                    db_path=settings.local_db_path,
+                    # The journal of request bodies serves tests; a served emulator keeps no record text.
+                    journal_size=0,
+                    faults=FaultConfig.parse(settings.local_faults),
+                )
             )
             endpoint_url = emulator.endpoint_url
         client = aws.create_client(settings, endpoint_url=endpoint_url)
@@ -107,5 +121,7 @@ def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
         stop.wait()
         log.info("shutting down", extra={"graceSeconds": settings.shutdown_grace_seconds})
         health_servicer.enter_graceful_shutdown()
+        if settings.shutdown_drain_seconds:
+            time.sleep(settings.shutdown_drain_seconds)  # still serving, while health says NOT_SERVING
         server.stop(settings.shutdown_grace_seconds).wait()
         log.info("stopped")

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from emulator import DEFAULT_MEMORY_ID
+from emulator import DEFAULT_MEMORY_ID, FaultConfig
 
 
 class Backend(enum.StrEnum):
@@ -48,6 +48,10 @@ class Settings:
     aws_connect_timeout_seconds: float = 5.0  # AWS_CONNECT_TIMEOUT_SECONDS
     aws_read_timeout_seconds: float = 30.0  # AWS_READ_TIMEOUT_SECONDS
     shutdown_grace_seconds: float = 10.0  # SHUTDOWN_GRACE_SECONDS: in-flight RPCs get this long
+    # SHUTDOWN_DRAIN_SECONDS: on SIGTERM, health says NOT_SERVING this long before new RPCs are refused,
+    # so that load balancers and Kubernetes endpoints stop sending first (5 s is typical in Kubernetes).
+    shutdown_drain_seconds: float = 0.0
+    local_faults: str = ""  # LOCAL_FAULTS: fault injection in the embedded emulator (see emulator/faults.py)
     log_level: str = "INFO"  # LOG_LEVEL
 
     @classmethod
@@ -76,12 +80,20 @@ class Settings:
             shutdown_grace_seconds=_seconds(
                 environ, "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds, allow_zero=True
             ),
+            shutdown_drain_seconds=_seconds(
+                environ, "SHUTDOWN_DRAIN_SECONDS", defaults.shutdown_drain_seconds, allow_zero=True
+            ),
+            local_faults=environ.get("LOCAL_FAULTS", defaults.local_faults),
             log_level=environ.get("LOG_LEVEL", defaults.log_level).upper(),
         )
         if settings.aws_retry_mode not in _RETRY_MODES:
             raise SettingsError(f"AWS_RETRY_MODE must be one of {', '.join(_RETRY_MODES)}")
         if settings.log_level not in logging.getLevelNamesMapping():
             raise SettingsError(f"LOG_LEVEL {settings.log_level!r} is not a logging level")
+        try:
+            FaultConfig.parse(settings.local_faults)
+        except ValueError as exc:
+            raise SettingsError(f"LOCAL_FAULTS: {exc}") from None
         return settings
 
 

@@ -150,8 +150,20 @@ def _to_boto_expiry(expiry: pb.RecordExpirySpecification) -> BotoParams:
 # --- replies ----------------------------------------------------------------------------------
 
 
+class MalformedReplyError(ValueError):
+    """AWS answered 2xx without a member its model requires: a truncated or garbled body (botocore
+    turns a body that is not JSON into `{"message": ...}`), never a valid empty answer."""
+
+
+def _require(reply: BotoReply, *members: str) -> None:
+    missing = [member for member in members if member not in reply]
+    if missing:
+        raise MalformedReplyError(f"the AWS reply lacks {', '.join(missing)}")
+
+
 def from_boto_batch_create(reply: BotoReply) -> pb.BatchCreateResponse:
     """A BatchCreate response from a `batch_create_memory_records` reply."""
+    _require(reply, "successfulRecords", "failedRecords")
     return pb.BatchCreateResponse(
         successful_records=_from_boto_results(reply.get("successfulRecords", ())),
         failed_records=_from_boto_results(reply.get("failedRecords", ())),
@@ -160,6 +172,7 @@ def from_boto_batch_create(reply: BotoReply) -> pb.BatchCreateResponse:
 
 def from_boto_batch_update(reply: BotoReply) -> pb.BatchUpdateResponse:
     """A BatchUpdate response from a `batch_update_memory_records` reply."""
+    _require(reply, "successfulRecords", "failedRecords")
     return pb.BatchUpdateResponse(
         successful_records=_from_boto_results(reply.get("successfulRecords", ())),
         failed_records=_from_boto_results(reply.get("failedRecords", ())),
@@ -168,16 +181,15 @@ def from_boto_batch_update(reply: BotoReply) -> pb.BatchUpdateResponse:
 
 def from_boto_get(reply: BotoReply) -> pb.GetResponse:
     """A Get response from a `get_memory_record` reply."""
-    response = pb.GetResponse()
-    if "memoryRecord" in reply:
-        response.memory_record.CopyFrom(from_boto_record(reply["memoryRecord"]))
-    return response
+    _require(reply, "memoryRecord")
+    return pb.GetResponse(memory_record=from_boto_record(reply["memoryRecord"]))
 
 
 def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
     """A MemoryRecord from AWS's MemoryRecord shape."""
+    _require(boto_record, "memoryRecordId")
     record = pb.MemoryRecord(
-        memory_record_id=boto_record.get("memoryRecordId", ""),
+        memory_record_id=boto_record["memoryRecordId"],
         namespaces=boto_record.get("namespaces", ()),
     )
     if "content" in boto_record:
@@ -200,9 +212,10 @@ def _from_boto_results(boto_results: Sequence[BotoReply]) -> list[pb.MemoryRecor
 
 
 def _from_boto_result(boto_result: BotoReply) -> pb.MemoryRecordResult:
+    _require(boto_result, "memoryRecordId", "status")
     result = pb.MemoryRecordResult(
-        memory_record_id=boto_result.get("memoryRecordId", ""),
-        status=_STATUS_FROM_BOTO.get(boto_result.get("status", ""), pb.MEMORY_RECORD_STATUS_UNSPECIFIED),
+        memory_record_id=boto_result["memoryRecordId"],
+        status=_STATUS_FROM_BOTO.get(boto_result["status"], pb.MEMORY_RECORD_STATUS_UNSPECIFIED),
     )
     if "requestIdentifier" in boto_result:
         result.request_identifier = boto_result["requestIdentifier"]

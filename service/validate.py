@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import botocore.session
+import botocore.loaders
+import botocore.model
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.protobuf import descriptor, timestamp_pb2
 
@@ -75,7 +76,8 @@ def _check_finite(value: Any, path: str, out: Violations) -> None:
 def _compile_string(shape: Any) -> Check:
     minimum = shape.metadata.get("min")
     maximum = shape.metadata.get("max")
-    pattern = re.compile(shape.metadata["pattern"]) if "pattern" in shape.metadata else None
+    # ASCII: AWS matches with Java regexes, whose \s and \w are ASCII-only (Python's are Unicode).
+    pattern = re.compile(shape.metadata["pattern"], re.ASCII) if "pattern" in shape.metadata else None
     enum = frozenset(shape.enum) if shape.enum else None
     length_message = _describe_length(minimum, maximum, "characters")
     enum_message = f"must be one of {', '.join(sorted(enum))}" if enum else ""
@@ -188,7 +190,13 @@ def compile_checkers(model: Any) -> dict[type[Any], Check]:
     }
 
 
-_CHECKERS = compile_checkers(botocore.session.get_session().get_service_model(SERVICE_NAME))
+# botocore's loader alone (a session would read the AWS profile): the model botocore's client uses.
+_CHECKERS = compile_checkers(
+    botocore.model.ServiceModel(
+        botocore.loaders.create_loader().load_service_model(SERVICE_NAME, "service-2"),
+        service_name=SERVICE_NAME,
+    )
+)
 
 
 def check_timestamps(request: pb.BatchCreateRequest | pb.BatchUpdateRequest) -> None:

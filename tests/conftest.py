@@ -4,6 +4,8 @@ of the real emulator (or the wire stub) over real HTTP."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,6 +45,18 @@ def emulator_client(
         aws_secret_access_key="x",
         config=config,
     )
+
+
+def prometheus_tool(name: str) -> str:
+    """The path of `prometheus` or `promtool` (Debian's prometheus package). Missing: a skip on a
+    developer's machine, a failure in CI, where .ci/run installs the package."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed: .ci/run installs Debian's prometheus package, which has it"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
 
 
 def settings_for_tests(**overrides: Any) -> Settings:

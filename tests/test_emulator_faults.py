@@ -17,7 +17,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from emulator import DEFAULT_MEMORY_ID, Emulator, FaultConfig
+from emulator import DEFAULT_MEMORY_ID, ApiError, Emulator, FaultConfig, Faults
 from tests.conftest import emulator_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,3 +163,24 @@ def test_faults_set_at_start_from_the_command_line() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+def test_a_rate_below_one_per_second_still_serves() -> None:
+    faults = Faults(FaultConfig(rate_limit_per_second=0.5))
+    answers = [faults("GetMemoryRecord", None) for _ in range(1)]
+    assert answers == [None]  # the first request passes; the bucket refills at 0.5 per second
+    with pytest.raises(ApiError):
+        faults("GetMemoryRecord", None)
+
+
+def test_a_config_parses_from_text() -> None:
+    assert FaultConfig.parse("") == FaultConfig()
+    assert FaultConfig.parse("rate_limit=50, latency=0.2,drop=0.01,ServiceException=0.05") == FaultConfig(
+        error_rates={"ServiceException": 0.05},
+        rate_limit_per_second=50,
+        latency_seconds=0.2,
+        drop_connection_rate=0.01,
+    )
+    for bad in ("latency", "latency=soon", "NoSuchException=1", "drop=2"):
+        with pytest.raises(ValueError):
+            FaultConfig.parse(bad)

@@ -110,7 +110,9 @@ def test_non_retryable_aws_errors(
     if extra_detail is not None:
         assert extra_detail in found
     if extra_detail is error_details_pb2.ResourceInfo:
-        assert found[extra_detail].resource_name == MEMORY_ID
+        # Get addresses a record: its name includes the memory, which may be what is missing.
+        assert found[extra_detail].resource_type == "bedrock-agentcore.amazonaws.com/MemoryRecord"
+        assert found[extra_detail].resource_name == f"memories/{MEMORY_ID}/memoryRecords/{RECORD_ID}"
     assert len(wire_stub.requests) == 1, "4xx errors are not retried"
 
 
@@ -367,3 +369,107 @@ def test_unknown_aws_codes_fall_back_on_the_http_status(
     error = call_get(aws_service)
     assert error.code() is grpc_code
     assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_SOMETHING_NEW"
+
+
+def test_a_batch_on_an_unknown_memory_names_the_memory(
+    aws_service: RunningService, wire_stub: WireStub
+) -> None:
+    wire_stub.queue(aws_error(404, "ResourceNotFoundException", "Memory not found"))
+    request = pb.BatchUpdateRequest(
+        memory_id=MEMORY_ID, records=[pb.MemoryRecordUpdate(memory_record_id=RECORD_ID)]
+    )
+    request.records[0].timestamp.seconds = 1
+    with pytest.raises(grpc.RpcError) as caught:
+        aws_service.stub.BatchUpdate(request, timeout=10)
+    resource = details_of(caught.value)[error_details_pb2.ResourceInfo]
+    assert (resource.resource_type, resource.resource_name) == (
+        "bedrock-agentcore.amazonaws.com/Memory",
+        f"memories/{MEMORY_ID}",
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"memoryRecord": {"memoryRecordId": "',  # cut short
+        b"<html><body>502 Bad Gateway</body></html>",  # a proxy's page with a 200
+        b"{}",  # valid JSON without the required member
+    ],
+)
+def test_a_malformed_success_reply_is_unavailable_not_an_empty_answer(
+    aws_service: RunningService, wire_stub: WireStub, body: bytes
+) -> None:
+    wire_stub.queue(CannedResponse(200, body, {"x-amzn-RequestId": "req-1"}))
+    error = call_get(aws_service)
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert details_of(error)[error_details_pb2.ErrorInfo].reason == "AWS_MALFORMED_RESPONSE"
+
+
+def test_a_malformed_batch_reply_is_unavailable(aws_service: RunningService, wire_stub: WireStub) -> None:
+    wire_stub.queue(CannedResponse(201, b'{"successfulRecords": [', {}))
+    request = pb.BatchCreateRequest(
+        memory_id=MEMORY_ID,
+        records=[pb.MemoryRecordCreate(request_identifier="r1", content=pb.MemoryContent(text="t"))],
+    )
+    request.records[0].timestamp.seconds = 1
+    with pytest.raises(grpc.RpcError) as caught:
+        aws_service.stub.BatchCreate(request, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, b'bad request: {"content": {"text": "MY SECRET DIARY"}}'),
+        (
+            400,
+            json.dumps(
+                {
+                    "message": "invalid",
+                    "fieldList": [
+                        {"name": "records.1.member.content.text", "message": "Value 'MY SECRET DIARY' at 'x'"}
+                    ],
+                }
+            ).encode(),
+        ),
+        (500, b"<html>MY SECRET DIARY</html>"),
+    ],
+)
+def test_upstream_text_never_carries_request_values(
+    aws_service: RunningService, wire_stub: WireStub, status: int, body: bytes
+) -> None:
+    wire_stub.queue(CannedResponse(status, body, {"x-amzn-ErrorType": "ValidationException"}))
+    error = call_get(aws_service)
+    status_proto = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status_proto is not None
+    assert "MY SECRET DIARY" not in (error.details() or "")
+    assert all(b"MY SECRET DIARY" not in detail.value for detail in status_proto.details)
+
+
+def test_a_hundred_invalid_records_stay_invalid_argument(local_service: RunningService) -> None:
+    """Every violation would not fit in gRPC's trailers: the status must not turn into another code."""
+    bad = pb.MemoryRecordCreate(
+        request_identifier="bad id", namespaces=["a", "b"], content=pb.MemoryContent()
+    )
+    for key in ("bad key!", "other bad!", "third bad!"):
+        bad.metadata[key].string_value = "x"
+    request = pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[bad] * 100)
+    with pytest.raises(grpc.RpcError) as caught:
+        local_service.stub.BatchCreate(request, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    violations = details_of(caught.value)[error_details_pb2.BadRequest].field_violations
+    assert len(violations) == errors.MAX_VIOLATIONS_IN_DETAILS + 1
+    assert violations[-1].description.startswith("and ")
+
+
+def test_no_back_off_past_the_deadline(aws_service_factory: AwsServiceFactory, wire_stub: WireStub) -> None:
+    """Throttled on every attempt, with 6 attempts allowed and 1.5 s to spend: after the first retry
+    (whose back-off is at most 1 s), the next back-off (up to 2 s) cannot fit, so the throttle reaches
+    the caller at once, before its deadline, instead of a DEADLINE_EXCEEDED after a useless sleep."""
+    service = aws_service_factory(aws_max_attempts=6)
+    wire_stub.default = aws_error(429, "ThrottledException", "slow down")
+    started = time.monotonic()
+    error = call_get(service, timeout=1.5)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert time.monotonic() - started < 1.5
+    assert len(wire_stub.requests) == 2

@@ -44,6 +44,10 @@ def unpack(status: grpc.Status) -> tuple[status_pb2.Status, list[object]]:
             "record_expiry_specification.record_expiry_duration_days",
         ),
         ("records.2.member.metadata.topic.stringValue", 'records[1].metadata["topic"].string_value'),
+        ("records.0.content.text", "records[0].content.text"),
+        ("records.1.member.metadata.2024.numberValue", 'records[0].metadata["2024"].number_value'),
+        ("/records/0/metadata/userId/stringValue", 'records[0].metadata["userId"].string_value'),
+        ("records.1.member.namespaces.1.member", "records[0].namespaces[0]"),
     ],
 )
 def test_proto_field_path(aws_name: str, proto_path: str) -> None:

@@ -152,3 +152,41 @@ def test_a_port_in_use_fails_at_start_with_a_clear_message(variable: str) -> Non
     assert process.returncode == 1
     assert "cannot start" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_faults_in_the_embedded_emulator_from_the_environment() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(AGENTCORE_BACKEND="local", LOCAL_FAULTS="AccessDeniedException=1"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        start = read_json_line(process.stderr, "serving agentcore.memory.v1.MemoryRecordsService")
+        with grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}") as channel:
+            stub = pb_grpc.MemoryRecordsServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Get(
+                    pb.GetRequest(memory_id=DEFAULT_MEMORY_ID, memory_record_id="mem-" + "a" * 36), timeout=10
+                )
+            assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_a_missing_aws_profile_fails_at_start_with_a_clear_message() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(AGENTCORE_BACKEND="aws", AWS_PROFILE="no-such-profile", AWS_REGION="us-east-1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert process.returncode == 2
+    assert "no-such-profile" in process.stderr
+    assert "Traceback" not in process.stderr

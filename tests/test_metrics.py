@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from service import aws, deadlines, metrics
 from service.logs import JsonFormatter
 from service.metrics import GO_CODE_NAMES, LATENCY_BUCKETS, Metrics
 from service.settings import Backend
-from tests.conftest import MEMORY_ID, run_service, settings_for_tests
+from tests.conftest import MEMORY_ID, prometheus_tool, run_service, settings_for_tests
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -477,7 +476,7 @@ def test_exposition_parses_with_go_grpc_middleware_names_and_labels(metered: Met
 
 
 def test_exposition_passes_promtool_check_metrics(metered: Metered) -> None:
-    promtool = which_or_skip("promtool")
+    promtool = prometheus_tool("promtool")
     call(metered.stub.BatchCreate, create_request())
     call(metered.stub.BatchCreate, pb.BatchCreateRequest(memory_id=""))
     exposition = generate_latest(metered.metrics.registry)
@@ -584,10 +583,3 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
-
-
-def which_or_skip(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed: .ci/run installs Debian's prometheus package, which has it")
-    return found

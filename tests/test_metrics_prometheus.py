@@ -2,7 +2,7 @@
 it and answering PromQL, and the alert rules under `promtool`.
 
 Prometheus and promtool come from Debian's `prometheus` package (.ci/run installs it); without them
-these tests skip and say so. All traffic stays on loopback.
+these tests skip and say so on a developer's machine, and fail in CI. All traffic stays on loopback.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import DEFAULT_MEMORY_ID
+from tests.conftest import prometheus_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
@@ -44,13 +45,6 @@ JOB = "agentcore-memory-grpc"
 UNKNOWN_MEMORY_ID = "unknown_memory-0123456789"
 WAIT_SECONDS = 30
 T = TypeVar("T")
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed: .ci/run installs Debian's prometheus package, which has it")
-    return found
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
@@ -222,7 +216,7 @@ class Prometheus:
 
 @pytest.fixture
 def prometheus(service: ServiceProcess, tmp_path: Path) -> Iterator[Prometheus]:
-    binary = tool("prometheus")
+    binary = prometheus_tool("prometheus")
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n"
@@ -352,7 +346,7 @@ def readme_example_queries() -> list[str]:
 
 
 def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
-    promtool = tool("promtool")
+    promtool = prometheus_tool("promtool")
     checked = subprocess.run(
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False, timeout=60
     )

@@ -74,3 +74,35 @@ def test_stop_lets_in_flight_rpcs_finish(aws_service_factory: AwsServiceFactory,
         assert in_flight.result(timeout=10).memory_record.memory_record_id == RECORD_ID
     server_thread.join(timeout=10)
     assert not server_thread.is_alive()
+
+
+def test_drain_reports_not_serving_while_still_serving(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub
+) -> None:
+    del aws_service_factory  # its AWS variables aim serve()'s client at the wire stub
+    port = _free_port()
+    settings = settings_for_tests(
+        backend=Backend.AWS,
+        grpc_port=port,
+        metrics_port=0,
+        shutdown_drain_seconds=2,
+        shutdown_grace_seconds=1,
+    )
+    stop = threading.Event()
+    server_thread = threading.Thread(target=serve, args=(settings,), kwargs={"stop": stop}, daemon=True)
+    server_thread.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        health = health_pb2_grpc.HealthStub(channel)
+        stop.set()
+        deadline = time.monotonic() + 1.5
+        status = health_pb2.HealthCheckResponse.SERVING
+        while status == health_pb2.HealthCheckResponse.SERVING and time.monotonic() < deadline:
+            status = health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=1).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        wire_stub.queue(aws_reply(200, {"memoryRecord": RECORD}))
+        get = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        reply = pb_grpc.MemoryRecordsServiceStub(channel).Get(get, timeout=5)
+        assert reply.memory_record.memory_record_id == RECORD_ID, "new RPCs are still served while draining"
+    server_thread.join(timeout=10)
+    assert not server_thread.is_alive()

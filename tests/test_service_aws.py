@@ -219,21 +219,32 @@ def test_get_reply_without_optional_members(aws_service: RunningService, wire_st
 
 
 @pytest.mark.parametrize(
-    ("status", "aws_code", "grpc_code"),
+    ("status", "aws_code", "grpc_code", "shown"),
     [
-        (404, "ResourceNotFoundException", grpc.StatusCode.NOT_FOUND),
-        (400, "ValidationException", grpc.StatusCode.INVALID_ARGUMENT),
-        (403, "AccessDeniedException", grpc.StatusCode.PERMISSION_DENIED),
+        (404, "ResourceNotFoundException", grpc.StatusCode.NOT_FOUND, "upstream says no"),
+        (400, "ValidationException", grpc.StatusCode.INVALID_ARGUMENT, "upstream says no"),
+        # AWS names the service's own role and account in this message: callers get a fixed one.
+        (
+            403,
+            "AccessDeniedException",
+            grpc.StatusCode.PERMISSION_DENIED,
+            "not allowed to call GetMemoryRecord",
+        ),
     ],
 )
 def test_aws_errors_map_to_grpc_codes(
-    aws_service: RunningService, wire_stub: WireStub, status: int, aws_code: str, grpc_code: grpc.StatusCode
+    aws_service: RunningService,
+    wire_stub: WireStub,
+    status: int,
+    aws_code: str,
+    grpc_code: grpc.StatusCode,
+    shown: str,
 ) -> None:
     wire_stub.queue(aws_error(status, aws_code, "upstream says no"))
     with pytest.raises(grpc.RpcError) as caught:
         aws_service.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_A), timeout=10)
     assert caught.value.code() is grpc_code
-    assert "upstream says no" in (caught.value.details() or "")
+    assert shown in (caught.value.details() or "")
     status_proto = rpc_status.from_call(caught.value)
     assert status_proto is not None
     info = error_details_pb2.ErrorInfo()

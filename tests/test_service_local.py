@@ -214,3 +214,20 @@ def test_invalid_input_is_invalid_argument_and_never_echoes_text(local_service: 
     status = rpc_status.from_call(caught.value)
     assert status is not None
     assert all(secret.encode() not in detail.value for detail in status.details)
+
+
+def test_the_largest_batch_aws_accepts_fits(local_service: RunningService, emulator: Emulator) -> None:
+    text = "記" * 16_000  # 3 bytes in UTF-8: 100 such records are 4.8 MB, over gRPC's 4 MiB default
+    records = [
+        pb.MemoryRecordCreate(
+            request_identifier=f"r{i}", content=pb.MemoryContent(text=text), timestamp=ts(1_732_560_000)
+        )
+        for i in range(100)
+    ]
+    response = local_service.stub.BatchCreate(
+        pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records), timeout=60
+    )
+    assert len(response.successful_records) == 100
+    record_id = response.successful_records[0].memory_record_id
+    got = local_service.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id), timeout=10)
+    assert got.memory_record.content.text == text

@@ -32,6 +32,8 @@ def test_every_variable() -> None:
             "AWS_CONNECT_TIMEOUT_SECONDS": "0.5",
             "AWS_READ_TIMEOUT_SECONDS": "12",
             "SHUTDOWN_GRACE_SECONDS": "0",
+            "SHUTDOWN_DRAIN_SECONDS": "5",
+            "LOCAL_FAULTS": "rate_limit=5",
             "LOG_LEVEL": "debug",
         }
     )
@@ -48,6 +50,8 @@ def test_every_variable() -> None:
         aws_connect_timeout_seconds=0.5,
         aws_read_timeout_seconds=12.0,
         shutdown_grace_seconds=0.0,
+        shutdown_drain_seconds=5.0,
+        local_faults="rate_limit=5",
         log_level="DEBUG",
     )
 
@@ -67,6 +71,8 @@ def test_every_variable() -> None:
         ("AWS_CONNECT_TIMEOUT_SECONDS", "nan"),
         ("SHUTDOWN_GRACE_SECONDS", "-1"),
         ("LOG_LEVEL", "LOUD"),
+        ("SHUTDOWN_DRAIN_SECONDS", "soon"),
+        ("LOCAL_FAULTS", "NoSuchException=1"),
     ],
 )
 def test_invalid_values_name_the_variable(variable: str, value: str) -> None:

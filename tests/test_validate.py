@@ -205,3 +205,15 @@ def test_limits_come_from_the_botocore_model() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         validate.check_params(request, params, checkers)
     assert [v.field for v in caught.value.violations] == ["records"]
+
+
+def test_patterns_match_like_aws_ascii_whitespace_only() -> None:
+    """AWS's Java patterns treat only ASCII whitespace as \\s; the emulator does too, and so must we."""
+    record = good_create(metadata={"k": pb.MetadataValue(string_value="no\u00a0break")})
+    with pytest.raises(InvalidRequestError) as caught:
+        validate.validated_params(create(record), translate.to_boto_batch_create)
+    assert [v.field for v in caught.value.violations] == ['records[0].metadata["k"].string_value']
+    validate.validated_params(
+        create(good_create(metadata={"k": pb.MetadataValue(string_value="tab\tand space")})),
+        translate.to_boto_batch_create,
+    )
