@@ -33,7 +33,8 @@ MIN_ATTEMPT_SECONDS = 0.001
 _THROTTLE_BACKOFF_BASE_SECONDS = 1.0
 _OTHER_BACKOFF_BASE_SECONDS = 0.05
 _MAX_BACKOFF_SECONDS = 20.0
-_THROTTLE_CODES = frozenset(
+# AWS error codes that mean "slow down" (botocore treats them as throttles too).
+THROTTLE_CODES = frozenset(
     {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
 )
 
@@ -87,7 +88,7 @@ def _worst_backoff_seconds(attempts: int, response: Any) -> float:
     if response is not None:
         http_response, parsed = response
         code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
-        throttled = http_response.status_code == 429 or code in _THROTTLE_CODES
+        throttled = http_response.status_code == 429 or code in THROTTLE_CODES
     base = _THROTTLE_BACKOFF_BASE_SECONDS if throttled else _OTHER_BACKOFF_BASE_SECONDS
     return float(min(_MAX_BACKOFF_SECONDS, base * 2 ** (attempts - 1)))
 

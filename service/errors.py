@@ -80,12 +80,10 @@ _AWS_ERRORS: dict[str, _Row] = {
     "InvalidInputException": _Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_INVALID_INPUT"),
     "ResourceNotFoundException": _Row(grpc.StatusCode.NOT_FOUND, "AWS_RESOURCE_NOT_FOUND"),
     "AccessDeniedException": _Row(grpc.StatusCode.PERMISSION_DENIED, "AWS_ACCESS_DENIED"),
-    "ThrottledException": _Row(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_THROTTLED", THROTTLE_RETRY_DELAY_SECONDS
-    ),
-    "ThrottlingException": _Row(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_THROTTLED", THROTTLE_RETRY_DELAY_SECONDS
-    ),
+    **{
+        code: _Row(grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_THROTTLED", THROTTLE_RETRY_DELAY_SECONDS)
+        for code in deadlines.THROTTLE_CODES
+    },
     "ServiceQuotaExceededException": _Row(grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_SERVICE_QUOTA_EXCEEDED"),
     "ServiceException": _Row(
         grpc.StatusCode.UNAVAILABLE, "AWS_SERVICE_ERROR", UNAVAILABLE_RETRY_DELAY_SECONDS

@@ -113,9 +113,6 @@ _KNOWN_AWS_ERROR_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
-_THROTTLE_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
-)
 OTHER_ERROR_CODE = "Other"
 
 log = logging.getLogger("service.rpc")
@@ -351,7 +348,7 @@ class Metrics:
             return
         status = int((response_dict or {}).get("status_code") or 0)
         error_code = str(parsed_response.get("Error", {}).get("Code") or "")
-        if status == 429 or error_code in _THROTTLE_CODES:
+        if status == 429 or error_code in deadlines.THROTTLE_CODES:
             self.upstream_throttles.labels(context[self._context_key][0]).inc()
 
     def _after_call(self, http_response: Any, parsed: Any, context: dict[str, Any], **_: Any) -> None:
@@ -362,7 +359,7 @@ class Metrics:
             self._end_call(context, "success", None, request_id)
             return
         raw_code = str(context.get("error_code_override") or parsed.get("Error", {}).get("Code") or "")
-        if status == 429 or raw_code in _THROTTLE_CODES:
+        if status == 429 or raw_code in deadlines.THROTTLE_CODES:
             outcome = "throttled"
         elif status >= 500:
             outcome = "server_error"

@@ -140,7 +140,7 @@ def test_validation_exception_names_proto_fields(aws_service: RunningService, wi
     assert found[error_details_pb2.ErrorInfo].reason == "AWS_VALIDATION_FAILED"
 
 
-@pytest.mark.parametrize("code", ["ThrottledException", "ThrottlingException"])
+@pytest.mark.parametrize("code", ["ThrottledException", "ThrottlingException", "TooManyRequestsException"])
 def test_throttles_are_retried_then_resource_exhausted(
     aws_service_factory: AwsServiceFactory, wire_stub: WireStub, code: str
 ) -> None:

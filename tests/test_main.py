@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,23 +53,42 @@ def read_json_line(stream: IO[str], message: str) -> dict[str, object]:
     raise AssertionError(f"no {message!r} line")
 
 
-@pytest.fixture
-def local_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
+@contextlib.contextmanager
+def serving(**variables: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
+    """`python -m service` running, and its start line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "service"],
         cwd=ROOT,
-        env=service_env(AGENTCORE_BACKEND="local", SHUTDOWN_GRACE_SECONDS="2"),
+        env=service_env(**variables),
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert process.stderr is not None
-        start = read_json_line(process.stderr, "serving agentcore.memory.v1.MemoryRecordsService")
-        yield process, start
+        yield process, read_json_line(process.stderr, "serving agentcore.memory.v1.MemoryRecordsService")
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+def failing_start(**variables: str) -> subprocess.CompletedProcess[str]:
+    """`python -m service` that is expected to refuse to start."""
+    return subprocess.run(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(**variables),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.fixture
+def local_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
+    with serving(AGENTCORE_BACKEND="local", SHUTDOWN_GRACE_SECONDS="2") as running:
+        yield running
 
 
 def test_local_mode_serves_and_stops_on_sigterm(
@@ -107,29 +127,13 @@ def test_local_mode_serves_and_stops_on_sigterm(
 
 
 def test_invalid_setting_fails_at_start_naming_the_variable() -> None:
-    process = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=service_env(AGENTCORE_BACKEND="aws", GRPC_PORT="not-a-port"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    process = failing_start(AGENTCORE_BACKEND="aws", GRPC_PORT="not-a-port")
     assert process.returncode == 2
     assert "GRPC_PORT" in process.stderr
 
 
 def test_aws_mode_without_region_fails_at_start_with_a_clear_message() -> None:
-    process = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=service_env(AGENTCORE_BACKEND="aws", AWS_CONFIG_FILE="/nonexistent"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    process = failing_start(AGENTCORE_BACKEND="aws", AWS_CONFIG_FILE="/nonexistent")
     assert process.returncode == 2
     assert "AWS_REGION" in process.stderr
 
@@ -140,53 +144,23 @@ def test_a_port_in_use_fails_at_start_with_a_clear_message(variable: str) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        process = subprocess.run(
-            [sys.executable, "-m", "service"],
-            cwd=ROOT,
-            env=service_env(AGENTCORE_BACKEND="local", **{variable: port}),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        process = failing_start(AGENTCORE_BACKEND="local", **{variable: port})
     assert process.returncode == 1
     assert "cannot start" in process.stderr
     assert "Traceback" not in process.stderr
 
 
 def test_faults_in_the_embedded_emulator_from_the_environment() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=service_env(AGENTCORE_BACKEND="local", LOCAL_FAULTS="AccessDeniedException=1"),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        start = read_json_line(process.stderr, "serving agentcore.memory.v1.MemoryRecordsService")
-        with grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}") as channel:
-            stub = pb_grpc.MemoryRecordsServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as caught:
-                stub.Get(
-                    pb.GetRequest(memory_id=DEFAULT_MEMORY_ID, memory_record_id="mem-" + "a" * 36), timeout=10
-                )
-            assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    request = pb.GetRequest(memory_id=DEFAULT_MEMORY_ID, memory_record_id="mem-" + "a" * 36)
+    with serving(AGENTCORE_BACKEND="local", LOCAL_FAULTS="AccessDeniedException=1") as (_, start):
+        channel = grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}")
+        with channel, pytest.raises(grpc.RpcError) as caught:
+            pb_grpc.MemoryRecordsServiceStub(channel).Get(request, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_a_missing_aws_profile_fails_at_start_with_a_clear_message() -> None:
-    process = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=service_env(AGENTCORE_BACKEND="aws", AWS_PROFILE="no-such-profile", AWS_REGION="us-east-1"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    process = failing_start(AGENTCORE_BACKEND="aws", AWS_PROFILE="no-such-profile", AWS_REGION="us-east-1")
     assert process.returncode == 2
     assert "no-such-profile" in process.stderr
     assert "Traceback" not in process.stderr
