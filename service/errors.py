@@ -6,19 +6,22 @@
 |   botocore ParamValidationError, facade validation   |                    |                              |
 | ResourceNotFoundException                            | NOT_FOUND          |                              |
 | AccessDeniedException                                | PERMISSION_DENIED  |                              |
-| ThrottledException, ThrottlingException              | RESOURCE_EXHAUSTED | retry after RetryInfo delay  |
+| ThrottledException and the other THROTTLE_CODES      | RESOURCE_EXHAUSTED | retry after RetryInfo delay  |
 | ServiceQuotaExceededException                        | RESOURCE_EXHAUSTED | QuotaFailure; not retryable  |
 | ServiceException, any 5xx (after botocore retries)   | UNAVAILABLE        | retry with back-off          |
 | credentials missing or rejected by AWS               | INTERNAL           | misconfigured; a retry fails |
 | credentials expired, or fetching them failed         | UNAVAILABLE        | refreshed credentials fix it |
 | connection refused/reset, DNS, connect/read timeout  | UNAVAILABLE        | retry with back-off          |
+| a 2xx reply lacking members the model requires       | UNAVAILABLE        | a body cut short; retry      |
 | caller's deadline passed / caller cancelled          | DEADLINE_EXCEEDED / CANCELLED               |
 | any other AWS code: by HTTP status (400 INVALID_ARGUMENT, 401 INTERNAL, 403 PERMISSION_DENIED,      |
 |   404 NOT_FOUND, 409 ABORTED, 429 RESOURCE_EXHAUSTED, other 4xx FAILED_PRECONDITION, 5xx UNAVAILABLE) |
 | anything else                                        | INTERNAL           | logged once with traceback   |
 
-Messages are safe: AWS's message is passed on (AWS never echoes record text), credentials are never
-shown, and botocore's own parameter report (which may quote values) is rewritten without values.
+Messages are safe: AWS's text is passed on without the values it may quote and withheld when it is
+a raw body (`safe_aws_text`), credentials and the service's IAM identity are never shown, botocore's
+parameter report (which quotes values) is rewritten without them, and the details stay small enough
+for gRPC's trailers.
 """
 
 from __future__ import annotations
