@@ -24,7 +24,7 @@ from emulator.errors import (
 )
 from emulator.records import MemoryRecord
 from emulator.store import StoredResponse
-from emulator.wire import MICROS_PER_DAY, canonical_json
+from emulator.wire import MAX_EPOCH_SECONDS, MICROS_PER_DAY, MICROS_PER_SECOND, canonical_json
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
@@ -33,6 +33,22 @@ FAILED = "FAILED"
 def new_record_id() -> str:
     # 40 characters: the minimum length of MemoryRecordId.
     return f"mem-{uuid.uuid4()}"
+
+
+def _checked_expiry_days(ctx: OperationContext, expiry: Mapping[str, Any] | None) -> int | None:
+    """The requested expiry in days, refused when it would fall past the year 9999: the model sets no
+    maximum, but no SDK can read such a date back."""
+    days: int | None = expiry.get("recordExpiryDurationDays") if expiry is not None else None
+    if days is not None and ctx.now_us + days * MICROS_PER_DAY > MAX_EPOCH_SECONDS * MICROS_PER_SECOND:
+        raise validation_failed(
+            [
+                FieldViolation(
+                    "recordExpirySpecification.recordExpiryDurationDays",
+                    "Member must not expire records after the year 9999",
+                )
+            ]
+        )
+    return days
 
 
 def batch_create_memory_records(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +62,7 @@ def batch_create_memory_records(ctx: OperationContext, params: dict[str, Any]) -
                 )
             ]
         )
-    expiry_days: int | None = expiry.get("recordExpiryDurationDays") if expiry is not None else None
+    expiry_days = _checked_expiry_days(ctx, expiry)
     client_token: str | None = params.get("clientToken")
     # The body's modeled members; the memory is part of the token's key instead, so a retry that
     # names the memory by ARN still matches.
@@ -110,6 +126,7 @@ def _new_record(ctx: OperationContext, item: Mapping[str, Any], expiry_days: int
 
 def batch_update_memory_records(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     expiry: Mapping[str, Any] | None = params.get("recordExpirySpecification")
+    _checked_expiry_days(ctx, expiry)
     successful: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     with ctx.store.transaction() as txn:

@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import uuid
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer, TCPServer
 from typing import Any, cast
@@ -164,7 +165,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if len(chunk) != size:
                 raise bad_request("Truncated chunk")
             chunks.append(chunk)
-            self.rfile.readline(8)  # the CRLF closing the chunk
+            if self.rfile.read(2) != b"\r\n":  # the CRLF closing the chunk
+                raise bad_request("Invalid chunked encoding")
 
     def _write(self, response: Response) -> None:
         self.send_response(response.status)
@@ -178,6 +180,26 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Only the method and status: the path names memories and records, the query namespaces.
+        logger.debug("%s %s", getattr(self, "command", "-"), code)
+
     def log_message(self, format: str, *args: Any) -> None:
-        # Request lines carry ids only; bodies are never logged.
-        logger.debug("%s - " + format, self.address_string(), *args)
+        # The standard library's own messages quote the request line; keep the text, drop the values.
+        logger.debug("http: %s", format)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the HTTP layer finds itself (a malformed request line, too many headers) in AWS's
+        format rather than the standard library's HTML page."""
+        self.close_connection = True
+        # The standard library's message quotes the request line; the status phrase is enough.
+        error = bad_request(
+            HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Bad request"
+        )
+        error.status = code
+        self.request_version = self.protocol_version  # an unparsed request reads as HTTP/0.9: no headers
+        response = error.to_response()
+        response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
+        if not getattr(self, "command", None):
+            self.command = "GET"  # no request line was parsed; any method without HEAD semantics
+        self._write(response)

@@ -184,3 +184,34 @@ def test_a_config_parses_from_text() -> None:
     for bad in ("latency", "latency=soon", "NoSuchException=1", "drop=2"):
         with pytest.raises(ValueError):
             FaultConfig.parse(bad)
+
+
+@pytest.mark.parametrize("days", [3_000_000, 2_147_483_647])
+def test_an_expiry_past_the_year_9999_is_a_validation_error(emulator: Emulator, days: int) -> None:
+    """The model sets no maximum; a date no SDK can parse back is refused rather than stored."""
+    client = emulator_client(emulator.endpoint_url)
+    record = {
+        "requestIdentifier": "r1",
+        "namespaces": [],
+        "content": {"text": "x"},
+        "timestamp": dt.datetime.now(dt.UTC),
+    }
+    expiry = {"recordExpiryDurationDays": days}
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        client.batch_create_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[record], recordExpirySpecification=expiry
+        )
+    assert (
+        caught.value.response["fieldList"][0]["name"] == "recordExpirySpecification.recordExpiryDurationDays"
+    )
+    created = client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=[record])
+    record_id = created["successfulRecords"][0]["memoryRecordId"]
+    update = {"memoryRecordId": record_id, "timestamp": dt.datetime.now(dt.UTC)}
+    with pytest.raises(client.exceptions.ValidationException):
+        client.batch_update_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[update], recordExpirySpecification=expiry
+        )
+    assert (
+        "expiresAt"
+        not in client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=record_id)["memoryRecord"]
+    )

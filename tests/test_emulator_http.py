@@ -322,3 +322,26 @@ def test_module_reports_bad_arguments() -> None:
     )
     assert result.returncode == 2
     assert "memory id" in result.stderr
+
+
+def test_a_chunk_without_its_crlf_is_refused(emulator: Emulator) -> None:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as raw:
+        raw.sendall(
+            f"POST /memories/{DEFAULT_MEMORY_ID}/memoryRecords/batchUpdate HTTP/1.1\r\n"
+            "Host: x\r\nAuthorization: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "2\r\n{}XXXXXXXX0\r\n\r\n".encode()
+        )
+        answer = raw.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 400")
+    assert "Invalid chunked encoding" in answer
+
+
+def test_http_layer_errors_are_in_aws_format(emulator: Emulator) -> None:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as raw:
+        raw.sendall(b"GARBAGE\r\n\r\n")
+        answer = raw.recv(65536).decode()
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400")
+    assert "x-amzn-RequestId:" in head
+    assert "x-amzn-ErrorType: BadRequestException" in head
+    assert json.loads(body)["message"]

@@ -300,7 +300,10 @@ def test_cancellation_stops_retries(aws_service_factory: AwsServiceFactory, wire
     body = json.dumps({"message": "broken"}).encode()
     wire_stub.default = CannedResponse(500, body, {"x-amzn-ErrorType": "ServiceException"}, delay_seconds=0.8)
     future = service.stub.Get.future(GET, timeout=30)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while not wire_stub.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(wire_stub.requests) == 1, "the first attempt reached AWS"
     assert future.cancel()
     assert future.code() is grpc.StatusCode.CANCELLED
     time.sleep(2.5)  # botocore would have made attempts 2 and 3 by now

@@ -164,3 +164,36 @@ def test_a_missing_aws_profile_fails_at_start_with_a_clear_message() -> None:
     assert process.returncode == 2
     assert "no-such-profile" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_at_debug_level_no_log_line_holds_record_text_or_ids() -> None:
+    secret = "SECRET-diary-entry-4111"
+    with serving(AGENTCORE_BACKEND="local", LOG_LEVEL="DEBUG") as (process, start):
+        with grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}") as channel:
+            stub = pb_grpc.MemoryRecordsServiceStub(channel)
+            record = pb.MemoryRecordCreate(
+                request_identifier="r1",
+                namespaces=["users/secret-namespace"],
+                content=pb.MemoryContent(text=secret),
+                timestamp=timestamp_pb2.Timestamp(seconds=1),
+            )
+            created = stub.BatchCreate(
+                pb.BatchCreateRequest(memory_id=DEFAULT_MEMORY_ID, records=[record]), timeout=10
+            )
+            record_id = created.successful_records[0].memory_record_id
+            get = pb.GetRequest(
+                memory_id=DEFAULT_MEMORY_ID, memory_record_id=record_id, namespace="users/secret-namespace"
+            )
+            assert stub.Get(get, timeout=10).memory_record.content.text == secret
+            with pytest.raises(grpc.RpcError):
+                stub.BatchCreate(
+                    pb.BatchCreateRequest(memory_id=DEFAULT_MEMORY_ID, records=[record] * 101), timeout=10
+                )
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        rest = process.stderr.read()
+        assert process.wait(timeout=15) == 0
+    lines = rest.splitlines()
+    assert sum('"finished call"' in line for line in lines) == 3
+    for leaked in (secret, record_id, "secret-namespace"):
+        assert not [line for line in lines if leaked in line], leaked

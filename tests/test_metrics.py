@@ -8,6 +8,7 @@ must equal what the client saw, no more.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -198,6 +199,36 @@ def test_counts_equal_what_the_client_saw(metered: Metered, rpc_log: pytest.LogC
         "ResourceNotFoundException"
     }
     assert {line["level"] for line in lines} == {"INFO"}
+
+
+def test_counts_stay_exact_under_concurrency(metered: Metered) -> None:
+    """8 threads, mixed outcomes: every counter and the histogram count equal what clients saw, and
+    nothing stays in flight."""
+    requests = [
+        pb.BatchCreateRequest(memory_id=MEMORY_ID, records=two_records()),
+        pb.BatchCreateRequest(memory_id="", records=two_records()),
+        pb.BatchCreateRequest(memory_id=UNKNOWN_MEMORY_ID, records=two_records()),
+    ] * 40
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        seen = collections.Counter(
+            pool.map(lambda request: call(metered.stub.BatchCreate, request), requests)
+        )
+    assert seen == {"OK": 40, "InvalidArgument": 40, "NotFound": 40}
+    batch_create = grpc_labels("BatchCreate")
+    for counter in (
+        "grpc_server_started_total",
+        "grpc_server_msg_received_total",
+        "grpc_server_msg_sent_total",
+    ):
+        assert metered.values(counter, grpc_service=SERVICE) == {batch_create: 120}, counter
+    assert metered.values("grpc_server_handling_seconds_count", grpc_service=SERVICE) == {batch_create: 120}
+    assert metered.values("grpc_server_handled_total", grpc_service=SERVICE) == {
+        batch_create | labels(grpc_code=code): count for code, count in seen.items()
+    }
+    assert metered.values("agentcore_records_total") == {
+        labels(operation="BatchCreateMemoryRecords", outcome="succeeded", error_code="none"): 80
+    }
+    assert metered.values("agentcore_grpc_server_requests_in_flight") == {}
 
 
 def test_failed_records_are_counted_by_their_error_code(metered: Metered) -> None:
