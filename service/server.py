@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -80,8 +80,14 @@ def create_server(
     return server, port
 
 
-def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (or `stop` is set), then drain in-flight RPCs and exit."""
+def serve(
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    on_serving: Callable[[int, int], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT (or `stop` is set), then drain in-flight RPCs and exit.
+    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones)."""
     stop = stop or threading.Event()
     with contextlib.ExitStack() as resources:
         endpoint_url = None
@@ -118,6 +124,8 @@ def serve(settings: Settings, *, stop: threading.Event | None = None) -> None:
                 **({"localMemoryIds": list(settings.local_memory_ids)} if endpoint_url else {}),
             },
         )
+        if on_serving is not None:
+            on_serving(port, metrics_port)
         stop.wait()
         log.info("shutting down", extra={"graceSeconds": settings.shutdown_grace_seconds})
         health_servicer.enter_graceful_shutdown()

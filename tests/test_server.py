@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import queue
 import threading
 import time
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -15,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from service.server import SERVICE_NAME, serve
-from service.settings import Backend
+from service.settings import Backend, Settings
 from tests.conftest import MEMORY_ID, AwsServiceFactory, RunningService, settings_for_tests
 from tests.wire_stub import WireStub, aws_reply
 
@@ -44,24 +46,28 @@ def test_reflection_describes_the_contract(local_service: RunningService) -> Non
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextlib.contextmanager
+def serving(settings: Settings, stop: threading.Event) -> Iterator[grpc.Channel]:
+    """serve() on a thread, on free ports, and a channel to it; joined when the block ends."""
+    ports: queue.Queue[int] = queue.Queue()
+    server_thread = threading.Thread(
+        target=serve,
+        args=(settings,),
+        kwargs={"stop": stop, "on_serving": lambda grpc_port, _: ports.put(grpc_port)},
+        daemon=True,
+    )
+    server_thread.start()
+    with grpc.insecure_channel(f"127.0.0.1:{ports.get(timeout=10)}") as channel:
+        yield channel
+    server_thread.join(timeout=10)
+    assert not server_thread.is_alive()
 
 
 def test_stop_lets_in_flight_rpcs_finish(aws_service_factory: AwsServiceFactory, wire_stub: WireStub) -> None:
-    # aws_service_factory sets the AWS variables that aim serve()'s own client at the wire stub.
-    del aws_service_factory
-    port = _free_port()
-    settings = settings_for_tests(
-        backend=Backend.AWS, grpc_port=port, metrics_port=0, shutdown_grace_seconds=5
-    )
+    del aws_service_factory  # its AWS variables aim serve()'s own client at the wire stub
+    settings = settings_for_tests(backend=Backend.AWS, metrics_port=0, shutdown_grace_seconds=5)
     stop = threading.Event()
-    server_thread = threading.Thread(target=serve, args=(settings,), kwargs={"stop": stop}, daemon=True)
-    server_thread.start()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
+    with serving(settings, stop) as channel:
         wire_stub.queue(aws_reply(200, {"memoryRecord": RECORD}, delay_seconds=1.0))
         in_flight = pb_grpc.MemoryRecordsServiceStub(channel).Get.future(
             pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID), timeout=10
@@ -72,27 +78,17 @@ def test_stop_lets_in_flight_rpcs_finish(aws_service_factory: AwsServiceFactory,
         assert wire_stub.requests, "the RPC reached the upstream"
         stop.set()
         assert in_flight.result(timeout=10).memory_record.memory_record_id == RECORD_ID
-    server_thread.join(timeout=10)
-    assert not server_thread.is_alive()
 
 
 def test_drain_reports_not_serving_while_still_serving(
     aws_service_factory: AwsServiceFactory, wire_stub: WireStub
 ) -> None:
-    del aws_service_factory  # its AWS variables aim serve()'s client at the wire stub
-    port = _free_port()
+    del aws_service_factory  # its AWS variables aim serve()'s own client at the wire stub
     settings = settings_for_tests(
-        backend=Backend.AWS,
-        grpc_port=port,
-        metrics_port=0,
-        shutdown_drain_seconds=2,
-        shutdown_grace_seconds=1,
+        backend=Backend.AWS, metrics_port=0, shutdown_drain_seconds=2, shutdown_grace_seconds=1
     )
     stop = threading.Event()
-    server_thread = threading.Thread(target=serve, args=(settings,), kwargs={"stop": stop}, daemon=True)
-    server_thread.start()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
+    with serving(settings, stop) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         stop.set()
         deadline = time.monotonic() + 1.5
@@ -104,5 +100,3 @@ def test_drain_reports_not_serving_while_still_serving(
         get = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
         reply = pb_grpc.MemoryRecordsServiceStub(channel).Get(get, timeout=5)
         assert reply.memory_record.memory_record_id == RECORD_ID, "new RPCs are still served while draining"
-    server_thread.join(timeout=10)
-    assert not server_thread.is_alive()
