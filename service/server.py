@@ -21,7 +21,7 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from emulator import Emulator, FaultConfig
+from emulator import Emulator
 from service import aws
 from service.metrics import Metrics
 from service.records import MemoryRecordsServicer
@@ -98,7 +98,7 @@ def serve(
                     db_path=settings.local_db_path,
                     # The journal of request bodies serves tests; a served emulator keeps no record text.
                     journal_size=0,
-                    faults=FaultConfig.parse(settings.local_faults),
+                    faults=settings.local_faults,
                 )
             )
             endpoint_url = emulator.endpoint_url

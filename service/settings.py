@@ -51,7 +51,8 @@ class Settings:
     # SHUTDOWN_DRAIN_SECONDS: on SIGTERM, health says NOT_SERVING this long before new RPCs are refused,
     # so that load balancers and Kubernetes endpoints stop sending first (5 s is typical in Kubernetes).
     shutdown_drain_seconds: float = 0.0
-    local_faults: str = ""  # LOCAL_FAULTS: fault injection in the embedded emulator (see emulator/faults.py)
+    # LOCAL_FAULTS: fault injection in the embedded emulator, as FaultConfig.parse reads it.
+    local_faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
     log_level: str = "INFO"  # LOG_LEVEL
 
     @classmethod
@@ -83,17 +84,13 @@ class Settings:
             shutdown_drain_seconds=_seconds(
                 environ, "SHUTDOWN_DRAIN_SECONDS", defaults.shutdown_drain_seconds, allow_zero=True
             ),
-            local_faults=environ.get("LOCAL_FAULTS", defaults.local_faults),
+            local_faults=_faults(environ),
             log_level=environ.get("LOG_LEVEL", defaults.log_level).upper(),
         )
         if settings.aws_retry_mode not in _RETRY_MODES:
             raise SettingsError(f"AWS_RETRY_MODE must be one of {', '.join(_RETRY_MODES)}")
         if settings.log_level not in logging.getLevelNamesMapping():
             raise SettingsError(f"LOG_LEVEL {settings.log_level!r} is not a logging level")
-        try:
-            FaultConfig.parse(settings.local_faults)
-        except ValueError as exc:
-            raise SettingsError(f"LOCAL_FAULTS: {exc}") from None
         return settings
 
 
@@ -128,6 +125,13 @@ def _seconds(environ: Mapping[str, str], name: str, default: float, *, allow_zer
     if not math.isfinite(value) or not (value >= 0 if allow_zero else value > 0):
         raise SettingsError(f"{name} must be a finite number of seconds {'>= 0' if allow_zero else '> 0'}")
     return value
+
+
+def _faults(environ: Mapping[str, str]) -> FaultConfig:
+    try:
+        return FaultConfig.parse(environ.get("LOCAL_FAULTS", ""))
+    except ValueError as exc:
+        raise SettingsError(f"LOCAL_FAULTS: {exc}") from None
 
 
 def _memory_ids(environ: Mapping[str, str], default: tuple[str, ...]) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator import DEFAULT_MEMORY_ID
+from emulator import DEFAULT_MEMORY_ID, FaultConfig
 from service.settings import Backend, Settings, SettingsError
 
 
@@ -51,7 +51,7 @@ def test_every_variable() -> None:
         aws_read_timeout_seconds=12.0,
         shutdown_grace_seconds=0.0,
         shutdown_drain_seconds=5.0,
-        local_faults="rate_limit=5",
+        local_faults=FaultConfig(rate_limit_per_second=5),
         log_level="DEBUG",
     )
 
