@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.config
 import botocore.exceptions
 
 from service import __version__, deadlines
+from service.operations import AWS_SERVICE
 from service.settings import Backend, Settings
 
-SERVICE_NAME = "bedrock-agentcore"
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
+
 USER_AGENT = f"agentcore-memory-grpc/{__version__}"
 # The local emulator checks that requests are signed, not who signed them.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -47,7 +50,7 @@ def client_config(settings: Settings) -> botocore.config.Config:
 
 def create_client(
     settings: Settings, *, endpoint_url: str | None = None, environ: Mapping[str, str] | None = None
-) -> Any:
+) -> BedrockAgentCoreClient:
     """The `bedrock-agentcore` client for the configured backend.
 
     aws: boto3's default chain decides credentials, region and endpoint (AWS_* variables, shared
@@ -63,7 +66,7 @@ def create_client(
         # A missing profile, a malformed config file or endpoint: the deployment's to fix.
         raise AwsConfigurationError(f"cannot build the AWS client: {exc}") from exc
     deadlines.register(client, settings.aws_read_timeout_seconds)
-    return client
+    return cast("BedrockAgentCoreClient", client)
 
 
 def _build_client(settings: Settings, endpoint_url: str | None, environ: Mapping[str, str]) -> Any:
@@ -74,7 +77,7 @@ def _build_client(settings: Settings, endpoint_url: str | None, environ: Mapping
             raise AwsConfigurationError("the local backend needs the emulator's endpoint URL")
         local_region = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or LOCAL_REGION
         return session.client(
-            SERVICE_NAME,
+            AWS_SERVICE,
             region_name=local_region,
             endpoint_url=endpoint_url,
             config=config,
@@ -86,4 +89,4 @@ def _build_client(settings: Settings, endpoint_url: str | None, environ: Mapping
             "AGENTCORE_BACKEND=aws needs a region: set AWS_REGION or AWS_DEFAULT_REGION "
             "(or a region in the AWS config profile)"
         )
-    return session.client(SERVICE_NAME, region_name=region, endpoint_url=endpoint_url, config=config)
+    return session.client(AWS_SERVICE, region_name=region, endpoint_url=endpoint_url, config=config)

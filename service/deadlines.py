@@ -12,19 +12,16 @@ Two botocore hooks act on every call the facade makes:
   RetryInfo) instead of a DEADLINE_EXCEEDED after a sleep nobody waits for, and the handler thread is
   free for other callers.
 
-The RPC in progress is found through a thread-local: the gRPC handler thread is the thread that
-makes the boto3 call.
+The RPC in progress is the current `calls.Call`: the gRPC handler thread makes the boto3 call.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
-import grpc
+
+from service import calls, upstream
 
 # Below this, an attempt cannot finish in time: refuse it rather than start it.
 MIN_ATTEMPT_SECONDS = 0.001
@@ -33,53 +30,22 @@ MIN_ATTEMPT_SECONDS = 0.001
 _THROTTLE_BACKOFF_BASE_SECONDS = 1.0
 _OTHER_BACKOFF_BASE_SECONDS = 0.05
 _MAX_BACKOFF_SECONDS = 20.0
-# AWS error codes that mean "slow down" (botocore treats them as throttles too).
-THROTTLE_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"}
-)
-
-_current = threading.local()
-
-
-class DeadlineExceededError(Exception):
-    """The caller's deadline passed before an upstream attempt could start."""
-
-
-class CancelledError(Exception):
-    """The caller cancelled before an upstream attempt could start."""
-
-
-@contextlib.contextmanager
-def bounded_by(context: grpc.ServicerContext) -> Iterator[None]:
-    """Within this block, boto3 calls on this thread are bounded by `context`'s deadline."""
-    _current.context = context
-    _current.cut_short = False
-    try:
-        yield
-    finally:
-        _current.context = None
-
-
-def _context() -> grpc.ServicerContext | None:
-    context: grpc.ServicerContext | None = getattr(_current, "context", None)
-    return context
 
 
 def _before_send(request: Any, read_timeout_seconds: float) -> None:
-    context = _context()
-    if context is None:
+    call = calls.current()
+    if call is None:
         return
-    remaining = context.time_remaining()
-    if not context.is_active():
-        if remaining is not None and remaining <= 0:
-            raise DeadlineExceededError("the caller's deadline passed before the upstream call")
-        raise CancelledError("the caller cancelled before the upstream call")
+    gone = upstream.caller_gone(call.context)
+    if gone is not None:
+        raise gone
+    remaining = call.context.time_remaining()
     if remaining is None:
         return
     if remaining < MIN_ATTEMPT_SECONDS:
-        raise DeadlineExceededError("the caller's deadline passed before the upstream call")
+        raise upstream.DeadlineExceededError("the caller's deadline passed before the upstream call")
     # Remembered so that a read timeout we cut short is reported as the deadline it really is.
-    _current.cut_short = remaining < read_timeout_seconds
+    call.read_timeout_cut_short = remaining < read_timeout_seconds
     request.context["read_timeout"] = min(read_timeout_seconds, remaining)
 
 
@@ -88,25 +54,23 @@ def _worst_backoff_seconds(attempts: int, response: Any) -> float:
     if response is not None:
         http_response, parsed = response
         code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
-        throttled = http_response.status_code == 429 or code in THROTTLE_CODES
+        throttled = upstream.is_throttle(http_response.status_code, code)
     base = _THROTTLE_BACKOFF_BASE_SECONDS if throttled else _OTHER_BACKOFF_BASE_SECONDS
     return float(min(_MAX_BACKOFF_SECONDS, base * 2 ** (attempts - 1)))
 
 
 def _before_retry(attempts: int, response: Any = None, caught_exception: Any = None, **_: Any) -> bool | None:
     """False stops botocore from retrying (the last error is raised); None leaves the choice to it."""
-    context = _context()
-    if context is None:
+    call = calls.current()
+    if call is None:
         return None
     if caught_exception is None and (response is None or response[0].status_code < 400):
         return None  # a success: nothing to retry
-    if isinstance(caught_exception, botocore.exceptions.ReadTimeoutError) and getattr(
-        _current, "cut_short", False
-    ):
-        raise DeadlineExceededError("the caller's deadline passed while AWS was answering")
-    if not context.is_active():
+    if isinstance(caught_exception, botocore.exceptions.ReadTimeoutError) and call.read_timeout_cut_short:
+        raise upstream.DeadlineExceededError("the caller's deadline passed while AWS was answering")
+    if upstream.caller_gone(call.context) is not None:
         return False
-    remaining = context.time_remaining()
+    remaining = call.context.time_remaining()
     if remaining is None:
         return None
     if remaining < _worst_backoff_seconds(attempts, response) + MIN_ATTEMPT_SECONDS:

@@ -1,27 +1,10 @@
-"""Every failure -> one gRPC status with rich details (AIP-193). The one table lives here.
+"""Every failure -> one gRPC status with rich details (AIP-193): ErrorInfo always, and BadRequest,
+ResourceInfo, QuotaFailure, RetryInfo or RequestInfo where they apply.
 
-| upstream failure                                     | gRPC code          | why                          |
-|------------------------------------------------------|--------------------|------------------------------|
-| ValidationException, InvalidInputException,          | INVALID_ARGUMENT   | the caller must fix input    |
-|   botocore ParamValidationError, facade validation   |                    |                              |
-| ResourceNotFoundException                            | NOT_FOUND          |                              |
-| AccessDeniedException                                | PERMISSION_DENIED  |                              |
-| ThrottledException and the other THROTTLE_CODES      | RESOURCE_EXHAUSTED | retry after RetryInfo delay  |
-| ServiceQuotaExceededException                        | RESOURCE_EXHAUSTED | QuotaFailure; not retryable  |
-| ServiceException, any 5xx (after botocore retries)   | UNAVAILABLE        | retry with back-off          |
-| credentials missing or rejected by AWS               | INTERNAL           | misconfigured; a retry fails |
-| credentials expired, or fetching them failed         | UNAVAILABLE        | refreshed credentials fix it |
-| connection refused/reset, DNS, connect/read timeout  | UNAVAILABLE        | retry with back-off          |
-| a 2xx reply lacking members the model requires       | UNAVAILABLE        | a body cut short; retry      |
-| caller's deadline passed / caller cancelled          | DEADLINE_EXCEEDED / CANCELLED               |
-| any other AWS code: by HTTP status (400 INVALID_ARGUMENT, 401 INTERNAL, 403 PERMISSION_DENIED,      |
-|   404 NOT_FOUND, 409 ABORTED, 429 RESOURCE_EXHAUSTED, other 4xx FAILED_PRECONDITION, 5xx UNAVAILABLE) |
-| anything else                                        | INTERNAL           | logged once with traceback   |
-
-Messages are safe: AWS's text is passed on without the values it may quote and withheld when it is
-a raw body (`safe_aws_text`), credentials and the service's IAM identity are never shown, botocore's
-parameter report (which quotes values) is rewritten without them, and the details stay small enough
-for gRPC's trailers.
+Which row a failure answers to is decided once, in upstream.py; the table is in the README (Errors).
+Messages are safe: AWS's text loses the values it quotes and is withheld when it is a raw body,
+credentials and the service's IAM identity are never shown, and details stay small enough for gRPC's
+trailers.
 """
 
 from __future__ import annotations
@@ -38,18 +21,15 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import deadlines, translate
+from service import translate, upstream
+from service.operations import Resource
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
 FACADE_DOMAIN = "agentcore-memory-grpc"
-MEMORY_RESOURCE_TYPE = "bedrock-agentcore.amazonaws.com/Memory"
-MEMORY_RECORD_RESOURCE_TYPE = "bedrock-agentcore.amazonaws.com/MemoryRecord"
-THROTTLE_RETRY_DELAY_SECONDS = 1.0
 # Bounds that keep an error's trailers far below gRPC's 8 KiB default limit on metadata.
 MAX_VIOLATIONS_IN_DETAILS = 25
 MAX_VIOLATIONS_IN_MESSAGE = 5
 MAX_MESSAGE_CHARACTERS = 500
-UNAVAILABLE_RETRY_DELAY_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -70,99 +50,26 @@ class InvalidRequestError(Exception):
         self.violations = tuple(violations)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Row:
-    code: grpc.StatusCode
-    reason: str
-    retry_delay_seconds: float | None = None
-
-
-# AWS error code -> what the caller sees. Codes not listed fall back on the HTTP status.
-_AWS_ERRORS: dict[str, _Row] = {
-    "ValidationException": _Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_VALIDATION_FAILED"),
-    "InvalidInputException": _Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_INVALID_INPUT"),
-    "ResourceNotFoundException": _Row(grpc.StatusCode.NOT_FOUND, "AWS_RESOURCE_NOT_FOUND"),
-    "AccessDeniedException": _Row(grpc.StatusCode.PERMISSION_DENIED, "AWS_ACCESS_DENIED"),
-    **{
-        code: _Row(grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_THROTTLED", THROTTLE_RETRY_DELAY_SECONDS)
-        for code in deadlines.THROTTLE_CODES
-    },
-    "ServiceQuotaExceededException": _Row(grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_SERVICE_QUOTA_EXCEEDED"),
-    "ServiceException": _Row(
-        grpc.StatusCode.UNAVAILABLE, "AWS_SERVICE_ERROR", UNAVAILABLE_RETRY_DELAY_SECONDS
-    ),
-    # AWS rejected the facade's own credentials: the deployment is wrong, a retry cannot help.
-    "UnrecognizedClientException": _Row(grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
-    "InvalidSignatureException": _Row(grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
-    "InvalidClientTokenId": _Row(grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
-    "MissingAuthenticationTokenException": _Row(grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
-    "IncompleteSignature": _Row(grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_REJECTED"),
-    # Expired credentials are refreshed by botocore's providers (IRSA, Pod Identity): retry.
-    "ExpiredTokenException": _Row(
-        grpc.StatusCode.UNAVAILABLE, "AWS_CREDENTIALS_EXPIRED", UNAVAILABLE_RETRY_DELAY_SECONDS
-    ),
-    "ExpiredToken": _Row(
-        grpc.StatusCode.UNAVAILABLE, "AWS_CREDENTIALS_EXPIRED", UNAVAILABLE_RETRY_DELAY_SECONDS
-    ),
-    "RequestExpired": _Row(
-        grpc.StatusCode.UNAVAILABLE, "AWS_CREDENTIALS_EXPIRED", UNAVAILABLE_RETRY_DELAY_SECONDS
-    ),
-}
-_CREDENTIAL_MESSAGE = "the service is misconfigured: its AWS credentials are missing or rejected"
-_EXPIRED_MESSAGE = "the service's AWS credentials expired or could not be fetched; retry"
-
-
-@dataclasses.dataclass(frozen=True)
-class Resource:
-    """The AWS resource a call addressed, named in ResourceInfo and QuotaFailure (AIP-122 style)."""
-
-    type: str
-    name: str
-
-    @classmethod
-    def memory(cls, memory_id: str) -> Resource:
-        return cls(MEMORY_RESOURCE_TYPE, f"memories/{memory_id}")
-
-    @classmethod
-    def memory_record(cls, memory_id: str, memory_record_id: str) -> Resource:
-        return cls(MEMORY_RECORD_RESOURCE_TYPE, f"memories/{memory_id}/memoryRecords/{memory_record_id}")
-
-
 def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.Status:
     """The gRPC status (code, message, google.rpc details) that `exc` answers to the caller.
 
     `resource` is what the failed call addressed, named in ResourceInfo and QuotaFailure.
     """
-    retry = _retry_info(UNAVAILABLE_RETRY_DELAY_SECONDS)
     if isinstance(exc, InvalidRequestError):
         return _invalid(exc.violations)
     if isinstance(exc, botocore.exceptions.ParamValidationError):
         return _invalid(parse_param_validation_report(str(exc.kwargs.get("report", ""))))
-    if isinstance(exc, deadlines.DeadlineExceededError):
-        return _facade(code_pb2.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", str(exc))
-    if isinstance(exc, deadlines.CancelledError):
-        return _facade(code_pb2.CANCELLED, "CANCELLED", str(exc))
+    failure = upstream.classify(exc)
     if isinstance(exc, botocore.exceptions.ClientError):
-        return _from_client_error(exc, resource)
-    if isinstance(exc, translate.MalformedReplyError):
-        # Most often a body cut short in transit; a retry (with the same client_token) is safe.
+        return _from_client_error(exc, failure.row, resource)
+    if upstream.is_unexpected(failure):
+        log.error("unexpected failure while serving an RPC", exc_info=exc)
+    elif isinstance(exc, translate.MalformedReplyError):
         log.warning("malformed AWS reply", extra={"problem": str(exc)})
-        message = f"AWS sent a malformed reply ({exc}); retry"
-        return _facade(code_pb2.UNAVAILABLE, "AWS_MALFORMED_RESPONSE", message, retry)
-    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
-        return _facade(code_pb2.INTERNAL, "AWS_CREDENTIALS_MISSING", _CREDENTIAL_MESSAGE)
-    if isinstance(
-        exc, botocore.exceptions.CredentialRetrievalError | botocore.exceptions.TokenRetrievalError
-    ):
-        return _facade(code_pb2.UNAVAILABLE, "AWS_CREDENTIALS_UNAVAILABLE", _EXPIRED_MESSAGE, retry)
-    if isinstance(exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError):
-        return _facade(code_pb2.UNAVAILABLE, "AWS_TIMEOUT", "AWS did not answer in time", retry)
-    if isinstance(exc, botocore.exceptions.HTTPClientError | botocore.exceptions.ConnectionError):
-        return _facade(
-            code_pb2.UNAVAILABLE, "AWS_UNREACHABLE", "cannot reach AWS: the connection failed", retry
-        )
-    log.error("unexpected failure while serving an RPC", exc_info=exc)
-    return _facade(code_pb2.INTERNAL, "INTERNAL", "internal error")
+    row = failure.row
+    message = (row.message or "{}").format(exc)
+    details = [] if row.retry_delay_seconds is None else [_retry_info(row.retry_delay_seconds)]
+    return _facade(_CODE_VALUES[row.code], row.reason, message, *details)
 
 
 def _invalid(violations: Sequence[FieldViolation]) -> grpc.Status:
@@ -179,23 +86,22 @@ def _facade(code: int, reason: str, message: str, *details: Any) -> grpc.Status:
     return _build(code, message, info, details)
 
 
-def _from_client_error(exc: botocore.exceptions.ClientError, resource: Resource | None) -> grpc.Status:
+def _from_client_error(
+    exc: botocore.exceptions.ClientError, row: upstream.Row, resource: Resource | None
+) -> grpc.Status:
     error = exc.response.get("Error", {})
     metadata_response = exc.response.get("ResponseMetadata", {})
     aws_code = str(error.get("Code", "")) or "Unknown"
     http_status = int(metadata_response.get("HTTPStatusCode", 0) or 0)
     request_id = str(metadata_response.get("RequestId", "") or "")
-    row = _AWS_ERRORS.get(aws_code) or _row_for_http_status(http_status, aws_code)
     metadata = {"awsErrorCode": aws_code, "operation": exc.operation_name}
     if http_status:
         metadata["httpStatus"] = str(http_status)
     if request_id:
         metadata["awsRequestId"] = request_id
     aws_message = safe_aws_text(str(error.get("Message") or error.get("message") or ""))
-    if row.reason == "AWS_CREDENTIALS_REJECTED":
-        message = _CREDENTIAL_MESSAGE
-    elif row.reason == "AWS_CREDENTIALS_EXPIRED":
-        message = _EXPIRED_MESSAGE
+    if row.message is not None:
+        message = row.message
     elif row.reason == "AWS_ACCESS_DENIED":
         # AWS names the service's own IAM role and account here: that is for operators, not callers.
         log.warning("AWS denied access", extra={"awsRequestId": request_id, "awsMessage": aws_message})
@@ -211,7 +117,7 @@ def _from_client_error(exc: botocore.exceptions.ClientError, resource: Resource 
                 resource_type=resource.type, resource_name=resource.name, description=message
             )
         )
-    if aws_code == "ServiceQuotaExceededException":
+    if row.reason == "AWS_SERVICE_QUOTA_EXCEEDED":
         subject = resource.name if resource is not None else ""
         details.append(
             error_details_pb2.QuotaFailure(
@@ -244,39 +150,7 @@ def safe_aws_text(aws_text: str) -> str:
     return text[:MAX_MESSAGE_CHARACTERS]
 
 
-def _row_for_http_status(http_status: int, aws_code: str) -> _Row:
-    reason = "AWS_" + _upper_snake(aws_code.removesuffix("Exception"))
-    if http_status >= 500:
-        return _Row(grpc.StatusCode.UNAVAILABLE, reason, UNAVAILABLE_RETRY_DELAY_SECONDS)
-    if http_status == 429:
-        return _Row(grpc.StatusCode.RESOURCE_EXHAUSTED, reason, THROTTLE_RETRY_DELAY_SECONDS)
-    if http_status == 404:
-        return _Row(grpc.StatusCode.NOT_FOUND, reason)
-    if http_status == 403:
-        return _Row(grpc.StatusCode.PERMISSION_DENIED, reason)
-    if http_status == 409:
-        return _Row(grpc.StatusCode.ABORTED, reason)
-    if http_status == 400:
-        return _Row(grpc.StatusCode.INVALID_ARGUMENT, reason)
-    if http_status == 401:  # the facade's own credentials: the deployment is wrong
-        return _Row(grpc.StatusCode.INTERNAL, reason)
-    if 400 <= http_status < 500:
-        return _Row(grpc.StatusCode.FAILED_PRECONDITION, reason)
-    return _Row(grpc.StatusCode.INTERNAL, reason)
-
-
 # --- field paths ------------------------------------------------------------------------------
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def _upper_snake(name: str) -> str:
-    return _CAMEL.sub("_", name).upper() or "UNKNOWN"
-
-
-def _snake(name: str) -> str:
-    return _CAMEL.sub("_", name).lower()
-
 
 # Wire members whose values are maps: the segment after them is a key, kept verbatim.
 _MAP_MEMBERS = frozenset({"metadata"})
@@ -301,7 +175,7 @@ def proto_field_path(aws_name: str) -> str:
             index += 1 if coral else 0
         else:
             head, bracket, rest = part.partition("[")
-            segments.append(_snake(head) + bracket + rest)
+            segments.append(translate.snake(head) + bracket + rest)
         index += 1
     return ".".join(segments)
 

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line on stderr. Record text never reaches a log line."""
+"""Structured logs: one JSON object per line on stderr, and the access log (one line per RPC, by its own
+interceptor, as go-grpc-middleware's `interceptors/logging`). Record text never reaches a log line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,34 @@ import logging
 import sys
 from typing import Any
 
+import grpc
 from google.protobuf import message
+
+from service import calls
+
+ACCESS_LOGGER = "service.rpc"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
+# The level of an RPC's line, by code: go-grpc-middleware's DefaultServerCodeToLevel.
+_WARN_CODES = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAVAILABLE,
+    }
+)
+_ERROR_CODES = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
 
 # LogRecord attributes that are not user fields passed with `extra=`.
 _STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -63,3 +91,53 @@ def configure(level: str) -> None:
     # botocore logs request bodies (record text) at DEBUG: keep it quiet whatever LOG_LEVEL says.
     logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+class AccessLog:
+    """One line per finished RPC: method, code, duration, AWS's request id and error code, and record
+    counts of batches (a `calls.Reporter`)."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger(ACCESS_LOGGER)
+
+    def interceptor(self) -> grpc.ServerInterceptor:
+        """The server interceptor that writes the lines."""
+        return calls.Interceptor(self)
+
+    def started(self, call: calls.Call) -> None:
+        pass
+
+    def received(self, call: calls.Call) -> None:
+        pass
+
+    def sent(self, call: calls.Call) -> None:
+        pass
+
+    def finished(self, call: calls.Call) -> None:
+        code = call.code or grpc.StatusCode.UNKNOWN
+        fields: dict[str, Any] = {
+            "method": call.full_method,
+            "grpcCode": calls.GO_CODE_NAMES[code],
+            "durationSeconds": round(call.seconds(), 6),
+        }
+        if call.aws_request_id:
+            fields["awsRequestId"] = call.aws_request_id
+        if call.aws_error_code:
+            fields["awsErrorCode"] = call.aws_error_code
+        operation = call.operation
+        if operation is not None and operation.batch and call.request is not None:
+            fields["recordCount"] = len(call.request.records)
+            if call.response is not None:
+                fields["succeededRecords"] = len(call.response.successful_records)
+                fields["failedRecords"] = len(call.response.failed_records)
+        self._log.log(_level(call.service, code), "finished call", extra=fields)
+
+
+def _level(service: str, code: grpc.StatusCode) -> int:
+    if code in _ERROR_CODES:
+        return logging.ERROR
+    if code in _WARN_CODES:
+        return logging.WARNING
+    if service == HEALTH_SERVICE and code is grpc.StatusCode.OK:
+        return logging.DEBUG  # Kubernetes probes every few seconds: not news
+    return logging.INFO

@@ -1,7 +1,7 @@
 """create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
 
 The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection,
-behind the metrics interceptor; serve() also serves Prometheus metrics on METRICS_PORT.
+behind the metrics and access-log interceptors; serve() also serves Prometheus metrics on METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
-from agentcore.memory.v1 import memory_records_pb2 as pb
-from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
-from service import aws
-from service.metrics import Metrics
-from service.records import MemoryRecordsServicer
+from service import aws, logs
+from service.metrics import Metrics, exposition
+from service.operations import SERVICE_NAME
+from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MemoryRecordsService"].full_name
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
 # 100 records of 16,000 characters, 4 bytes each in UTF-8 at worst, plus namespaces and metadata.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -37,7 +37,7 @@ log = logging.getLogger("service")
 
 def create_server(
     settings: Settings,
-    client: Any,
+    client: BedrockAgentCoreClient,
     *,
     health_servicer: health.HealthServicer | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
@@ -48,11 +48,11 @@ def create_server(
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
-    metrics.instrument(client)
+    metrics.upstream.instrument(client)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc-handler"),
-        # Outermost, so that it sees the final code of every RPC.
-        interceptors=[metrics.interceptor(), *interceptors],
+        # Outermost, so that they see the final code of every RPC.
+        interceptors=[metrics.server.interceptor(), logs.AccessLog().interceptor(), *interceptors],
         options=[
             # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
             ("grpc.so_reuseport", 0),
@@ -60,7 +60,7 @@ def create_server(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
         ],
     )
-    pb_grpc.add_MemoryRecordsServiceServicer_to_server(MemoryRecordsServicer(client), server)
+    server.add_generic_rpc_handlers((MemoryRecordsServicer(client).handler(),))
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -71,7 +71,7 @@ def create_server(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(service_names, server)
-    metrics.initialize(service_names)
+    metrics.server.initialize(service_names)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     try:
         port = server.add_insecure_port(address)
@@ -105,7 +105,9 @@ def serve(
         client = aws.create_client(settings, endpoint_url=endpoint_url)
         metrics = Metrics(backend=settings.backend.value)
         # Same host as gRPC; bound first, so that a port clash fails the start before serving.
-        metrics_port, stop_metrics = metrics.start_http_server(settings.grpc_host, settings.metrics_port)
+        metrics_port, stop_metrics = exposition.start_http_server(
+            metrics.registry, settings.grpc_host, settings.metrics_port
+        )
         resources.callback(stop_metrics)
         health_servicer = health.HealthServicer()
         server, port = create_server(settings, client, health_servicer=health_servicer, metrics=metrics)
@@ -114,7 +116,7 @@ def serve(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
         log.info(
-            "serving agentcore.memory.v1.MemoryRecordsService",
+            f"serving {SERVICE_NAME}",
             extra={
                 "grpcPort": port,
                 "metricsPort": metrics_port,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,12 +21,26 @@ BotoParams = dict[str, Any]
 BotoReply = Mapping[str, Any]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 _STATUS_FROM_BOTO = {
     "SUCCEEDED": pb.MEMORY_RECORD_STATUS_SUCCEEDED,
     "FAILED": pb.MEMORY_RECORD_STATUS_FAILED,
 }
 _EXPIRY_ACTION_TO_BOTO = {pb.RECORD_EXPIRY_ACTION_REMOVE: "REMOVE"}
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+def snake(name: str) -> str:
+    """An AWS member name as its proto field name: `memoryRecordId` -> `memory_record_id`."""
+    return _CAMEL.sub("_", name).lower()
+
+
+def upper_snake(name: str) -> str:
+    """An AWS code as an AIP-193 reason: `SomethingNew` -> `SOMETHING_NEW`."""
+    return _CAMEL.sub("_", name).upper() or "UNKNOWN"
 
 
 # --- timestamps -------------------------------------------------------------------------------

@@ -16,25 +16,17 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import botocore.loaders
-import botocore.model
-from agentcore.memory.v1 import memory_records_pb2 as pb
-from google.protobuf import descriptor, timestamp_pb2
+from google.protobuf import descriptor, message, timestamp_pb2
 
+from service import operations, translate
 from service.errors import FieldViolation, InvalidRequestError
 
 Violations = list[FieldViolation]
 Check = Callable[[Any, str, Violations], None]
 
-SERVICE_NAME = "bedrock-agentcore"
 # Timestamps a proto can carry but a datetime (and AWS) cannot: years 1 to 9999 only.
 _MIN_SECONDS = -62_135_596_800
 _MAX_SECONDS = 253_402_300_799
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def _snake(name: str) -> str:
-    return _CAMEL.sub("_", name).lower()
 
 
 def _describe_length(minimum: int | None, maximum: int | None, unit: str) -> str:
@@ -151,13 +143,13 @@ def _compile_structure(shape: Any, proto: descriptor.Descriptor | None) -> Check
     is_union = bool(shape.metadata.get("union"))
     members: dict[str, tuple[str, Check]] = {}
     for name, member_shape in shape.members.items():
-        proto_name = _snake(name)
+        proto_name = translate.snake(name)
         field = proto.fields_by_name.get(proto_name) if proto is not None else None
         nested = field.message_type if field is not None else None
         # A list in a singular message field is a wrapper (NamespaceList, StringList), not a repeated field.
         wrapped = field is not None and member_shape.type_name == "list" and not field.is_repeated
         members[name] = (proto_name, _compile(member_shape, None if wrapped else nested, wrapped=wrapped))
-    union_message = f"must have exactly one of {', '.join(_snake(m) for m in shape.members)} set"
+    union_message = f"must have exactly one of {', '.join(translate.snake(m) for m in shape.members)} set"
 
     def check(value: Any, path: str, out: Violations) -> None:
         prefix = f"{path}." if path else ""
@@ -174,49 +166,48 @@ def _compile_structure(shape: Any, proto: descriptor.Descriptor | None) -> Check
     return check
 
 
-# The AWS operation behind each request message.
-OPERATIONS: dict[type[Any], str] = {
-    pb.BatchCreateRequest: "BatchCreateMemoryRecords",
-    pb.BatchUpdateRequest: "BatchUpdateMemoryRecords",
-    pb.GetRequest: "GetMemoryRecord",
-}
-
-
 def compile_checkers(model: Any) -> dict[type[Any], Check]:
-    """One checker per request message, compiled from a botocore ServiceModel."""
+    """One checker per request message of the operation table, compiled from a botocore ServiceModel."""
     return {
-        request: _compile(model.operation_model(operation).input_shape, request.DESCRIPTOR)
-        for request, operation in OPERATIONS.items()
+        operation.request_type: _compile(
+            model.operation_model(operation.aws_operation).input_shape, operation.request_type.DESCRIPTOR
+        )
+        for operation in operations.OPERATIONS
     }
 
 
-# botocore's loader alone (a session would read the AWS profile): the model botocore's client uses.
-_CHECKERS = compile_checkers(
-    botocore.model.ServiceModel(
-        botocore.loaders.create_loader().load_service_model(SERVICE_NAME, "service-2"),
-        service_name=SERVICE_NAME,
-    )
-)
+_CHECKERS = compile_checkers(operations.service_model())
 
 
-def check_timestamps(request: pb.BatchCreateRequest | pb.BatchUpdateRequest) -> None:
-    """Refuse timestamps that cannot be converted (before year 1, after 9999, nanos out of range)."""
+def check_timestamps(request: message.Message) -> None:
+    """Refuse timestamps that cannot be converted (before year 1, after 9999, nanos out of range),
+    wherever the request sets one."""
     violations: Violations = []
-    records: list[pb.MemoryRecordCreate | pb.MemoryRecordUpdate] = list(request.records)
-    for index, record in enumerate(records):
-        if record.HasField("timestamp"):
-            _check_timestamp(record.timestamp, f"records[{index}].timestamp", violations)
-        for key, value in record.metadata.items():
-            if value.HasField("date_time_value"):
-                _check_timestamp(
-                    value.date_time_value, f'records[{index}].metadata["{key}"].date_time_value', violations
-                )
+    _check_timestamps_in(request, "", violations)
     if violations:
         raise InvalidRequestError(violations)
 
 
-def _check_timestamp(value: timestamp_pb2.Timestamp, path: str, out: Violations) -> None:
-    if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
+def _check_timestamps_in(value: message.Message, path: str, out: Violations) -> None:
+    for field, field_value in value.ListFields():
+        if field.message_type is None:
+            continue
+        field_path = f"{path}.{field.name}" if path else field.name
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is not None:
+                for key, member in field_value.items():
+                    _check_message(member, f'{field_path}["{key}"]', out)
+        elif field.is_repeated:
+            for index, member in enumerate(field_value):
+                _check_message(member, f"{field_path}[{index}]", out)
+        else:
+            _check_message(field_value, field_path, out)
+
+
+def _check_message(value: message.Message, path: str, out: Violations) -> None:
+    if not isinstance(value, timestamp_pb2.Timestamp):
+        _check_timestamps_in(value, path, out)
+    elif not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
         out.append(FieldViolation(path, "must be a valid timestamp between years 1 and 9999"))
 
 
@@ -230,10 +221,9 @@ def check_params(
         raise InvalidRequestError(violations)
 
 
-def validated_params(request: Any, to_params: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def validated_params(operation: operations.Operation[Any, Any], request: Any) -> dict[str, Any]:
     """The boto3 parameters of `request`, or InvalidRequestError naming every invalid field."""
-    if isinstance(request, pb.BatchCreateRequest | pb.BatchUpdateRequest):
-        check_timestamps(request)
-    params = to_params(request)
+    check_timestamps(request)
+    params = operation.to_params(request)
     check_params(request, params)
     return params

@@ -35,9 +35,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import Emulator
-from service import aws, deadlines, metrics
+from service import aws, metrics, upstream
+from service.calls import GO_CODE_NAMES
 from service.logs import JsonFormatter
-from service.metrics import GO_CODE_NAMES, LATENCY_BUCKETS, Metrics
+from service.metrics import LATENCY_BUCKETS, Metrics, exposition
 from service.settings import Backend
 from tests.conftest import MEMORY_ID, prometheus_tool, run_service, settings_for_tests
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
@@ -349,7 +350,7 @@ def create_request() -> pb.BatchCreateRequest:
     return pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record()])
 
 
-def upstream(metered: Metered) -> dict[str, dict[Labels, float]]:
+def upstream_values(metered: Metered) -> dict[str, dict[Labels, float]]:
     return {
         name: metered.values(f"agentcore_upstream_{name}")
         for name in ("request_duration_seconds_count", "errors_total", "retries_total", "throttles_total")
@@ -364,7 +365,7 @@ def test_a_throttle_retried_away_counts_a_retry_and_a_throttle(
 ) -> None:
     wire_stub.queue(aws_error(429, "ThrottledException", "slow down"), aws_reply(201, CREATE_REPLY))
     assert call(metered_stub.stub.BatchCreate, create_request()) == "OK"
-    assert upstream(metered_stub) == {
+    assert upstream_values(metered_stub) == {
         "request_duration_seconds_count": {CREATE | labels(outcome="success"): 1},
         "errors_total": {},
         "retries_total": {CREATE: 1},
@@ -380,7 +381,7 @@ def test_throttled_after_every_attempt(
 ) -> None:
     wire_stub.queue(*[aws_error(429, "ThrottledException", "slow down")] * 2)
     assert call(metered_stub.stub.BatchCreate, create_request()) == "ResourceExhausted"
-    assert upstream(metered_stub) == {
+    assert upstream_values(metered_stub) == {
         "request_duration_seconds_count": {CREATE | labels(outcome="throttled"): 1},
         "errors_total": {CREATE | labels(aws_error_code="ThrottledException"): 1},
         "retries_total": {CREATE: 1},
@@ -399,8 +400,8 @@ def test_an_error_code_outside_the_model_is_counted_as_other(
 ) -> None:
     wire_stub.queue(aws_error(400, "BrandNewFancyException", "what is this"))
     call(metered_stub.stub.BatchCreate, create_request())
-    assert upstream(metered_stub)["errors_total"] == {CREATE | labels(aws_error_code="Other"): 1}
-    assert upstream(metered_stub)["request_duration_seconds_count"] == {
+    assert upstream_values(metered_stub)["errors_total"] == {CREATE | labels(aws_error_code="Other"): 1}
+    assert upstream_values(metered_stub)["request_duration_seconds_count"] == {
         CREATE | labels(outcome="client_error"): 1
     }
 
@@ -412,7 +413,7 @@ def test_server_errors_and_dropped_connections(metered_stub: Metered, wire_stub:
     )
     assert call(metered_stub.stub.BatchCreate, create_request()) == "OK"
     assert call(metered_stub.stub.BatchCreate, create_request()) == "Unavailable"
-    assert upstream(metered_stub) == {
+    assert upstream_values(metered_stub) == {
         "request_duration_seconds_count": {
             CREATE | labels(outcome="success"): 1,
             CREATE | labels(outcome="network_error"): 1,
@@ -432,15 +433,15 @@ def test_a_call_past_the_callers_deadline(metered_stub: Metered, wire_stub: Wire
     }
     [(outcome, count)] = [
         (dict(key)["outcome"], value)
-        for key, value in upstream(metered_stub)["request_duration_seconds_count"].items()
+        for key, value in upstream_values(metered_stub)["request_duration_seconds_count"].items()
     ]
     assert (outcome, count) in {("network_error", 1), ("cancelled", 1)}
 
 
 def test_exception_classes_map_to_bounded_codes() -> None:
     cases = {
-        deadlines.DeadlineExceededError("x"): ("cancelled", "DeadlineExceeded"),
-        deadlines.CancelledError("x"): ("cancelled", "Cancelled"),
+        upstream.DeadlineExceededError("x"): ("cancelled", "DeadlineExceeded"),
+        upstream.CancelledError("x"): ("cancelled", "Cancelled"),
         botocore.exceptions.ConnectTimeoutError(endpoint_url="http://x"): ("network_error", "ConnectTimeout"),
         botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"): ("network_error", "ReadTimeout"),
         botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"): (
@@ -451,7 +452,8 @@ def test_exception_classes_map_to_bounded_codes() -> None:
         RuntimeError("free text that must not become a label"): ("other_error", "Other"),
     }
     for exception, expected in cases.items():
-        assert metrics._classify_exception(exception) == expected
+        failure = upstream.classify(exception)
+        assert (failure.outcome, failure.error_code) == expected
 
 
 # --- what the exposition contains -----------------------------------------------------------------
@@ -531,7 +533,7 @@ def test_build_info_version_is_the_project_version() -> None:
 
 def test_metrics_are_served_over_http_on_the_bound_port() -> None:
     served = Metrics(backend="aws")
-    port, stop = served.start_http_server("127.0.0.1", 0)
+    port, stop = exposition.start_http_server(served.registry, "127.0.0.1", 0)
     try:
         assert port > 0
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
@@ -549,18 +551,18 @@ import os, sys
 from service.metrics import Metrics
 m = Metrics(backend="local")
 labels = ("unary", "agentcore.memory.v1.MemoryRecordsService", "BatchCreate")
-m.handled.labels(*labels, "OK").inc(int(sys.argv[1]))
-m.in_flight.labels(*labels).inc()
+m.server.handled_total.labels(*labels, "OK").inc(int(sys.argv[1]))
+m.server.in_flight.labels(*labels).inc()
 print(os.getpid())
 """
 
 EXPORTER = """
 import sys
 from prometheus_client import generate_latest, multiprocess
-from service.metrics import Metrics
+from service.metrics import Metrics, exposition
 for pid in sys.argv[1:]:
     multiprocess.mark_process_dead(int(pid))
-sys.stdout.write(generate_latest(Metrics(backend="local").exposition_registry()).decode())
+sys.stdout.write(generate_latest(exposition.registry_to_serve(Metrics(backend="local").registry)).decode())
 """
 
 

@@ -16,7 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from emulator import Emulator
-from service import translate, validate
+from service import operations, translate, validate
 from service.errors import InvalidRequestError
 from tests.conftest import MEMORY_ID, RunningService
 
@@ -176,7 +176,7 @@ def test_refused_before_aws_naming_the_field(
 def test_every_violation_is_reported_at_once() -> None:
     request = update(good_update(memory_record_id="x", timestamp=None), memory_id="m")
     with pytest.raises(InvalidRequestError) as caught:
-        validate.validated_params(request, translate.to_boto_batch_update)
+        validate.validated_params(operations.BATCH_UPDATE, request)
     assert {v.field for v in caught.value.violations} == {
         "memory_id",
         "records[0].memory_record_id",
@@ -185,12 +185,10 @@ def test_every_violation_is_reported_at_once() -> None:
 
 
 def test_valid_requests_pass() -> None:
-    validate.validated_params(create(good_create(memory_strategy_id="s-1")), translate.to_boto_batch_create)
-    validate.validated_params(
-        update(good_update(namespaces=pb.NamespaceList())), translate.to_boto_batch_update
-    )
+    validate.validated_params(operations.BATCH_CREATE, create(good_create(memory_strategy_id="s-1")))
+    validate.validated_params(operations.BATCH_UPDATE, update(good_update(namespaces=pb.NamespaceList())))
     arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:memory/demo_memory-0123456789"
-    validate.validated_params(pb.GetRequest(memory_id=arn, memory_record_id=RECORD_ID), translate.to_boto_get)
+    validate.validated_params(operations.GET, pb.GetRequest(memory_id=arn, memory_record_id=RECORD_ID))
 
 
 def test_limits_come_from_the_botocore_model() -> None:
@@ -211,9 +209,9 @@ def test_patterns_match_like_aws_ascii_whitespace_only() -> None:
     """AWS's Java patterns treat only ASCII whitespace as \\s; the emulator does too, and so must we."""
     record = good_create(metadata={"k": pb.MetadataValue(string_value="no\u00a0break")})
     with pytest.raises(InvalidRequestError) as caught:
-        validate.validated_params(create(record), translate.to_boto_batch_create)
+        validate.validated_params(operations.BATCH_CREATE, create(record))
     assert [v.field for v in caught.value.violations] == ['records[0].metadata["k"].string_value']
     validate.validated_params(
+        operations.BATCH_CREATE,
         create(good_create(metadata={"k": pb.MetadataValue(string_value="tab\tand space")})),
-        translate.to_boto_batch_create,
     )

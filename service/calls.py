@@ -1,0 +1,229 @@
+"""One RPC in progress: the Call that every layer shares, and the interceptor that reports it.
+
+The Call lives in a ContextVar: the handler thread runs the servicer and the boto3 call, so botocore's
+hooks (deadlines, upstream metrics) find the same object the interceptors opened. Reporters (the gRPC
+metrics, the access log) each get their own interceptor from `Interceptor`, as go-grpc-middleware's
+`interceptors` package drives its providers; an inner interceptor joins the Call the outer one opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import grpc
+
+from service import operations, upstream
+
+# grpc.StatusCode as grpc-go's codes.Code.String() spells it: the `grpc_code` label and `grpcCode` field.
+GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+
+@dataclasses.dataclass
+class Call:
+    """What is known of one RPC while it runs: gathered by every layer, read when it finishes."""
+
+    context: grpc.ServicerContext
+    full_method: str = ""
+    grpc_type: str = "unary"
+    started_at: float = dataclasses.field(default_factory=time.perf_counter)
+    request: Any = None  # a unary request, once received
+    response: Any = None  # a unary response, once the handler returned one
+    code: grpc.StatusCode | None = None  # the code the client received, once finished
+    aws_request_id: str | None = None
+    aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
+    # The caller's deadline shortened the AWS read timeout: a read timeout is then that deadline.
+    read_timeout_cut_short: bool = False
+
+    @property
+    def service(self) -> str:
+        return self.full_method.lstrip("/").partition("/")[0]
+
+    @property
+    def method(self) -> str:
+        return self.full_method.rpartition("/")[2]
+
+    @property
+    def operation(self) -> operations.Operation[Any, Any] | None:
+        """The table's entry, for the facade's own RPCs (not health or reflection)."""
+        return operations.BY_FULL_METHOD.get(self.full_method)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started_at
+
+
+_current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)
+
+
+def current() -> Call | None:
+    """The RPC this thread is serving, if any."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def scope(context: grpc.ServicerContext, full_method: str = "", grpc_type: str = "unary") -> Iterator[Call]:
+    """The Call of `context`: the one an outer layer opened, else a new one for this block."""
+    call = _current.get()
+    if call is not None and call.context is context:
+        yield call
+        return
+    call = Call(context, full_method, grpc_type)
+    token = _current.set(call)
+    try:
+        yield call
+    finally:
+        _current.reset(token)
+
+
+class Reporter(Protocol):
+    """What an interceptor tells: a call started, a message came or went, the call finished."""
+
+    def started(self, call: Call) -> None: ...
+
+    def received(self, call: Call) -> None: ...
+
+    def sent(self, call: Call) -> None: ...
+
+    def finished(self, call: Call) -> None: ...
+
+
+def grpc_type(client_streaming: bool, server_streaming: bool) -> str:
+    """The `grpc_type` label, as go-grpc-middleware names the four kinds of RPC."""
+    if client_streaming and server_streaming:
+        return "bidi_stream"
+    if client_streaming:
+        return "client_stream"
+    if server_streaming:
+        return "server_stream"
+    return "unary"
+
+
+def final_code(context: grpc.ServicerContext, raised: bool) -> grpc.StatusCode:
+    """The code the client receives. abort() and set_code() leave it on the context; grpc answers
+    UNKNOWN for any other exception; and the client has its answer already if it went away."""
+    # grpcio's ServicerContext.code() (since 1.38) is missing from the stubs; None when never set.
+    code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
+    if code is not None:
+        return code
+    if raised:
+        return grpc.StatusCode.UNKNOWN
+    gone = upstream.caller_gone(context)
+    return gone.code if gone is not None else grpc.StatusCode.OK
+
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+class Interceptor(grpc.ServerInterceptor):
+    """Reports every registered method to `reporter`; unknown methods (UNIMPLEMENTED) are left alone,
+    which keeps method labels bounded."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        full_method = handler_call_details.method
+        kind = grpc_type(handler.request_streaming, handler.response_streaming)
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_response(handler.unary_unary, full_method, kind), **serializers
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary_response(handler.stream_unary, full_method, kind), **serializers
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream_response(handler.unary_stream, full_method, kind), **serializers
+            )
+        assert handler.stream_stream is not None
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream_response(handler.stream_stream, full_method, kind), **serializers
+        )
+
+    def _received(self, call: Call, request: Any) -> Any:
+        """The request as the behavior takes it; each message is reported as it is received."""
+        if call.grpc_type in {"unary", "server_stream"}:
+            call.request = request
+            self._reporter.received(call)
+            return request
+        return self._each_received(call, request)
+
+    def _each_received(self, call: Call, requests: Iterator[Any]) -> Iterator[Any]:
+        for request in requests:
+            self._reporter.received(call)
+            yield request
+
+    def _unary_response(self, behavior: Behavior, full_method: str, kind: str) -> Behavior:
+        reporter = self._reporter
+
+        def observed(request: Any, context: grpc.ServicerContext) -> Any:
+            with scope(context, full_method, kind) as call:
+                reporter.started(call)
+                raised = True
+                try:
+                    call.response = behavior(self._received(call, request), context)
+                    raised = False
+                    return call.response
+                finally:
+                    # go-grpc-middleware v2 counts a unary RPC's response as sent whatever its outcome.
+                    reporter.sent(call)
+                    call.code = final_code(context, raised)
+                    reporter.finished(call)
+
+        return observed
+
+    def _stream_response(self, behavior: Behavior, full_method: str, kind: str) -> Behavior:
+        reporter = self._reporter
+
+        def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            # Not made current: a generator may be closed on another thread, and streams call no AWS.
+            call = Call(context, full_method, kind)
+            reporter.started(call)
+            raised = True
+            try:
+                for response in behavior(self._received(call, request), context):
+                    reporter.sent(call)
+                    yield response
+                raised = False
+            except GeneratorExit:
+                raised = False  # grpc stopped reading: the client went away
+                raise
+            finally:
+                call.code = final_code(context, raised)
+                reporter.finished(call)
+
+        return observed

@@ -1,0 +1,104 @@
+"""The gRPC server metrics and their interceptor, with go-grpc-middleware v2's names, labels and label
+values (`providers/prometheus`, handling-time histogram enabled), so that dashboards and alerts
+written for Go servers work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import grpc
+from google.protobuf import descriptor_pool
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from service import calls
+
+_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+def _labels(call: calls.Call) -> tuple[str, str, str]:
+    return (call.grpc_type, call.service, call.method)
+
+
+class ServerMetrics:
+    """Started, handled, messages, handling time and in-flight RPCs, by method (a `calls.Reporter`)."""
+
+    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
+        self.started_total = Counter(
+            "grpc_server_started_total",
+            "Total number of RPCs started on the server.",
+            _LABELS,
+            registry=registry,
+        )
+        self.handled_total = Counter(
+            "grpc_server_handled_total",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            (*_LABELS, "grpc_code"),
+            registry=registry,
+        )
+        self.msg_received_total = Counter(
+            "grpc_server_msg_received_total",
+            "Total number of RPC stream messages received on the server.",
+            _LABELS,
+            registry=registry,
+        )
+        self.msg_sent_total = Counter(
+            "grpc_server_msg_sent_total",
+            "Total number of gRPC stream messages sent by the server.",
+            _LABELS,
+            registry=registry,
+        )
+        self.handling_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level handled by "
+            "the server.",
+            _LABELS,
+            buckets=buckets,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "agentcore_grpc_server_requests_in_flight",
+            "RPCs started and not yet finished.",
+            _LABELS,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+
+    def initialize(self, service_names: Iterable[str]) -> None:
+        """Create every series of these services' methods at 0, as go-grpc-middleware's
+        InitializeMetrics does, so that rates and ratios exist before the first call."""
+        pool = descriptor_pool.Default()
+        for service_name in service_names:
+            for method in pool.FindServiceByName(service_name).methods:
+                labels = (
+                    calls.grpc_type(method.client_streaming, method.server_streaming),
+                    service_name,
+                    method.name,
+                )
+                for metric in (self.started_total, self.msg_received_total, self.msg_sent_total):
+                    metric.labels(*labels)
+                self.handling_seconds.labels(*labels)
+                self.in_flight.labels(*labels)
+                for code_name in calls.GO_CODE_NAMES.values():
+                    self.handled_total.labels(*labels, code_name)
+
+    def interceptor(self) -> grpc.ServerInterceptor:
+        """The server interceptor that records these metrics."""
+        return calls.Interceptor(self)
+
+    def started(self, call: calls.Call) -> None:
+        self.started_total.labels(*_labels(call)).inc()
+        self.in_flight.labels(*_labels(call)).inc()
+
+    def received(self, call: calls.Call) -> None:
+        self.msg_received_total.labels(*_labels(call)).inc()
+
+    def sent(self, call: calls.Call) -> None:
+        self.msg_sent_total.labels(*_labels(call)).inc()
+
+    def finished(self, call: calls.Call) -> None:
+        labels = _labels(call)
+        code = call.code or grpc.StatusCode.UNKNOWN
+        self.handled_total.labels(*labels, calls.GO_CODE_NAMES[code]).inc()
+        self.handling_seconds.labels(*labels).observe(call.seconds())
+        self.in_flight.labels(*labels).dec()

@@ -1,0 +1,139 @@
+"""The upstream (AWS) metrics and the botocore hooks that record them: how AWS answers, call by call
+and record by record. How a call ended is `upstream.classify`'s decision; these hooks count it, and
+note AWS's request id and error code on the current `calls.Call` for the access log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from service import calls, operations, upstream
+
+
+class UpstreamMetrics:
+    """Duration, errors, retries and throttles of AWS calls, and the records of batch replies."""
+
+    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
+        self.duration = Histogram(
+            "agentcore_upstream_request_duration_seconds",
+            "Duration of AWS calls, from boto3's call to its answer, retries and back-off included.",
+            ("operation", "outcome"),
+            buckets=buckets,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "agentcore_upstream_errors_total",
+            "AWS calls that failed, after retries, by AWS error code (or transport failure).",
+            ("operation", "aws_error_code"),
+            registry=registry,
+        )
+        self.retries = Counter(
+            "agentcore_upstream_retries_total",
+            "Attempts botocore retried, beyond each call's first.",
+            ("operation",),
+            registry=registry,
+        )
+        self.throttles = Counter(
+            "agentcore_upstream_throttles_total",
+            "Attempts AWS answered with a throttling error.",
+            ("operation",),
+            registry=registry,
+        )
+        self.records = Counter(
+            "agentcore_records_total",
+            "Records in batch responses, by outcome and per-record error code.",
+            ("operation", "outcome", "error_code"),
+            registry=registry,
+        )
+        for operation in operations.OPERATIONS:
+            self.duration.labels(operation.aws_operation, upstream.Outcome.SUCCESS)
+            self.retries.labels(operation.aws_operation)
+            self.throttles.labels(operation.aws_operation)
+            if operation.batch:
+                self.records.labels(operation.aws_operation, "succeeded", "none")
+        self._batch_operations = frozenset(op.aws_operation for op in operations.OPERATIONS if op.batch)
+        # Where a call's (operation, start) waits in botocore's request context; one per instance.
+        self._context_key = f"agentcore_metrics.{id(self)}"
+
+    def instrument(self, client: Any) -> None:
+        """Record every call `client` makes (botocore event hooks)."""
+        service_id = client.meta.service_model.service_id.hyphenize()
+        hooks: dict[str, Callable[..., None]] = {
+            "before-call": self._before_call,
+            "response-received": self._on_attempt,
+            "after-call": self._after_call,
+            "after-call-error": self._after_call_error,
+        }
+        for event, hook in hooks.items():
+            client.meta.events.register(f"{event}.{service_id}", hook, unique_id=f"{id(self)}-{event}")
+
+    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        context[self._context_key] = (model.name, time.perf_counter())
+
+    def _on_attempt(
+        self, parsed_response: Any, response_dict: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        """Once per attempt, retries included."""
+        if self._context_key not in context or not parsed_response:
+            return
+        status = int((response_dict or {}).get("status_code") or 0)
+        if upstream.is_throttle(status, str(parsed_response.get("Error", {}).get("Code") or "")):
+            self.throttles.labels(context[self._context_key][0]).inc()
+
+    def _after_call(self, http_response: Any, parsed: Any, context: dict[str, Any], **_: Any) -> None:
+        """The call is over and AWS answered (success or error), after botocore's retries."""
+        status = int(http_response.status_code)
+        request_id = str(parsed.get("ResponseMetadata", {}).get("RequestId") or "") or None
+        if status < 300:
+            operation = self._end_call(context, upstream.Outcome.SUCCESS, None, request_id)
+            if operation in self._batch_operations:
+                self._count_records(operation, parsed)
+            return
+        code = str(context.get("error_code_override") or parsed.get("Error", {}).get("Code") or "")
+        failure = upstream.classify_answer(status, code)
+        self._end_call(context, failure.outcome, failure.error_code, request_id)
+
+    def _after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+        """The call is over and AWS never answered (transport failure, deadline, credentials)."""
+        failure = upstream.classify(exception)
+        self._end_call(context, failure.outcome, failure.error_code, None)
+
+    def _end_call(
+        self, context: dict[str, Any], outcome: upstream.Outcome, code: str | None, request_id: str | None
+    ) -> str | None:
+        started = context.pop(self._context_key, None)
+        if started is None:
+            return None
+        operation, started_at = started
+        self.duration.labels(operation, outcome).observe(time.perf_counter() - started_at)
+        if code is not None:
+            self.errors.labels(operation, code).inc()
+        retries = int(context.get("retries", {}).get("attempt", 1)) - 1
+        if retries > 0:
+            self.retries.labels(operation).inc(retries)
+        call = calls.current()
+        if call is not None:
+            call.aws_request_id = request_id
+            call.aws_error_code = code
+        return str(operation)
+
+    def _count_records(self, operation: str, parsed: Mapping[str, Any]) -> None:
+        successful, failed = parsed.get("successfulRecords"), parsed.get("failedRecords")
+        if not isinstance(successful, list) or not isinstance(failed, list):
+            return  # a malformed reply: the RPC fails, and counts no record
+        if successful:
+            self.records.labels(operation, "succeeded", "none").inc(len(successful))
+        for result in failed:
+            self.records.labels(operation, "failed", _record_error_code(result)).inc()
+
+
+def _record_error_code(result: Any) -> str:
+    """AWS's per-record code (an HTTP-like status) as a bounded label value."""
+    code = result.get("errorCode") if isinstance(result, Mapping) else None
+    if code is None:
+        return "unknown"
+    return str(code) if isinstance(code, int) and 100 <= code <= 599 else "other"

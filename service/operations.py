@@ -1,0 +1,117 @@
+"""The operation table: every RPC of MemoryRecordsService, described once.
+
+The servicer, validation, the metrics and the error details all read this table, so adding an RPC is
+one entry here (plus its translate functions and their tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import botocore.loaders
+import botocore.model
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from google.protobuf import message
+
+from service import translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
+
+AWS_SERVICE = "bedrock-agentcore"
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MemoryRecordsService"].full_name
+MEMORY_RESOURCE_TYPE = "bedrock-agentcore.amazonaws.com/Memory"
+MEMORY_RECORD_RESOURCE_TYPE = "bedrock-agentcore.amazonaws.com/MemoryRecord"
+
+Request = TypeVar("Request", bound=message.Message)
+Response = TypeVar("Response", bound=message.Message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """The AWS resource a call addressed, named in ResourceInfo and QuotaFailure (AIP-122 style)."""
+
+    type: str
+    name: str
+
+    @classmethod
+    def memory(cls, memory_id: str) -> Resource:
+        return cls(MEMORY_RESOURCE_TYPE, f"memories/{memory_id}")
+
+    @classmethod
+    def memory_record(cls, memory_id: str, memory_record_id: str) -> Resource:
+        return cls(MEMORY_RECORD_RESOURCE_TYPE, f"memories/{memory_id}/memoryRecords/{memory_record_id}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation(Generic[Request, Response]):
+    """One RPC and the one boto3 call that serves it."""
+
+    rpc: str  # the method name in the proto
+    request_type: type[Request]
+    response_type: type[Response]
+    aws_operation: str  # the botocore operation name, also the `operation` label of the metrics
+    call_aws: Callable[[BedrockAgentCoreClient, dict[str, Any]], Mapping[str, Any]]
+    to_params: Callable[[Request], dict[str, Any]]
+    to_response: Callable[[Mapping[str, Any]], Response]
+    resource: Callable[[Request], Resource]
+    batch: bool  # requests carry `records`; responses carry successful_records and failed_records
+
+    @property
+    def full_method(self) -> str:
+        """The path gRPC routes on: `/agentcore.memory.v1.MemoryRecordsService/Get`."""
+        return f"/{SERVICE_NAME}/{self.rpc}"
+
+
+BATCH_CREATE = Operation(
+    rpc="BatchCreate",
+    request_type=pb.BatchCreateRequest,
+    response_type=pb.BatchCreateResponse,
+    aws_operation="BatchCreateMemoryRecords",
+    call_aws=lambda client, params: client.batch_create_memory_records(**params),
+    to_params=translate.to_boto_batch_create,
+    to_response=translate.from_boto_batch_create,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=True,
+)
+BATCH_UPDATE = Operation(
+    rpc="BatchUpdate",
+    request_type=pb.BatchUpdateRequest,
+    response_type=pb.BatchUpdateResponse,
+    aws_operation="BatchUpdateMemoryRecords",
+    call_aws=lambda client, params: client.batch_update_memory_records(**params),
+    to_params=translate.to_boto_batch_update,
+    to_response=translate.from_boto_batch_update,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=True,
+)
+GET = Operation(
+    rpc="Get",
+    request_type=pb.GetRequest,
+    response_type=pb.GetResponse,
+    aws_operation="GetMemoryRecord",
+    call_aws=lambda client, params: client.get_memory_record(**params),
+    to_params=translate.to_boto_get,
+    to_response=translate.from_boto_get,
+    resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
+    batch=False,
+)
+
+OPERATIONS: tuple[Operation[Any, Any], ...] = (BATCH_CREATE, BATCH_UPDATE, GET)
+BY_FULL_METHOD: Mapping[str, Operation[Any, Any]] = {op.full_method: op for op in OPERATIONS}
+
+
+@functools.cache
+def service_model() -> Any:
+    """The botocore model of `bedrock-agentcore`: the one boto3's client uses.
+
+    Read with botocore's loader alone: a session would read the AWS profile, and a bad AWS_PROFILE
+    must not break an import.
+    """
+    loader = botocore.loaders.create_loader()
+    return botocore.model.ServiceModel(
+        loader.load_service_model(AWS_SERVICE, "service-2"), service_name=AWS_SERVICE
+    )
