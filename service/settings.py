@@ -1,5 +1,9 @@
 """Every setting of the service, read from the environment and validated once at start.
 
+Each field of `Settings` is declared once, by `setting()`: its environment variable, its default (as the
+text one would set), its parser and its README meaning. `from_env` and the README table (`readme_table`)
+are both read off those declarations, and tests/test_settings.py checks the README against them.
+
 AWS settings that botocore already reads (credentials, region, endpoint, profile) are not repeated
 here: in the `aws` backend, boto3's own default chain applies unchanged.
 """
@@ -11,9 +15,16 @@ import enum
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from emulator import DEFAULT_MEMORY_ID, FaultConfig
+
+T = TypeVar("T")
+
+# A parser gets the variable's name (for its error messages) and its text; None means "blank: the
+# default applies" (numbers and memory ids), so that `VAR=` in a compose file acts as unset.
+Parser = Callable[[str, str], T | None]
 
 
 class Backend(enum.StrEnum):
@@ -27,122 +38,251 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the environment variable."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    """One environment variable, as declared by `setting()`."""
+
+    name: str
+    default: str  # the text that, set in the environment, gives the field's default ("" when none)
+    parse: Parser[Any]
+    meaning: str  # README text, Markdown
+
+    @property
+    def readme_row(self) -> str:
+        shown = f"`{self.default}`" if self.default else "(none)"
+        return f"| `{self.name}` | {shown} | {self.meaning} |"
+
+
+_VARIABLE = "variable"  # key of a `Variable` in a Settings field's metadata
+
+
+def setting(*, env: str, default: str, parse: Parser[T], meaning: str) -> T:
+    """A Settings field read from the environment variable `env`; its default is `default` parsed."""
+    value = parse(env, default)
+    if value is None:
+        raise ValueError(f"{env}: the default must not be blank")
+    variable = Variable(name=env, default=default, parse=parse, meaning=meaning)
+    return dataclasses.field(default=value, metadata={_VARIABLE: variable})
+
+
+# --- parsers -----------------------------------------------------------------------------------------
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _whole_number(*, minimum: int, maximum: int | None = None) -> Parser[int]:
+    def parse(name: str, raw: str) -> int | None:
+        if raw.strip() == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise SettingsError(f"{name} must be at least {minimum}{upper}, not {value}")
+        return value
+
+    return parse
+
+
+_port = _whole_number(minimum=0, maximum=65535)
+
+
+def _seconds(*, allow_zero: bool) -> Parser[float]:
+    def parse(name: str, raw: str) -> float | None:
+        if raw.strip() == "":
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+        if not math.isfinite(value) or not (value >= 0 if allow_zero else value > 0):
+            raise SettingsError(
+                f"{name} must be a finite number of seconds {'>= 0' if allow_zero else '> 0'}"
+            )
+        return value
+
+    return parse
+
+
+def _backend(name: str, raw: str) -> Backend:
+    value = raw.strip().lower()
+    if value not in {backend.value for backend in Backend}:
+        raise SettingsError(f"{name} must be {' or '.join(repr(b.value) for b in Backend)}, not {value!r}")
+    return Backend(value)
+
+
 # AWS's MemoryId pattern (botocore model), so that a typo in LOCAL_MEMORY_IDS fails at start.
 _MEMORY_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}")
-_RETRY_MODES = ("standard", "adaptive", "legacy")
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The validated settings. Field docs name the environment variable and its default."""
-
-    grpc_host: str = "[::]"  # GRPC_HOST
-    grpc_port: int = 50051  # GRPC_PORT; 0 picks a free port (tests)
-    metrics_port: int = 9464  # METRICS_PORT
-    backend: Backend = Backend.LOCAL  # AGENTCORE_BACKEND: local | aws
-    local_memory_ids: tuple[str, ...] = (DEFAULT_MEMORY_ID,)  # LOCAL_MEMORY_IDS, comma-separated
-    local_db_path: str = ":memory:"  # LOCAL_DB_PATH: SQLite file of the emulator
-    max_workers: int = 16  # GRPC_MAX_WORKERS: handler threads, and boto3's connection pool size
-    aws_max_attempts: int = 3  # AWS_MAX_ATTEMPTS: botocore's total attempts, first try included
-    aws_retry_mode: str = "standard"  # AWS_RETRY_MODE: botocore retry mode
-    aws_connect_timeout_seconds: float = 5.0  # AWS_CONNECT_TIMEOUT_SECONDS
-    aws_read_timeout_seconds: float = 30.0  # AWS_READ_TIMEOUT_SECONDS
-    shutdown_grace_seconds: float = 10.0  # SHUTDOWN_GRACE_SECONDS: in-flight RPCs get this long
-    # SHUTDOWN_DRAIN_SECONDS: on SIGTERM, health says NOT_SERVING this long before new RPCs are refused,
-    # so that load balancers and Kubernetes endpoints stop sending first (5 s is typical in Kubernetes).
-    shutdown_drain_seconds: float = 0.0
-    # LOCAL_FAULTS: fault injection in the embedded emulator, as FaultConfig.parse reads it.
-    local_faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
-    log_level: str = "INFO"  # LOG_LEVEL
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Settings from environment variables; unset variables take the defaults above."""
-        defaults = cls()
-        backend_name = environ.get("AGENTCORE_BACKEND", defaults.backend.value).strip().lower()
-        if backend_name not in {b.value for b in Backend}:
-            raise SettingsError(f"AGENTCORE_BACKEND must be 'local' or 'aws', not {backend_name!r}")
-        settings = cls(
-            grpc_host=environ.get("GRPC_HOST", defaults.grpc_host),
-            grpc_port=_port(environ, "GRPC_PORT", defaults.grpc_port),
-            metrics_port=_port(environ, "METRICS_PORT", defaults.metrics_port),
-            backend=Backend(backend_name),
-            local_memory_ids=_memory_ids(environ, defaults.local_memory_ids),
-            local_db_path=environ.get("LOCAL_DB_PATH", defaults.local_db_path),
-            max_workers=_int(environ, "GRPC_MAX_WORKERS", defaults.max_workers, minimum=1),
-            aws_max_attempts=_int(environ, "AWS_MAX_ATTEMPTS", defaults.aws_max_attempts, minimum=1),
-            aws_retry_mode=environ.get("AWS_RETRY_MODE", defaults.aws_retry_mode),
-            aws_connect_timeout_seconds=_seconds(
-                environ, "AWS_CONNECT_TIMEOUT_SECONDS", defaults.aws_connect_timeout_seconds
-            ),
-            aws_read_timeout_seconds=_seconds(
-                environ, "AWS_READ_TIMEOUT_SECONDS", defaults.aws_read_timeout_seconds
-            ),
-            shutdown_grace_seconds=_seconds(
-                environ, "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds, allow_zero=True
-            ),
-            shutdown_drain_seconds=_seconds(
-                environ, "SHUTDOWN_DRAIN_SECONDS", defaults.shutdown_drain_seconds, allow_zero=True
-            ),
-            local_faults=_faults(environ),
-            log_level=environ.get("LOG_LEVEL", defaults.log_level).upper(),
-        )
-        if settings.aws_retry_mode not in _RETRY_MODES:
-            raise SettingsError(f"AWS_RETRY_MODE must be one of {', '.join(_RETRY_MODES)}")
-        if settings.log_level not in logging.getLevelNamesMapping():
-            raise SettingsError(f"LOG_LEVEL {settings.log_level!r} is not a logging level")
-        return settings
-
-
-def _int(
-    environ: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None
-) -> int:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and at most {maximum}" if maximum is not None else ""
-        raise SettingsError(f"{name} must be at least {minimum}{upper}, not {value}")
-    return value
-
-
-def _port(environ: Mapping[str, str], name: str, default: int) -> int:
-    return _int(environ, name, default, minimum=0, maximum=65535)
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not math.isfinite(value) or not (value >= 0 if allow_zero else value > 0):
-        raise SettingsError(f"{name} must be a finite number of seconds {'>= 0' if allow_zero else '> 0'}")
-    return value
-
-
-def _faults(environ: Mapping[str, str]) -> FaultConfig:
-    try:
-        return FaultConfig.parse(environ.get("LOCAL_FAULTS", ""))
-    except ValueError as exc:
-        raise SettingsError(f"LOCAL_FAULTS: {exc}") from None
-
-
-def _memory_ids(environ: Mapping[str, str], default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = environ.get("LOCAL_MEMORY_IDS")
-    if raw is None or raw.strip() == "":
-        return default
+def _memory_ids(name: str, raw: str) -> tuple[str, ...] | None:
+    if raw.strip() == "":
+        return None
     memory_ids = tuple(part.strip() for part in raw.split(",") if part.strip())
     for memory_id in memory_ids:
         if not _MEMORY_ID.fullmatch(memory_id):
             raise SettingsError(
-                f"LOCAL_MEMORY_IDS: {memory_id!r} is not a memory id "
+                f"{name}: {memory_id!r} is not a memory id "
                 "(letters, digits, '-' or '_', then '-' and 10 letters or digits)"
             )
     return memory_ids
+
+
+_RETRY_MODES = ("standard", "adaptive", "legacy")
+
+
+def _retry_mode(name: str, raw: str) -> str:
+    if raw not in _RETRY_MODES:
+        raise SettingsError(f"{name} must be one of {', '.join(_RETRY_MODES)}")
+    return raw
+
+
+def _faults(name: str, raw: str) -> FaultConfig:
+    try:
+        return FaultConfig.parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.upper()
+    if level not in logging.getLevelNamesMapping():
+        raise SettingsError(f"{name} {level!r} is not a logging level")
+    return level
+
+
+# --- the settings ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated settings; each field declares its environment variable with `setting()`."""
+
+    grpc_host: str = setting(
+        env="GRPC_HOST", default="[::]", parse=_text, meaning="the address the gRPC server listens on"
+    )
+    grpc_port: int = setting(
+        env="GRPC_PORT", default="50051", parse=_port, meaning="the gRPC server's port (`0` = any free port)"
+    )
+    metrics_port: int = setting(
+        env="METRICS_PORT",
+        default="9464",
+        parse=_port,
+        meaning="Prometheus metrics at `/metrics`, on `GRPC_HOST` (`0` = any free port); "
+        "see [Metrics](#metrics)",
+    )
+    # RUF009 is silenced here and on local_faults: it guards against shared mutable defaults, and an
+    # enum member or a frozen dataclass is not mutable.
+    backend: Backend = setting(  # noqa: RUF009
+        env="AGENTCORE_BACKEND",
+        default=Backend.LOCAL.value,
+        parse=_backend,
+        meaning="`local`: start the emulator in-process on a loopback port and point boto3 at it "
+        "(dummy credentials; requests are still signed). "
+        "`aws`: boto3's default chain decides credentials, region and endpoint.",
+    )
+    local_memory_ids: tuple[str, ...] = setting(
+        env="LOCAL_MEMORY_IDS",
+        default=DEFAULT_MEMORY_ID,
+        parse=_memory_ids,
+        meaning="comma-separated memories the emulator knows; any other id answers "
+        "`ResourceNotFoundException`, like AWS",
+    )
+    local_db_path: str = setting(
+        env="LOCAL_DB_PATH",
+        default=":memory:",
+        parse=_text,
+        meaning="the emulator's SQLite file; a restart with the same file keeps the records",
+    )
+    max_workers: int = setting(
+        env="GRPC_MAX_WORKERS",
+        default="16",
+        parse=_whole_number(minimum=1),
+        meaning="handler threads; boto3's connection pool is as large",
+    )
+    aws_max_attempts: int = setting(
+        env="AWS_MAX_ATTEMPTS",
+        default="3",
+        parse=_whole_number(minimum=1),
+        meaning="botocore's attempts per call, the first included "
+        "(same name and meaning as botocore's own variable)",
+    )
+    aws_retry_mode: str = setting(
+        env="AWS_RETRY_MODE",
+        default="standard",
+        parse=_retry_mode,
+        meaning=f"botocore's retry mode, one of {', '.join(f'`{mode}`' for mode in _RETRY_MODES)} "
+        "(same name and meaning as botocore's own variable)",
+    )
+    aws_connect_timeout_seconds: float = setting(
+        env="AWS_CONNECT_TIMEOUT_SECONDS",
+        default="5",
+        parse=_seconds(allow_zero=False),
+        meaning="botocore's connect timeout, per attempt",
+    )
+    aws_read_timeout_seconds: float = setting(
+        env="AWS_READ_TIMEOUT_SECONDS",
+        default="30",
+        parse=_seconds(allow_zero=False),
+        meaning="botocore's read timeout, per attempt",
+    )
+    shutdown_grace_seconds: float = setting(
+        env="SHUTDOWN_GRACE_SECONDS",
+        default="10",
+        parse=_seconds(allow_zero=True),
+        meaning="after the drain (`SHUTDOWN_DRAIN_SECONDS`), in-flight RPCs get this long",
+    )
+    shutdown_drain_seconds: float = setting(
+        env="SHUTDOWN_DRAIN_SECONDS",
+        default="0",
+        parse=_seconds(allow_zero=True),
+        meaning="on SIGTERM, health turns NOT_SERVING and new RPCs are still served this long "
+        "(5 s suits Kubernetes)",
+    )
+    local_faults: FaultConfig = setting(  # noqa: RUF009
+        env="LOCAL_FAULTS",
+        default="",
+        parse=_faults,
+        meaning="fault injection in the embedded emulator, e.g. "
+        "`rate_limit=50,latency=0.2,drop=0.01,ServiceException=0.05` "
+        "(see [Fault injection](#fault-injection))",
+    )
+    log_level: str = setting(
+        env="LOG_LEVEL",
+        default="INFO",
+        parse=_log_level,
+        meaning="JSON logs on stderr; record text is never logged",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from environment variables; an unset variable (or a blank number or memory id list)
+        takes the declared default."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            variable = _variable(field)
+            raw = environ.get(variable.name)
+            value = None if raw is None else variable.parse(variable.name, raw)
+            if value is not None:
+                values[field.name] = value
+        return cls(**values)
+
+
+def _variable(field: dataclasses.Field[Any]) -> Variable:
+    variable: Variable = field.metadata[_VARIABLE]
+    return variable
+
+
+def variables() -> tuple[Variable, ...]:
+    """Every environment variable of `Settings`, in declaration order."""
+    return tuple(_variable(field) for field in dataclasses.fields(Settings))
+
+
+def readme_table() -> str:
+    """The README's "Settings (environment variables)" table, one row per variable."""
+    rows = ["| variable | default | meaning |", "|---|---|---|", *(v.readme_row for v in variables())]
+    return "\n".join(rows) + "\n"

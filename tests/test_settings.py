@@ -1,11 +1,19 @@
-"""settings.py: defaults, every variable, and a clear error naming the variable."""
+"""settings.py: defaults, every variable, a clear error naming the variable, and the README table."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, FaultConfig
-from service.settings import Backend, Settings, SettingsError
+from service.settings import Backend, Settings, SettingsError, readme_table, variables
+
+ROOT = Path(__file__).resolve().parent.parent
+REGENERATE = (
+    "README.md's settings table is not what service/settings.py declares; replace it with the output of\n"
+    "  python -c 'import service.settings as s; print(s.readme_table(), end=\"\")'"
+)
 
 
 def test_defaults() -> None:
@@ -78,3 +86,30 @@ def test_every_variable() -> None:
 def test_invalid_values_name_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_blank_numbers_and_memory_ids_take_the_default() -> None:
+    blank = {"GRPC_PORT": "", "AWS_READ_TIMEOUT_SECONDS": " ", "LOCAL_MEMORY_IDS": ""}
+    assert Settings.from_env(blank) == Settings()
+
+
+def readme_settings_rows() -> list[str]:
+    """The rows of the README's "Settings (environment variables)" table, header included."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Settings (environment variables)\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def test_readme_lists_exactly_the_declared_variables_with_their_defaults() -> None:
+    declared = [variable.name for variable in variables()]
+    assert len(declared) == len(set(declared)), "a variable is declared twice"
+    listed: list[tuple[str, str]] = []
+    for row in readme_settings_rows()[2:]:
+        name, default = (cell.strip() for cell in row.split("|")[1:3])
+        listed.append((name.strip("`"), "" if default == "(none)" else default.strip("`")))
+    assert sorted(name for name, _ in listed) == sorted(declared), REGENERATE
+    assert dict(listed) == {v.name: v.default for v in variables()}, REGENERATE
+
+
+def test_readme_table_is_the_rendering_of_the_declarations() -> None:
+    assert "\n".join(readme_settings_rows()) + "\n" == readme_table(), REGENERATE
