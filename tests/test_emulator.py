@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator, ReceivedRequest, Response
-from tests.conftest import emulator_client
+from tests.helpers import emulator_client
 
 OTHER_MEMORY_ID = "other_memory-ABCDEFGHIJ"
 UNKNOWN_MEMORY_ID = "missing_memory-0000000000"

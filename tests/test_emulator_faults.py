@@ -18,7 +18,7 @@ import botocore.exceptions
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, ApiError, Emulator, FaultConfig, Faults
-from tests.conftest import emulator_client
+from tests.helpers import emulator_client
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"

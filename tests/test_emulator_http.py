@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.conftest import emulator_client
+from tests.helpers import emulator_client
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BATCH_CREATE_PATH = f"/memories/{DEFAULT_MEMORY_ID}/memoryRecords/batchCreate"

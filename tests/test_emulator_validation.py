@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.conftest import emulator_client
+from tests.helpers import emulator_client
 
 SECRET = "Secret-Diary-Entry-42"
 TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

@@ -11,6 +11,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
 from service import logs
+from tests.helpers import record_create
 
 RECORD_TEXT = "RECORD-TEXT-must-never-leave-31c9"
 
@@ -38,7 +39,7 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 def a_request() -> pb.BatchCreateRequest:
     return pb.BatchCreateRequest(
         memory_id="demo_memory-0123456789",
-        records=[pb.MemoryRecordCreate(request_identifier="r1", content=pb.MemoryContent(text=RECORD_TEXT))],
+        records=[record_create(RECORD_TEXT)],
     )
 
 

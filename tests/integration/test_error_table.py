@@ -11,42 +11,14 @@ from typing import Any
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
-from google.protobuf import message as protobuf_message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from service import errors
-from tests.conftest import MEMORY_ID, AwsServiceFactory, RunningService
+from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
-RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
-
-
-def details_of(error: grpc.RpcError) -> dict[type[Any], Any]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc.Status in the trailers"
-    assert status.code == error.code().value[0]  # type: ignore[attr-defined]
-    found: dict[type[Any], Any] = {}
-    kinds: list[type[protobuf_message.Message]] = [
-        error_details_pb2.ErrorInfo,
-        error_details_pb2.BadRequest,
-        error_details_pb2.RetryInfo,
-        error_details_pb2.ResourceInfo,
-        error_details_pb2.QuotaFailure,
-        error_details_pb2.RequestInfo,
-    ]
-    for packed in status.details:
-        for kind in kinds:
-            if packed.Is(kind.DESCRIPTOR):
-                detail = kind()
-                packed.Unpack(detail)
-                assert kind not in found, f"two {kind.__name__} details"
-                found[kind] = detail
-    assert error_details_pb2.ErrorInfo in found, "every error carries one ErrorInfo"
-    info = found[error_details_pb2.ErrorInfo]
-    assert info.reason == info.reason.upper() and " " not in info.reason
-    return found
 
 
 def call_get(service: RunningService, timeout: float = 10) -> grpc.RpcError:

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service import translate
+from tests.helpers import RECORD_ID
 
 MODEL = botocore.session.get_session().get_service_model("bedrock-agentcore")
 SERIALIZER = botocore.serialize.create_serializer("rest-json")
 PARSER = botocore.parsers.create_parser("rest-json")
-RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 
 timestamps = st.builds(
     timestamp_pb2.Timestamp,

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import botocore.exceptions
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from service import errors
+from tests.helpers import status_details
 
 
-def unpack(status: grpc.Status) -> tuple[status_pb2.Status, list[object]]:
+def unpack(status: grpc.Status) -> tuple[status_pb2.Status, dict[type[Any], Any]]:
+    """The google.rpc.Status a client would decode from `status`'s trailers, and its details."""
     [(key, value)] = status.trailing_metadata
     assert key == "grpc-status-details-bin"
     proto = status_pb2.Status.FromString(value)
-    details: list[object] = []
-    for packed in proto.details:
-        for cls in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.RetryInfo,
-            error_details_pb2.ResourceInfo,
-            error_details_pb2.QuotaFailure,
-            error_details_pb2.RequestInfo,
-        ):
-            if packed.Is(cls.DESCRIPTOR):
-                message = cls()
-                packed.Unpack(message)
-                details.append(message)
-    return proto, details
+    return proto, status_details(proto)
 
 
 @pytest.mark.parametrize(
@@ -64,9 +54,8 @@ def test_param_validation_report_drops_values() -> None:
     proto, details = unpack(errors.to_status(exc))
     assert proto.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert "SECRET-TEXT" not in proto.message
-    info, bad_request = details
-    assert isinstance(info, error_details_pb2.ErrorInfo) and info.reason == "INVALID_ARGUMENT"
-    assert isinstance(bad_request, error_details_pb2.BadRequest)
+    assert details[error_details_pb2.ErrorInfo].reason == "INVALID_ARGUMENT"
+    bad_request = details[error_details_pb2.BadRequest]
     assert [v.field for v in bad_request.field_violations] == [
         "records[0].timestamp",
         "records[1].content.text",
@@ -78,8 +67,7 @@ def test_unexpected_exception_is_internal_with_a_generic_message(caplog: pytest.
     proto, details = unpack(errors.to_status(RuntimeError("boom with secret text")))
     assert proto.code == grpc.StatusCode.INTERNAL.value[0]
     assert proto.message == "internal error"
-    assert isinstance(details[0], error_details_pb2.ErrorInfo)
-    assert details[0].domain == errors.FACADE_DOMAIN
+    assert details[error_details_pb2.ErrorInfo].domain == errors.FACADE_DOMAIN
     assert len([r for r in caplog.records if r.exc_info]) == 1
 
 
@@ -87,11 +75,11 @@ def test_missing_credentials_is_internal_and_says_misconfigured() -> None:
     proto, details = unpack(errors.to_status(botocore.exceptions.NoCredentialsError()))
     assert proto.code == grpc.StatusCode.INTERNAL.value[0]
     assert "misconfigured" in proto.message
-    assert details[0].reason == "AWS_CREDENTIALS_MISSING"  # type: ignore[attr-defined]
+    assert details[error_details_pb2.ErrorInfo].reason == "AWS_CREDENTIALS_MISSING"
 
 
 def test_connection_failure_is_unavailable_with_retry_info() -> None:
     exc = botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
     proto, details = unpack(errors.to_status(exc))
     assert proto.code == grpc.StatusCode.UNAVAILABLE.value[0]
-    assert any(isinstance(d, error_details_pb2.RetryInfo) for d in details)
+    assert error_details_pb2.RetryInfo in details

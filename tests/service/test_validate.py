@@ -18,22 +18,14 @@ from grpc_status import rpc_status
 from emulator import Emulator
 from service import operations, translate, validate
 from service.errors import InvalidRequestError
-from tests.conftest import MEMORY_ID, RunningService
+from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, record_create
 
-RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 NOW = timestamp_pb2.Timestamp(seconds=1_732_560_000)
 SECRET = "secret record text 4111-1111"
 
 
 def good_create(**fields: Any) -> pb.MemoryRecordCreate:
-    values: dict[str, Any] = {
-        "request_identifier": "r1",
-        "namespaces": ["users/alice"],
-        "content": pb.MemoryContent(text=SECRET),
-        "timestamp": NOW,
-    }
-    values.update(fields)
-    return pb.MemoryRecordCreate(**values)
+    return record_create(SECRET, **fields)
 
 
 def good_update(**fields: Any) -> pb.MemoryRecordUpdate:

@@ -6,7 +6,7 @@ import pytest
 
 from service import aws
 from service.settings import Backend
-from tests.conftest import settings_for_tests
+from tests.helpers import settings_for_tests
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,11 @@ import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from emulator import Emulator
 from service import aws
-from tests.conftest import MEMORY_ID, RunningService, run_service, settings_for_tests
+from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, details_of, run_service, settings_for_tests
 
-RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
 
 
@@ -24,14 +22,6 @@ GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
 def retrying_service(emulator: Emulator) -> Iterator[RunningService]:
     settings = settings_for_tests(aws_max_attempts=3, aws_read_timeout_seconds=1.5)
     yield from run_service(settings, aws.create_client(settings, endpoint_url=emulator.endpoint_url))
-
-
-def reason_of(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    return info.reason
 
 
 @pytest.mark.parametrize(
@@ -79,7 +69,7 @@ def test_dropped_connections_are_unavailable(retrying_service: RunningService, e
     with pytest.raises(grpc.RpcError) as caught:
         retrying_service.stub.Get(GET, timeout=30)
     assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
-    assert reason_of(caught.value) == "AWS_UNREACHABLE"
+    assert details_of(caught.value)[error_details_pb2.ErrorInfo].reason == "AWS_UNREACHABLE"
     assert len(emulator.received("GetMemoryRecord")) == 3
 
 

@@ -8,27 +8,22 @@ from __future__ import annotations
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
-from google.protobuf import timestamp_pb2
 from grpc_status import rpc_status
 
 from emulator import Emulator
-from tests.conftest import MEMORY_ID, RunningService
-
-UNKNOWN_RECORD_ID = "mem-00000000-0000-0000-0000-000000000000"
-
-
-def ts(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+from tests.helpers import (
+    MEMORY_ID,
+    UNKNOWN_RECORD_ID,
+    RunningService,
+    full_record_create,
+    metadata_of_every_kind,
+    record_create,
+    timestamp,
+)
 
 
 def create_one(service: RunningService, text: str = "likes green tea", **fields: object) -> str:
-    record = pb.MemoryRecordCreate(
-        request_identifier="r1",
-        namespaces=["users/alice"],
-        content=pb.MemoryContent(text=text),
-        timestamp=ts(1_732_560_000, 123_456_000),
-        **fields,  # type: ignore[arg-type]
-    )
+    record = record_create(text, timestamp=timestamp(1_732_560_000, 123_456_000), **fields)
     response = service.stub.BatchCreate(
         pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record]), timeout=10
     )
@@ -37,25 +32,9 @@ def create_one(service: RunningService, text: str = "likes green tea", **fields:
 
 
 def test_create_update_get_round_trip(local_service: RunningService, emulator: Emulator) -> None:
-    metadata = {
-        "topic": pb.MetadataValue(string_value="drinks"),
-        "tags": pb.MetadataValue(string_list_value=pb.StringList(values=["tea", "green"])),
-        "weight": pb.MetadataValue(number_value=0.75),
-        "seen": pb.MetadataValue(date_time_value=ts(1_700_000_000, 5_000)),
-    }
+    metadata = metadata_of_every_kind()
     create = pb.BatchCreateRequest(
-        memory_id=MEMORY_ID,
-        client_token="create-token-0001",
-        records=[
-            pb.MemoryRecordCreate(
-                request_identifier="r1",
-                namespaces=["users/alice"],
-                content=pb.MemoryContent(text="likes green tea"),
-                timestamp=ts(1_732_560_000, 123_456_000),
-                memory_strategy_id="manual",
-                metadata=metadata,
-            )
-        ],
+        memory_id=MEMORY_ID, client_token="create-token-0001", records=[full_record_create()]
     )
     created = local_service.stub.BatchCreate(create, timeout=10)
     assert list(created.failed_records) == []
@@ -95,10 +74,10 @@ def test_create_update_get_round_trip(local_service: RunningService, emulator: E
         records=[
             pb.MemoryRecordUpdate(
                 memory_record_id=record_id,
-                timestamp=ts(1_732_600_000, 999_999_000),
+                timestamp=timestamp(1_732_600_000, 999_999_000),
                 content=pb.MemoryContent(text="prefers oolong now"),
             ),
-            pb.MemoryRecordUpdate(memory_record_id=UNKNOWN_RECORD_ID, timestamp=ts(1_732_600_000)),
+            pb.MemoryRecordUpdate(memory_record_id=UNKNOWN_RECORD_ID, timestamp=timestamp(1_732_600_000)),
         ],
     )
     updated = local_service.stub.BatchUpdate(update, timeout=10)
@@ -131,7 +110,7 @@ def test_create_update_get_round_trip(local_service: RunningService, emulator: E
     assert record.content.text == "prefers oolong now"
     assert record.memory_strategy_id == "manual"
     assert list(record.namespaces) == ["users/alice"]
-    assert record.timestamp == ts(1_732_600_000, 999_999_000)
+    assert record.timestamp == timestamp(1_732_600_000, 999_999_000)
     assert record.HasField("created_at")
     assert not record.HasField("expires_at")
     assert dict(record.metadata) == metadata
@@ -167,7 +146,7 @@ def test_expiry_round_trip(local_service: RunningService) -> None:
     expire = pb.BatchUpdateRequest(
         memory_id=MEMORY_ID,
         record_expiry_specification=pb.RecordExpirySpecification(record_expiry_duration_days=40),
-        records=[pb.MemoryRecordUpdate(memory_record_id=record_id, timestamp=ts(1_732_600_000))],
+        records=[pb.MemoryRecordUpdate(memory_record_id=record_id, timestamp=timestamp(1_732_600_000))],
     )
     local_service.stub.BatchUpdate(expire, timeout=10)
     get = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id)
@@ -178,7 +157,7 @@ def test_expiry_round_trip(local_service: RunningService) -> None:
     keep = pb.BatchUpdateRequest(
         memory_id=MEMORY_ID,
         record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
-        records=[pb.MemoryRecordUpdate(memory_record_id=record_id, timestamp=ts(1_732_600_001))],
+        records=[pb.MemoryRecordUpdate(memory_record_id=record_id, timestamp=timestamp(1_732_600_001))],
     )
     local_service.stub.BatchUpdate(keep, timeout=10)
     assert not local_service.stub.Get(get, timeout=10).memory_record.HasField("expires_at")
@@ -220,7 +199,9 @@ def test_the_largest_batch_aws_accepts_fits(local_service: RunningService, emula
     text = "記" * 16_000  # 3 bytes in UTF-8: 100 such records are 4.8 MB, over gRPC's 4 MiB default
     records = [
         pb.MemoryRecordCreate(
-            request_identifier=f"r{i}", content=pb.MemoryContent(text=text), timestamp=ts(1_732_560_000)
+            request_identifier=f"r{i}",
+            content=pb.MemoryContent(text=text),
+            timestamp=timestamp(1_732_560_000),
         )
         for i in range(100)
     ]

@@ -40,13 +40,19 @@ from service.calls import GO_CODE_NAMES
 from service.logs import JsonFormatter
 from service.metrics import LATENCY_BUCKETS, Metrics, exposition
 from service.settings import Backend
-from tests.conftest import MEMORY_ID, prometheus_tool, run_service, settings_for_tests
+from tests.helpers import (
+    MEMORY_ID,
+    ROOT,
+    UNKNOWN_MEMORY_ID,
+    UNKNOWN_RECORD_ID,
+    prometheus_tool,
+    record_create,
+    run_service,
+    settings_for_tests,
+)
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "agentcore.memory.v1.MemoryRecordsService"
-UNKNOWN_MEMORY_ID = "unknown_memory-0123456789"
-UNKNOWN_RECORD_ID = "mem-00000000-0000-0000-0000-000000000000"
 RECORD_TEXT = "RECORD-TEXT-must-never-leave-7f3a"
 CREATE_REPLY = {
     "successfulRecords": [{"memoryRecordId": "mem-1", "status": "SUCCEEDED"}],
@@ -118,19 +124,10 @@ def rpc_lines(captured: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(formatter.format(r)) for r in captured.records if r.name == "service.rpc"]
 
 
-def record(text: str = RECORD_TEXT) -> pb.MemoryRecordCreate:
-    return pb.MemoryRecordCreate(
-        request_identifier="r1",
-        namespaces=["users/alice"],
-        content=pb.MemoryContent(text=text),
-        timestamp=timestamp_pb2.Timestamp(seconds=1_732_560_000),
-    )
-
-
 def two_records() -> list[pb.MemoryRecordCreate]:
-    second = record("second text")
+    second = record_create("second text")
     second.request_identifier = "r2"
-    return [record(), second]
+    return [record_create(RECORD_TEXT), second]
 
 
 def call(invoke: Any, request: Any, **kwargs: Any) -> str:
@@ -233,7 +230,9 @@ def test_counts_stay_exact_under_concurrency(metered: Metered) -> None:
 
 
 def test_failed_records_are_counted_by_their_error_code(metered: Metered) -> None:
-    created = metered.stub.BatchCreate(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record()]))
+    created = metered.stub.BatchCreate(
+        pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create(RECORD_TEXT)])
+    )
     record_id = created.successful_records[0].memory_record_id
     stamp = timestamp_pb2.Timestamp(seconds=1_732_600_000)
     metered.stub.BatchUpdate(
@@ -347,7 +346,7 @@ def test_in_flight_counts_a_call_while_it_runs(metered_stub: Metered, wire_stub:
 
 
 def create_request() -> pb.BatchCreateRequest:
-    return pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record()])
+    return pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create(RECORD_TEXT)])
 
 
 def upstream_values(metered: Metered) -> dict[str, dict[Labels, float]]:
@@ -462,9 +461,14 @@ def test_exception_classes_map_to_bounded_codes() -> None:
 def test_no_id_or_record_text_reaches_a_label_or_a_log_line(
     metered: Metered, rpc_log: pytest.LogCaptureFixture
 ) -> None:
-    created = metered.stub.BatchCreate(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record()]))
+    created = metered.stub.BatchCreate(
+        pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create(RECORD_TEXT)])
+    )
     record_id = created.successful_records[0].memory_record_id
-    call(metered.stub.BatchCreate, pb.BatchCreateRequest(memory_id=UNKNOWN_MEMORY_ID, records=[record()]))
+    call(
+        metered.stub.BatchCreate,
+        pb.BatchCreateRequest(memory_id=UNKNOWN_MEMORY_ID, records=[record_create(RECORD_TEXT)]),
+    )
     call(metered.stub.Get, pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id))
     exposition = generate_latest(metered.metrics.registry).decode()
     logged = "\n".join(json.dumps(line) for line in rpc_lines(rpc_log))
@@ -476,7 +480,10 @@ def test_no_id_or_record_text_reaches_a_label_or_a_log_line(
 
 def test_exposition_parses_with_go_grpc_middleware_names_and_labels(metered: Metered) -> None:
     call(metered.stub.BatchCreate, create_request())
-    call(metered.stub.BatchCreate, pb.BatchCreateRequest(memory_id=UNKNOWN_MEMORY_ID, records=[record()]))
+    call(
+        metered.stub.BatchCreate,
+        pb.BatchCreateRequest(memory_id=UNKNOWN_MEMORY_ID, records=[record_create(RECORD_TEXT)]),
+    )
     exposition = generate_latest(metered.metrics.registry).decode()
     families = {family.name: family for family in text_string_to_metric_families(exposition)}
     grpc_label_names = {"grpc_type", "grpc_service", "grpc_method"}

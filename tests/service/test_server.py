@@ -18,10 +18,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from service.server import SERVICE_NAME, serve
 from service.settings import Backend, Settings
-from tests.conftest import MEMORY_ID, AwsServiceFactory, RunningService, settings_for_tests
+from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, settings_for_tests
 from tests.wire_stub import WireStub, aws_reply
 
-RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 RECORD = {"memoryRecordId": RECORD_ID, "content": {"text": "x"}, "namespaces": [], "createdAt": 1}
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, FaultConfig
 from service.settings import Backend, Settings, SettingsError, readme_table, variables
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 REGENERATE = (
     "README.md's settings table is not what service/settings.py declares; replace it with the output of\n"
     "  python -c 'import service.settings as s; print(s.readme_table(), end=\"\")'"

@@ -7,16 +7,12 @@ import datetime as dt
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from dateutil import tz
-from google.protobuf import timestamp_pb2
 
 from service import translate
+from tests.helpers import timestamp
 
 MEMORY_ID = "demo_memory-0123456789"
 RECORD_ID = "mem-" + "a" * 36
-
-
-def ts(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
 UTC = dt.UTC
@@ -24,12 +20,12 @@ UTC = dt.UTC
 
 class TestTimestamps:
     def test_to_datetime_is_utc_and_keeps_microseconds(self) -> None:
-        moment = translate.to_datetime(ts(1_732_560_000, 123_456_789))
+        moment = translate.to_datetime(timestamp(1_732_560_000, 123_456_789))
         assert moment == dt.datetime(2024, 11, 25, 18, 40, 0, 123_456, tzinfo=UTC)
         assert moment.utcoffset() == dt.timedelta(0)
 
     def test_before_epoch(self) -> None:
-        assert translate.to_datetime(ts(-1, 500_000_000)) == dt.datetime(
+        assert translate.to_datetime(timestamp(-1, 500_000_000)) == dt.datetime(
             1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC
         )
 
@@ -38,14 +34,16 @@ class TestTimestamps:
     )
     def test_to_timestamp_from_any_zone(self, zone: dt.tzinfo) -> None:
         instant = dt.datetime(2024, 11, 25, 18, 40, 0, 123_456, tzinfo=UTC)
-        assert translate.to_timestamp(instant.astimezone(zone)) == ts(1_732_560_000, 123_456_000)
+        assert translate.to_timestamp(instant.astimezone(zone)) == timestamp(1_732_560_000, 123_456_000)
 
     def test_naive_datetime_is_read_as_utc(self) -> None:
-        assert translate.to_timestamp(dt.datetime(1970, 1, 1, 0, 0, 1)) == ts(1)
+        assert translate.to_timestamp(dt.datetime(1970, 1, 1, 0, 0, 1)) == timestamp(1)
 
     def test_round_trip_at_microsecond_precision(self) -> None:
         for seconds, nanos in [(0, 0), (1, 1_000), (1_732_560_000, 999_999_000), (4_102_444_800, 1_000)]:
-            assert translate.to_timestamp(translate.to_datetime(ts(seconds, nanos))) == ts(seconds, nanos)
+            assert translate.to_timestamp(translate.to_datetime(timestamp(seconds, nanos))) == timestamp(
+                seconds, nanos
+            )
 
 
 class TestBatchCreateRequest:
@@ -59,13 +57,13 @@ class TestBatchCreateRequest:
                     request_identifier="r1",
                     namespaces=["users/alice"],
                     content=pb.MemoryContent(text="likes tea"),
-                    timestamp=ts(1_700_000_000, 250_000_000),
+                    timestamp=timestamp(1_700_000_000, 250_000_000),
                     memory_strategy_id="manual",
                     metadata={
                         "s": pb.MetadataValue(string_value="v"),
                         "l": pb.MetadataValue(string_list_value=pb.StringList(values=["a", "b"])),
                         "n": pb.MetadataValue(number_value=2.5),
-                        "d": pb.MetadataValue(date_time_value=ts(1_600_000_000, 1_000)),
+                        "d": pb.MetadataValue(date_time_value=timestamp(1_600_000_000, 1_000)),
                     },
                 )
             ],
@@ -96,7 +94,7 @@ class TestBatchCreateRequest:
             memory_id=MEMORY_ID,
             records=[
                 pb.MemoryRecordCreate(
-                    request_identifier="r1", content=pb.MemoryContent(text="x"), timestamp=ts(1)
+                    request_identifier="r1", content=pb.MemoryContent(text="x"), timestamp=timestamp(1)
                 )
             ],
         )
@@ -136,7 +134,7 @@ class TestBatchUpdateRequest:
             records=[
                 pb.MemoryRecordUpdate(
                     memory_record_id=RECORD_ID,
-                    timestamp=ts(1_700_000_000, 999_999_999),
+                    timestamp=timestamp(1_700_000_000, 999_999_999),
                     content=pb.MemoryContent(text="prefers coffee"),
                     namespaces=pb.NamespaceList(values=["users/bob"]),
                     source_namespaces=pb.NamespaceList(values=["users/alice"]),
@@ -247,14 +245,14 @@ class TestReplies:
         assert record.content.text == "likes tea"
         assert record.memory_strategy_id == "manual"
         assert list(record.namespaces) == ["users/alice"]
-        assert record.created_at == ts(1_704_164_645, 6_000)
-        assert record.timestamp == ts(1_704_067_200)
+        assert record.created_at == timestamp(1_704_164_645, 6_000)
+        assert record.timestamp == timestamp(1_704_067_200)
         assert record.metadata["s"].string_value == "v"
         assert list(record.metadata["l"].string_list_value.values) == ["a"]
         assert record.metadata["e"].WhichOneof("value") == "string_list_value"
         assert record.metadata["n"].number_value == 1e300
-        assert record.metadata["d"].date_time_value == ts(946_684_800, 1_000)
-        assert record.expires_at == ts(1_735_689_600)
+        assert record.metadata["d"].date_time_value == timestamp(946_684_800, 1_000)
+        assert record.expires_at == timestamp(1_735_689_600)
 
     def test_record_absent_fields_stay_unset(self) -> None:
         reply = {

@@ -9,19 +9,14 @@ from __future__ import annotations
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
-from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.conftest import MEMORY_ID, RunningService
+from tests.helpers import MEMORY_ID, RunningService, timestamp
 from tests.wire_stub import WireStub, aws_error, aws_reply
 
 RECORD_A = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 RECORD_B = "mem-bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb-extra"
-
-
-def ts(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
 def test_batch_update_sends_exactly_what_was_set(aws_service: RunningService, wire_stub: WireStub) -> None:
@@ -42,13 +37,13 @@ def test_batch_update_sends_exactly_what_was_set(aws_service: RunningService, wi
         records=[
             pb.MemoryRecordUpdate(
                 memory_record_id=RECORD_A,
-                timestamp=ts(1_732_560_000, 500_000_000),
+                timestamp=timestamp(1_732_560_000, 500_000_000),
                 namespaces=pb.NamespaceList(values=[]),
                 source_namespaces=pb.NamespaceList(values=["users/alice"]),
                 memory_strategy_id="s-1",
                 metadata={"k": pb.MetadataValue(string_list_value=pb.StringList(values=["x"]))},
             ),
-            pb.MemoryRecordUpdate(memory_record_id=RECORD_B, timestamp=ts(0)),
+            pb.MemoryRecordUpdate(memory_record_id=RECORD_B, timestamp=timestamp(0)),
         ],
     )
     response = aws_service.stub.BatchUpdate(request, timeout=10)
@@ -116,7 +111,7 @@ def test_batch_create_reply_maps_back_exactly(aws_service: RunningService, wire_
             pb.MemoryRecordCreate(
                 request_identifier=f"r{i}",
                 content=pb.MemoryContent(text=f"t{i}"),
-                timestamp=ts(1_700_000_000),
+                timestamp=timestamp(1_700_000_000),
             )
             for i in (1, 2)
         ],
@@ -183,15 +178,15 @@ def test_get_reply_with_every_member(aws_service: RunningService, wire_stub: Wir
         content=pb.MemoryContent(text="likes tea"),
         memory_strategy_id="semantic-1",
         namespaces=["users/alice"],
-        created_at=ts(1_732_560_000, 1_000),
-        timestamp=ts(1_732_559_999, 250_000_000),
+        created_at=timestamp(1_732_560_000, 1_000),
+        timestamp=timestamp(1_732_559_999, 250_000_000),
         metadata={
             "n": pb.MetadataValue(number_value=3),
-            "d": pb.MetadataValue(date_time_value=ts(1_600_000_000, 500_000_000)),
+            "d": pb.MetadataValue(date_time_value=timestamp(1_600_000_000, 500_000_000)),
             "s": pb.MetadataValue(string_value="x"),
             "l": pb.MetadataValue(string_list_value=pb.StringList(values=["a", "b"])),
         },
-        expires_at=ts(1_800_000_000),
+        expires_at=timestamp(1_800_000_000),
     )
 
 
@@ -215,7 +210,7 @@ def test_get_reply_without_optional_members(aws_service: RunningService, wire_st
     assert "namespace" not in wire_stub.requests[0].path
     for field in ("memory_strategy_id", "timestamp", "expires_at"):
         assert not record.HasField(field), field
-    assert record.created_at == ts(1)
+    assert record.created_at == timestamp(1)
 
 
 @pytest.mark.parametrize(

@@ -35,14 +35,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.conftest import prometheus_tool
+from tests.helpers import ROOT, UNKNOWN_MEMORY_ID, prometheus_tool
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
 SERVICE = "agentcore.memory.v1.MemoryRecordsService"
 JOB = "agentcore-memory-grpc"
-UNKNOWN_MEMORY_ID = "unknown_memory-0123456789"
 WAIT_SECONDS = 30
 T = TypeVar("T")
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 import grpc
@@ -22,8 +21,8 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import DEFAULT_MEMORY_ID
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 20
 
 

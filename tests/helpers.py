@@ -1,0 +1,171 @@
+"""What the tests share besides fixtures: ids, timestamps and records; settings and boto3 clients for
+tests; a facade running on a loopback port; and reading an error's rich details back."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from google.protobuf import message, timestamp_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from emulator import DEFAULT_MEMORY_ID
+from service.metrics import Metrics
+from service.server import create_server
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMORY_ID = DEFAULT_MEMORY_ID
+OTHER_MEMORY_ID = "other_memory-abcdefghij"
+UNKNOWN_MEMORY_ID = "unknown_memory-0123456789"
+RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+UNKNOWN_RECORD_ID = "mem-00000000-0000-0000-0000-000000000000"
+DETAIL_TYPES: tuple[type[message.Message], ...] = (
+    error_details_pb2.ErrorInfo,
+    error_details_pb2.BadRequest,
+    error_details_pb2.RetryInfo,
+    error_details_pb2.ResourceInfo,
+    error_details_pb2.QuotaFailure,
+    error_details_pb2.RequestInfo,
+)
+
+
+def timestamp(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def record_create(text: str = "likes green tea", **fields: Any) -> pb.MemoryRecordCreate:
+    """A valid record to create; `fields` override or add to it."""
+    values: dict[str, Any] = {
+        "request_identifier": "r1",
+        "namespaces": ["users/alice"],
+        "content": pb.MemoryContent(text=text),
+        "timestamp": timestamp(1_732_560_000),
+        **fields,
+    }
+    return pb.MemoryRecordCreate(**values)
+
+
+def metadata_of_every_kind() -> dict[str, pb.MetadataValue]:
+    """One metadata value of each kind the API has."""
+    return {
+        "topic": pb.MetadataValue(string_value="drinks"),
+        "tags": pb.MetadataValue(string_list_value=pb.StringList(values=["tea", "green"])),
+        "weight": pb.MetadataValue(number_value=0.75),
+        "seen": pb.MetadataValue(date_time_value=timestamp(1_700_000_000, 5_000)),
+    }
+
+
+def full_record_create(text: str = "likes green tea") -> pb.MemoryRecordCreate:
+    """A record to create with every field set."""
+    return record_create(
+        text,
+        timestamp=timestamp(1_732_560_000, 123_456_000),
+        memory_strategy_id="manual",
+        metadata=metadata_of_every_kind(),
+    )
+
+
+def status_details(status: status_pb2.Status) -> dict[type[Any], Any]:
+    """The google.rpc details of `status` by type; each type at most once, and always one ErrorInfo."""
+    found: dict[type[Any], Any] = {}
+    for packed in status.details:
+        for kind in DETAIL_TYPES:
+            if packed.Is(kind.DESCRIPTOR):
+                detail = kind()
+                packed.Unpack(detail)
+                assert kind not in found, f"two {kind.__name__} details"
+                found[kind] = detail
+    assert error_details_pb2.ErrorInfo in found, "every error carries one ErrorInfo"
+    info = found[error_details_pb2.ErrorInfo]
+    assert info.reason == info.reason.upper() and " " not in info.reason
+    return found
+
+
+def details_of(error: grpc.RpcError) -> dict[type[Any], Any]:
+    """The details a client received with `error` (status_details of its trailers)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status in the trailers"
+    assert status.code == error.code().value[0]  # type: ignore[attr-defined]
+    return status_details(status)
+
+
+def emulator_client(
+    endpoint_url: str, *, attempts: int = 1, validate: bool = True, timeout_seconds: float = 10
+) -> Any:
+    """An unmodified boto3 client aimed at an emulator. `validate=False` skips botocore's client-side
+    checks so that the emulator's own validation is exercised. `attempts` counts calls, retries included."""
+    config = botocore.config.Config(
+        parameter_validation=validate,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    return boto3.client(
+        "bedrock-agentcore",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
+
+
+def prometheus_tool(name: str) -> str:
+    """The path of `prometheus` or `promtool` (Debian's prometheus package). Missing: a skip on a
+    developer's machine, a failure in CI, where .ci/run installs the package."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed: .ci/run installs Debian's prometheus package, which has it"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def settings_for_tests(**overrides: Any) -> Settings:
+    """Settings for a server on a free loopback port, with fast failure on a dead upstream."""
+    defaults: dict[str, Any] = {
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+        "max_workers": 8,
+        "aws_connect_timeout_seconds": 2.0,
+        "aws_read_timeout_seconds": 10.0,
+    }
+    return Settings(**{**defaults, **overrides})
+
+
+@dataclasses.dataclass
+class RunningService:
+    stub: pb_grpc.MemoryRecordsServiceStub
+    channel: grpc.Channel
+    port: int
+    client: Any
+    metrics: Metrics
+
+
+AwsServiceFactory = Callable[..., RunningService]
+
+
+def run_service(settings: Settings, client: Any) -> Iterator[RunningService]:
+    """The facade on `client`, served until the generator is closed."""
+    metrics = Metrics(backend=settings.backend.value)
+    server, port = create_server(settings, client, metrics=metrics)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield RunningService(pb_grpc.MemoryRecordsServiceStub(channel), channel, port, client, metrics)
+    finally:
+        channel.close()
+        server.stop(grace=None).wait(timeout=5)
