@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
@@ -35,7 +34,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import Emulator
-from service import aws, metrics, upstream
+from service import aws, metrics
 from service.calls import GO_CODE_NAMES
 from service.logs import JsonFormatter
 from service.metrics import LATENCY_BUCKETS, Metrics, exposition
@@ -437,24 +436,6 @@ def test_a_call_past_the_callers_deadline(metered_stub: Metered, wire_stub: Wire
     assert (outcome, count) in {("network_error", 1), ("cancelled", 1)}
 
 
-def test_exception_classes_map_to_bounded_codes() -> None:
-    cases = {
-        upstream.DeadlineExceededError("x"): ("cancelled", "DeadlineExceeded"),
-        upstream.CancelledError("x"): ("cancelled", "Cancelled"),
-        botocore.exceptions.ConnectTimeoutError(endpoint_url="http://x"): ("network_error", "ConnectTimeout"),
-        botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"): ("network_error", "ReadTimeout"),
-        botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"): (
-            "network_error",
-            "ConnectionError",
-        ),
-        botocore.exceptions.NoCredentialsError(): ("client_error", "CredentialsError"),
-        RuntimeError("free text that must not become a label"): ("other_error", "Other"),
-    }
-    for exception, expected in cases.items():
-        failure = upstream.classify(exception)
-        assert (failure.outcome, failure.error_code) == expected
-
-
 # --- what the exposition contains -----------------------------------------------------------------
 
 
@@ -525,12 +506,6 @@ def test_exposition_passes_promtool_check_metrics(metered: Metered) -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == b""
-
-
-def test_go_code_names_cover_every_code_as_grpc_go_spells_them() -> None:
-    assert set(GO_CODE_NAMES) == set(grpc.StatusCode)
-    assert GO_CODE_NAMES[grpc.StatusCode.CANCELLED] == "Canceled"  # one L, as in grpc-go
-    assert GO_CODE_NAMES[grpc.StatusCode.RESOURCE_EXHAUSTED] == "ResourceExhausted"
 
 
 def test_build_info_version_is_the_project_version() -> None:

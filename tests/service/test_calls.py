@@ -1,0 +1,57 @@
+"""calls.py: one Call per RPC, shared by every layer on the handler thread, and the code the client
+received."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from service import calls, operations
+from tests.service.test_upstream import FakeContext
+
+
+class CodedContext(FakeContext):
+    def __init__(self, code: grpc.StatusCode | None = None, **state: Any) -> None:
+        super().__init__(**{"active": True, "remaining": None, **state})
+        self._code = code
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+
+def test_a_scope_opens_one_call_and_inner_scopes_join_it() -> None:
+    context: Any = CodedContext()
+    assert calls.current() is None
+    with calls.scope(context, operations.GET.full_method) as outer:
+        assert calls.current() is outer
+        assert outer.operation is operations.GET
+        assert (outer.service, outer.method) == (operations.SERVICE_NAME, "Get")
+        with calls.scope(context) as inner:
+            assert inner is outer
+        with calls.scope(CodedContext()) as other:  # type: ignore[arg-type]
+            assert other is not outer and calls.current() is other
+        assert calls.current() is outer
+    assert calls.current() is None
+
+
+def test_health_and_reflection_have_no_operation() -> None:
+    call = calls.Call(CodedContext(), "/grpc.health.v1.Health/Check")  # type: ignore[arg-type]
+    assert call.operation is None
+
+
+def test_the_final_code() -> None:
+    def final(context: Any, raised: bool = False) -> grpc.StatusCode:
+        return calls.final_code(context, raised)
+
+    assert final(CodedContext()) is grpc.StatusCode.OK
+    assert final(CodedContext(grpc.StatusCode.NOT_FOUND), raised=True) is grpc.StatusCode.NOT_FOUND
+    assert final(CodedContext(), raised=True) is grpc.StatusCode.UNKNOWN
+    assert final(CodedContext(active=False, remaining=-1.0)) is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert final(CodedContext(active=False, remaining=3.0)) is grpc.StatusCode.CANCELLED
+
+
+def test_go_code_names_cover_every_code_as_grpc_go_spells_them() -> None:
+    assert set(calls.GO_CODE_NAMES) == set(grpc.StatusCode)
+    assert calls.GO_CODE_NAMES[grpc.StatusCode.CANCELLED] == "Canceled"  # one L, as in grpc-go
+    assert calls.GO_CODE_NAMES[grpc.StatusCode.RESOURCE_EXHAUSTED] == "ResourceExhausted"
