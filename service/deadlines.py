@@ -17,11 +17,14 @@ The RPC in progress is the current `calls.Call`: the gRPC handler thread makes t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
 from service import calls, upstream
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
 # Below this, an attempt cannot finish in time: refuse it rather than start it.
 MIN_ATTEMPT_SECONDS = 0.001
@@ -78,7 +81,7 @@ def _before_retry(attempts: int, response: Any = None, caught_exception: Any = N
     return None
 
 
-def register(client: Any, read_timeout_seconds: float) -> None:
+def register(client: BedrockAgentCoreClient, read_timeout_seconds: float) -> None:
     """Install both hooks on `client` (once, at start)."""
     service_id = client.meta.service_model.service_id.hyphenize()
 

@@ -101,27 +101,26 @@ def _to_boto_record_create(record: pb.MemoryRecordCreate) -> BotoParams:
         "requestIdentifier": record.request_identifier,
         "namespaces": list(record.namespaces),
     }
-    if record.HasField("content"):
-        boto_record["content"] = _to_boto_content(record.content)
-    if record.HasField("timestamp"):
-        boto_record["timestamp"] = to_datetime(record.timestamp)
-    if record.HasField("memory_strategy_id"):
-        boto_record["memoryStrategyId"] = record.memory_strategy_id
-    if record.metadata:
-        boto_record["metadata"] = _to_boto_metadata(record.metadata)
-    return boto_record
+    return _with_shared_members(boto_record, record)
 
 
 def _to_boto_record_update(record: pb.MemoryRecordUpdate) -> BotoParams:
     boto_record: BotoParams = {"memoryRecordId": record.memory_record_id}
-    if record.HasField("timestamp"):
-        boto_record["timestamp"] = to_datetime(record.timestamp)
-    if record.HasField("content"):
-        boto_record["content"] = _to_boto_content(record.content)
     if record.HasField("namespaces"):
         boto_record["namespaces"] = list(record.namespaces.values)
     if record.HasField("source_namespaces"):
         boto_record["sourceNamespaces"] = list(record.source_namespaces.values)
+    return _with_shared_members(boto_record, record)
+
+
+def _with_shared_members(
+    boto_record: BotoParams, record: pb.MemoryRecordCreate | pb.MemoryRecordUpdate
+) -> BotoParams:
+    """`boto_record` with the members both kinds of record have, each only when set."""
+    if record.HasField("content"):
+        boto_record["content"] = _to_boto_content(record.content)
+    if record.HasField("timestamp"):
+        boto_record["timestamp"] = to_datetime(record.timestamp)
     if record.HasField("memory_strategy_id"):
         boto_record["memoryStrategyId"] = record.memory_strategy_id
     if record.metadata:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service import calls, operations, upstream
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
 
 class UpstreamMetrics:
@@ -59,7 +62,7 @@ class UpstreamMetrics:
         # Where a call's (operation, start) waits in botocore's request context; one per instance.
         self._context_key = f"agentcore_metrics.{id(self)}"
 
-    def instrument(self, client: Any) -> None:
+    def instrument(self, client: BedrockAgentCoreClient) -> None:
         """Record every call `client` makes (botocore event hooks)."""
         service_id = client.meta.service_model.service_id.hyphenize()
         hooks: dict[str, Callable[..., None]] = {
