@@ -4,12 +4,12 @@ It speaks the real rest-json protocol of the ``bedrock-agentcore`` service (API 
 unmodified boto3 client pointed at ``Emulator.endpoint_url`` works against it.
 """
 
-from emulator.app import DEFAULT_MEMORY_ID, Emulator
-from emulator.errors import ApiError
+from emulator.embedded import DEFAULT_MEMORY_ID, Emulator
 from emulator.faults import DropConnection, FaultConfig, Faults
 from emulator.journal import ReceivedRequest
-from emulator.service import BeforeOperationHook
-from emulator.wire import Response
+from emulator.restjson.dispatch import BeforeOperationHook
+from emulator.restjson.exceptions import ApiError
+from emulator.restjson.wire import Response
 
 __all__ = [
     "DEFAULT_MEMORY_ID",

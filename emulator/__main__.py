@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from emulator.app import DEFAULT_MEMORY_ID, Emulator
+from emulator.embedded import DEFAULT_MEMORY_ID, Emulator
 from emulator.faults import FaultConfig
 
 logger = logging.getLogger("emulator")

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from emulator.records import MemoryRecord, MetadataKind, MetadataValue
-from emulator.wire import epoch_from_micros, micros_from_epoch
+from emulator.restjson.wire import epoch_from_micros, micros_from_epoch
 
 
 def metadata_from_wire(wire: Mapping[str, Mapping[str, Any]]) -> dict[str, MetadataValue]:

@@ -20,9 +20,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.errors import ApiError
-from emulator.model import error_status
-from emulator.wire import Response
+from emulator.restjson.exceptions import ApiError
+from emulator.restjson.model import error_status
+from emulator.restjson.wire import Response
 
 INJECTED_MESSAGE = "Injected fault"
 

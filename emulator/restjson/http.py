@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer, TCPServer
 from typing import Any, cast
 
-from emulator.errors import ApiError, bad_request, request_too_large
 from emulator.faults import DropConnection
-from emulator.service import Service
-from emulator.wire import REQUEST_ID_HEADER, Response
+from emulator.restjson.dispatch import Service
+from emulator.restjson.exceptions import ApiError, bad_request, request_too_large
+from emulator.restjson.wire import REQUEST_ID_HEADER, Response
 
 logger = logging.getLogger(__name__)
 

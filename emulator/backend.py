@@ -16,15 +16,15 @@ from typing import Any
 
 from emulator.codec import metadata_from_wire, record_to_wire, timestamp_from_wire
 from emulator.context import OperationContext
-from emulator.errors import (
+from emulator.records import MemoryRecord
+from emulator.restjson.exceptions import (
     FieldViolation,
     idempotent_parameter_mismatch,
     resource_not_found,
     validation_failed,
 )
-from emulator.records import MemoryRecord
+from emulator.restjson.wire import MAX_EPOCH_SECONDS, MICROS_PER_DAY, MICROS_PER_SECOND, canonical_json
 from emulator.store import StoredResponse
-from emulator.wire import MAX_EPOCH_SECONDS, MICROS_PER_DAY, MICROS_PER_SECOND, canonical_json
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"

@@ -12,11 +12,11 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
-from emulator import operations
-from emulator.binding import RequestBinder
+from emulator import backend as operations
 from emulator.context import Handler
-from emulator.model import service_model
-from emulator.validation import ShapeValidator
+from emulator.restjson.binding import RequestBinder
+from emulator.restjson.model import service_model
+from emulator.restjson.validation import ShapeValidator
 
 HANDLERS: Mapping[str, Handler] = MappingProxyType(
     {

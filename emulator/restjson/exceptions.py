@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.model import error_status
-from emulator.wire import Response, encode_json
+from emulator.restjson.model import error_status
+from emulator.restjson.wire import Response, encode_json
 
 ERROR_TYPE_HEADER = "x-amzn-ErrorType"
 

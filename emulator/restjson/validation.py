@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from emulator.errors import FieldViolation
-from emulator.wire import MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS
+from emulator.restjson.exceptions import FieldViolation
+from emulator.restjson.wire import MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS
 
 _INT_BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 

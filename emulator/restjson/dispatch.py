@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
 from emulator.context import OperationContext
-from emulator.errors import (
+from emulator.faults import DropConnection
+from emulator.journal import Journal, ReceivedRequest
+from emulator.restjson.exceptions import (
     ApiError,
     missing_authentication_token,
     resource_not_found,
@@ -21,13 +23,11 @@ from emulator.errors import (
     unknown_operation,
     validation_failed,
 )
-from emulator.faults import DropConnection
-from emulator.journal import Journal, ReceivedRequest
-from emulator.model import service_model
-from emulator.routes import ROUTES, RouteMatch, RouteTable
+from emulator.restjson.model import service_model
+from emulator.restjson.routing import ROUTES, RouteMatch, RouteTable
+from emulator.restjson.validation import ShapeValidator
+from emulator.restjson.wire import JSON_CONTENT_TYPE, REQUEST_ID_HEADER, Response, json_response, now_micros
 from emulator.store import Store, StoreClosedError
-from emulator.validation import ShapeValidator
-from emulator.wire import JSON_CONTENT_TYPE, REQUEST_ID_HEADER, Response, json_response, now_micros
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from types import TracebackType
 
 from emulator.faults import FaultConfig, Faults
 from emulator.journal import Journal, ReceivedRequest
-from emulator.server import HttpServer
-from emulator.service import BeforeOperationHook, Service, check_memory_id
+from emulator.restjson.dispatch import BeforeOperationHook, Service, check_memory_id
+from emulator.restjson.http import HttpServer
 from emulator.store import Store
 
 DEFAULT_MEMORY_ID = "demo_memory-0123456789"

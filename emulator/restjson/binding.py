@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.errors import cannot_parse
-from emulator.wire import MalformedJson, decode_json
+from emulator.restjson.exceptions import cannot_parse
+from emulator.restjson.wire import MalformedJson, decode_json
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 
