@@ -1,33 +1,33 @@
 """The request pipeline, from a received HTTP request to an AWS-shaped response.
 
-Order follows the AWS front door: journal, authentication, routing, the fault-injection hook,
-body parsing, model validation, memory lookup, then the operation itself.
+Order follows the AWS front door: journal, authentication, routing, the before-operation hook,
+binding, model validation, then the service's handler. What the handler does is the service's
+business; this module only knows the route table and the model's error statuses.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qs
 
-from emulator.context import OperationContext
-from emulator.faults import DropConnection
-from emulator.journal import Journal, ReceivedRequest
 from emulator.restjson.exceptions import (
     ApiError,
+    cannot_parse,
     missing_authentication_token,
-    resource_not_found,
-    service_failure,
     unknown_operation,
     validation_failed,
 )
-from emulator.restjson.model import service_model
-from emulator.restjson.routing import ROUTES, RouteMatch, RouteTable
-from emulator.restjson.validation import ShapeValidator
-from emulator.restjson.wire import JSON_CONTENT_TYPE, REQUEST_ID_HEADER, Response, json_response, now_micros
-from emulator.store import Store, StoreClosedError
+from emulator.restjson.routing import RouteMatch, RouteTable
+from emulator.restjson.wire import (
+    JSON_CONTENT_TYPE,
+    REQUEST_ID_HEADER,
+    MalformedJson,
+    ReceivedRequest,
+    Response,
+    json_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,72 +35,53 @@ logger = logging.getLogger(__name__)
 # ApiError) answers the request without running the operation: the seam for fault injection.
 BeforeOperationHook = Callable[[str, ReceivedRequest], Response | None]
 
-_MEMORY_ARN_PREFIX = re.compile(
-    r"arn:(?:aws|aws-cn|aws-us-gov):bedrock-agentcore:[a-z0-9-]+:[0-9]{12}:memory/"
-)
+
+class DropConnection(Exception):
+    """Raised by a hook: the transport closes the connection without answering."""
 
 
-def canonical_memory_id(memory_id: str) -> str:
-    """The bare id for a memory id or memory ARN (the API accepts both)."""
-    prefix = _MEMORY_ARN_PREFIX.match(memory_id)
-    return memory_id[prefix.end() :] if prefix else memory_id
-
-
-def check_memory_id(memory_id: str) -> str:
-    """Return the canonical form of a configured memory id, or raise ValueError."""
-    violations = ShapeValidator(service_model().shape_for("MemoryId")).validate_value(memory_id)
-    if violations:
-        raise ValueError(f"not a valid AgentCore memory id: {memory_id!r}")
-    return canonical_memory_id(memory_id)
-
-
-class Service:
+class Dispatcher:
     def __init__(
         self,
+        routes: RouteTable,
         *,
-        store: Store,
-        memory_ids: Iterable[str],
-        journal: Journal,
-        routes: RouteTable = ROUTES,
-        clock: Callable[[], int] = now_micros,
+        on_request: Callable[[ReceivedRequest], None],
+        service_failure: Callable[[], ApiError],
     ) -> None:
-        self._store = store
-        self._memory_ids = frozenset(check_memory_id(memory_id) for memory_id in memory_ids)
-        self._journal = journal
+        """``on_request`` sees every request, rejected ones too; ``service_failure`` is the service's
+        answer to an unexpected exception."""
         self._routes = routes
-        self._clock = clock
+        self._on_request = on_request
+        self._service_failure = service_failure
         self._before_operation: BeforeOperationHook | None = None
 
     def set_before_operation_hook(self, hook: BeforeOperationHook | None) -> None:
         self._before_operation = hook
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
-        """Answer one request; never raises."""
+        """Answer one request; never raises, except DropConnection from the hook."""
         request_id = str(uuid.uuid4())
         path, _, query_string = target.partition("?")
         match = self._routes.resolve(method, path)
         request = ReceivedRequest(
-            operation=match.operation.name if match else None,
+            operation=match.route.operation if match else None,
             method=method,
             path=path,
             query=parse_qs(query_string, keep_blank_values=True),
             headers={name.lower(): value for name, value in headers.items()},
             body=body,
         )
-        self._journal.record(request)
+        self._on_request(request)
         try:
             response = self._dispatch(request, match)
         except ApiError as error:
             response = error.to_response()
         except DropConnection:
             raise
-        except StoreClosedError:
-            logger.debug("%s arrived while the emulator was stopping", request.operation)
-            response = service_failure().to_response()
         except Exception:
             # The traceback names code, not request content, so it is safe to log.
             logger.exception("unexpected failure in %s", request.operation)
-            response = service_failure().to_response()
+            response = self._service_failure().to_response()
         # A copy: a hook may hand out the same Response object for many requests.
         headers = dict(response.headers)
         present = {name.lower() for name in headers}
@@ -116,26 +97,17 @@ class Service:
             raise missing_authentication_token()
         if match is None:
             raise unknown_operation()
-        operation = match.operation
+        route = match.route
         hook = self._before_operation
         if hook is not None:
-            injected = hook(operation.name, request)
+            injected = hook(route.operation, request)
             if injected is not None:
                 return injected
-        params = operation.binder.bind(match.labels, request.query, request.headers, request.body)
-        violations = operation.validator.validate(params)
+        try:
+            params = route.binder.bind(match.labels, request.query, request.headers, request.body)
+        except MalformedJson:
+            raise cannot_parse(self._routes.model) from None
+        violations = route.validator.validate(params)
         if violations:
-            raise validation_failed(violations)
-        context = OperationContext(
-            operation=operation.name,
-            memory_id=self._configured_memory(params["memoryId"]),
-            store=self._store,
-            now_us=self._clock(),
-        )
-        return json_response(operation.success_status, operation.handler(context, params))
-
-    def _configured_memory(self, memory_id: str) -> str:
-        canonical = canonical_memory_id(memory_id)
-        if canonical not in self._memory_ids:
-            raise resource_not_found(f"Memory {memory_id} not found")
-        return canonical
+            raise validation_failed(self._routes.model, violations)
+        return json_response(route.success_status, route.handler(params))
