@@ -1,15 +1,15 @@
 """A local emulator of the Amazon Bedrock AgentCore memory-records data plane.
 
-It speaks the real rest-json protocol of the ``bedrock-agentcore`` service (API 2024-02-28), so an
-unmodified boto3 client pointed at ``Emulator.endpoint_url`` works against it.
+It speaks the real rest-json protocol of the ``bedrock-agentcore`` service, so an unmodified boto3
+client pointed at ``Emulator.endpoint_url`` works against it.
 """
 
-from emulator.app import DEFAULT_MEMORY_ID, Emulator
-from emulator.errors import ApiError
-from emulator.faults import DropConnection, FaultConfig, Faults
-from emulator.journal import ReceivedRequest
-from emulator.service import BeforeOperationHook
-from emulator.wire import Response
+from emulator.backend import DEFAULT_MEMORY_ID
+from emulator.embedded import Emulator
+from emulator.faults import FaultConfig, Faults
+from emulator.restjson.dispatch import BeforeOperationHook, DropConnection
+from emulator.restjson.exceptions import ApiError
+from emulator.restjson.wire import ReceivedRequest, Response
 
 __all__ = [
     "DEFAULT_MEMORY_ID",

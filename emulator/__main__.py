@@ -10,7 +10,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from emulator.app import DEFAULT_MEMORY_ID, Emulator
+from emulator.backend import DEFAULT_MEMORY_ID
+from emulator.embedded import Emulator
 from emulator.faults import FaultConfig
 
 logger = logging.getLogger("emulator")

@@ -20,15 +20,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.errors import ApiError
-from emulator.model import error_status
-from emulator.wire import Response
+from emulator.backend import MODEL, SERVICE_NAME
+from emulator.restjson.dispatch import DropConnection
+from emulator.restjson.exceptions import ApiError
+from emulator.restjson.model import error_status
+from emulator.restjson.wire import ReceivedRequest, Response
 
 INJECTED_MESSAGE = "Injected fault"
-
-
-class DropConnection(Exception):
-    """Raised by a hook: the transport closes the connection without answering."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +48,9 @@ class FaultConfig:
     def __post_init__(self) -> None:
         for code, rate in self.error_rates.items():
             try:
-                error_status(code)
+                error_status(MODEL, code)
             except Exception:
-                raise ValueError(f"{code} is not an error of the bedrock-agentcore model") from None
+                raise ValueError(f"{code} is not an error of the {SERVICE_NAME} model") from None
             _check_probability(f"error rate of {code}", rate)
         _check_probability("drop_connection_rate", self.drop_connection_rate)
         if self.latency_seconds < 0:
@@ -126,7 +124,7 @@ class Faults:
         self._tokens = max(1.0, self._config.rate_limit_per_second or 0.0)
         self._refilled_at = time.monotonic()
 
-    def __call__(self, operation: str, request: Any) -> Response | None:
+    def __call__(self, operation: str, request: ReceivedRequest) -> Response | None:
         with self._lock:
             config = self._config
             if config.operations is not None and operation not in config.operations:
@@ -139,7 +137,7 @@ class Faults:
         if dropped:
             raise DropConnection
         if throttled:
-            raise ApiError.modeled("ThrottledException", "Rate exceeded")
+            raise ApiError.modeled(MODEL, "ThrottledException", "Rate exceeded")
         if injected:
             return _error(injected[0])
         return None
@@ -161,6 +159,6 @@ class Faults:
 def _error(code: str) -> Response:
     if code == "ValidationException":
         return ApiError.modeled(
-            code, INJECTED_MESSAGE, reason="FieldValidationFailed", fieldList=[]
+            MODEL, code, INJECTED_MESSAGE, reason="FieldValidationFailed", fieldList=[]
         ).to_response()
-    return ApiError.modeled(code, INJECTED_MESSAGE).to_response()
+    return ApiError.modeled(MODEL, code, INJECTED_MESSAGE).to_response()

@@ -5,33 +5,10 @@ It holds record text, so it is only ever handed to the embedding code, never log
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
 
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One HTTP request as received; ``operation`` is None when no route matched."""
-
-    operation: str | None
-    method: str
-    path: str  # as sent (percent-encoded), without the query string
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        """The parsed JSON body, or None when the body is empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+from emulator.restjson.wire import ReceivedRequest
 
 
 class Journal:

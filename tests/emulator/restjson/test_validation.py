@@ -5,32 +5,16 @@ from __future__ import annotations
 import http.client
 import json
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import emulator_client
+from tests.helpers import BATCH_CREATE_PATH, TIMESTAMP
 
 SECRET = "Secret-Diary-Entry-42"
-TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 RECORD_ID = "mem-" + "a" * 36
-BATCH_CREATE_PATH = f"/memories/{DEFAULT_MEMORY_ID}/memoryRecords/batchCreate"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def client(emulator: Emulator) -> Any:
-    """Skips botocore's client-side validation so every request reaches the emulator."""
-    return emulator_client(emulator.endpoint_url, validate=False)
 
 
 def record(**overrides: Any) -> dict[str, Any]:
@@ -58,14 +42,14 @@ def violations(error: dict[str, Any]) -> list[tuple[str, str]]:
     return [(entry["name"], entry["message"]) for entry in error["fieldList"]]
 
 
-def create_rejected(client: Any, records: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+def create_rejected(raw_client: Any, records: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
     return rejected(
-        lambda: client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=records, **kwargs)
+        lambda: raw_client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=records, **kwargs)
     )
 
 
-def test_missing_required_members(client: Any) -> None:
-    error = create_rejected(client, [record(content=None, timestamp=None)])
+def test_missing_required_members(raw_client: Any) -> None:
+    error = create_rejected(raw_client, [record(content=None, timestamp=None)])
     assert violations(error) == [
         ("records.1.member.content", "Member must not be null"),
         ("records.1.member.timestamp", "Member must not be null"),
@@ -76,38 +60,38 @@ def test_missing_required_members(client: Any) -> None:
     )
 
 
-def test_missing_records_list(client: Any) -> None:
-    error = rejected(lambda: client.batch_update_memory_records(memoryId=DEFAULT_MEMORY_ID))
+def test_missing_records_list(raw_client: Any) -> None:
+    error = rejected(lambda: raw_client.batch_update_memory_records(memoryId=DEFAULT_MEMORY_ID))
     assert violations(error) == [("records", "Member must not be null")]
 
 
-def test_minimum_length_of_a_uri_member(client: Any) -> None:
-    error = rejected(lambda: client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="mem-1"))
+def test_minimum_length_of_a_uri_member(raw_client: Any) -> None:
+    error = rejected(lambda: raw_client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="mem-1"))
     assert violations(error) == [("memoryRecordId", "Member must have length greater than or equal to 40")]
 
 
-def test_maximum_length_of_record_text_without_echoing_it(client: Any) -> None:
+def test_maximum_length_of_record_text_without_echoing_it(raw_client: Any) -> None:
     text = SECRET + "x" * (16001 - len(SECRET))
-    error = create_rejected(client, [record(), record(requestIdentifier="req-2", content={"text": text})])
+    error = create_rejected(raw_client, [record(), record(requestIdentifier="req-2", content={"text": text})])
     assert violations(error) == [
         ("records.2.member.content.text", "Member must have length less than or equal to 16000")
     ]
     assert SECRET not in json.dumps(error, default=str)
 
 
-def test_records_list_is_limited_to_100(client: Any) -> None:
+def test_records_list_is_limited_to_100(raw_client: Any) -> None:
     many = [record(requestIdentifier=f"req-{index}") for index in range(101)]
-    error = create_rejected(client, many)
+    error = create_rejected(raw_client, many)
     assert violations(error) == [("records", "Member must have length less than or equal to 100")]
 
-    accepted = client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=many[:100])
+    accepted = raw_client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=many[:100])
     assert len(accepted["successfulRecords"]) == 100
 
 
-def test_patterns_must_match_the_whole_value(client: Any) -> None:
+def test_patterns_must_match_the_whole_value(raw_client: Any) -> None:
     # Each value starts with a matching prefix, so only full-match semantics reject them.
     error = create_rejected(
-        client,
+        raw_client,
         [record(requestIdentifier="req 1", namespaces=["users/alice!"], memoryStrategyId="strategy#1")],
     )
     assert violations(error) == [
@@ -127,28 +111,34 @@ def test_patterns_must_match_the_whole_value(client: Any) -> None:
     ]
 
 
-def test_pattern_of_a_uri_member(client: Any) -> None:
+def test_pattern_of_a_uri_member(raw_client: Any) -> None:
     error = rejected(
-        lambda: client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="x" + RECORD_ID)
+        lambda: raw_client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="x" + RECORD_ID)
     )
     assert [name for name, _ in violations(error)] == ["memoryRecordId"]
-    error = rejected(lambda: client.get_memory_record(memoryId="not a memory id!", memoryRecordId=RECORD_ID))
+    error = rejected(
+        lambda: raw_client.get_memory_record(memoryId="not a memory id!", memoryRecordId=RECORD_ID)
+    )
     assert [name for name, _ in violations(error)] == ["memoryId"]
 
 
-def test_query_members_are_validated(client: Any) -> None:
+def test_query_members_are_validated(raw_client: Any) -> None:
     error = rejected(
-        lambda: client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=RECORD_ID, namespace="")
+        lambda: raw_client.get_memory_record(
+            memoryId=DEFAULT_MEMORY_ID, memoryRecordId=RECORD_ID, namespace=""
+        )
     )
     assert [name for name, _ in violations(error)] == ["namespace", "namespace"]
     assert violations(error)[0] == ("namespace", "Member must have length greater than or equal to 1")
 
 
-def test_delete_operations_are_validated(client: Any) -> None:
-    error = rejected(lambda: client.delete_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="mem-1"))
+def test_delete_operations_are_validated(raw_client: Any) -> None:
+    error = rejected(
+        lambda: raw_client.delete_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="mem-1")
+    )
     assert violations(error) == [("memoryRecordId", "Member must have length greater than or equal to 40")]
     error = rejected(
-        lambda: client.batch_delete_memory_records(
+        lambda: raw_client.batch_delete_memory_records(
             memoryId=DEFAULT_MEMORY_ID,
             records=[{"memoryRecordId": RECORD_ID}] * 100 + [{"memoryRecordId": RECORD_ID, "namespace": "!"}],
         )
@@ -156,9 +146,9 @@ def test_delete_operations_are_validated(client: Any) -> None:
     assert [name for name, _ in violations(error)] == ["records", "records.101.member.namespace"]
 
 
-def test_enum(client: Any) -> None:
+def test_enum(raw_client: Any) -> None:
     error = rejected(
-        lambda: client.batch_update_memory_records(
+        lambda: raw_client.batch_update_memory_records(
             memoryId=DEFAULT_MEMORY_ID,
             records=[{"memoryRecordId": RECORD_ID, "timestamp": TIMESTAMP}],
             recordExpirySpecification={"action": "KEEP"},
@@ -169,8 +159,10 @@ def test_enum(client: Any) -> None:
     ]
 
 
-def test_union_with_two_members(client: Any) -> None:
-    error = create_rejected(client, [record(metadata={"topic": {"stringValue": "tea", "numberValue": 1.0}})])
+def test_union_with_two_members(raw_client: Any) -> None:
+    error = create_rejected(
+        raw_client, [record(metadata={"topic": {"stringValue": "tea", "numberValue": 1.0}})]
+    )
     assert violations(error) == [
         (
             "records.1.member.metadata.topic",
@@ -179,13 +171,15 @@ def test_union_with_two_members(client: Any) -> None:
     ]
 
 
-def test_union_with_no_member(client: Any) -> None:
-    error = create_rejected(client, [record(content={})])
+def test_union_with_no_member(raw_client: Any) -> None:
+    error = create_rejected(raw_client, [record(content={})])
     assert violations(error) == [("records.1.member.content", "Member must have exactly one of [text] set")]
 
 
-def test_numeric_minimum(client: Any) -> None:
-    error = create_rejected(client, [record()], recordExpirySpecification={"recordExpiryDurationDays": 30})
+def test_numeric_minimum(raw_client: Any) -> None:
+    error = create_rejected(
+        raw_client, [record()], recordExpirySpecification={"recordExpiryDurationDays": 30}
+    )
     assert violations(error) == [
         (
             "recordExpirySpecification.recordExpiryDurationDays",
@@ -194,26 +188,26 @@ def test_numeric_minimum(client: Any) -> None:
     ]
 
 
-def test_map_size_and_nested_map_values(client: Any) -> None:
-    error = create_rejected(client, [record(metadata={})])
+def test_map_size_and_nested_map_values(raw_client: Any) -> None:
+    error = create_rejected(raw_client, [record(metadata={})])
     assert violations(error) == [
         ("records.1.member.metadata", "Member must have length greater than or equal to 1")
     ]
 
     too_many = {f"key{index}": {"stringValue": "v"} for index in range(21)}
-    error = create_rejected(client, [record(metadata=too_many)])
+    error = create_rejected(raw_client, [record(metadata=too_many)])
     assert violations(error) == [
         ("records.1.member.metadata", "Member must have length less than or equal to 20")
     ]
 
-    error = create_rejected(client, [record(metadata={"tags": {"stringListValue": ["ok", "not ok!"]}})])
+    error = create_rejected(raw_client, [record(metadata={"tags": {"stringListValue": ["ok", "not ok!"]}})])
     assert [name for name, _ in violations(error)] == [
         "records.1.member.metadata.tags.stringListValue.2.member"
     ]
 
 
-def test_invalid_map_key_is_reported_on_the_map_without_echoing_it(client: Any) -> None:
-    error = create_rejected(client, [record(metadata={SECRET + "!": {"stringValue": "v"}})])
+def test_invalid_map_key_is_reported_on_the_map_without_echoing_it(raw_client: Any) -> None:
+    error = create_rejected(raw_client, [record(metadata={SECRET + "!": {"stringValue": "v"}})])
     assert violations(error) == [
         (
             "records.1.member.metadata",
@@ -224,9 +218,9 @@ def test_invalid_map_key_is_reported_on_the_map_without_echoing_it(client: Any) 
     assert SECRET not in json.dumps(error, default=str)
 
 
-def test_all_violations_are_reported_at_once(client: Any) -> None:
+def test_all_violations_are_reported_at_once(raw_client: Any) -> None:
     error = create_rejected(
-        client,
+        raw_client,
         [record(), record(requestIdentifier="", namespaces=["a", "b"], content={"text": ""})],
         recordExpirySpecification={"recordExpiryDurationDays": 1},
     )
@@ -327,27 +321,27 @@ def test_numbers_must_be_finite(emulator: Emulator) -> None:
     ]
 
 
-def test_no_error_message_contains_record_text(client: Any) -> None:
+def test_no_error_message_contains_record_text(raw_client: Any) -> None:
     """Every kind of failure involving the secret text: none may echo it."""
     calls = [
-        lambda: client.batch_create_memory_records(
+        lambda: raw_client.batch_create_memory_records(
             memoryId=DEFAULT_MEMORY_ID,
             records=[record(requestIdentifier=SECRET + "!", content={"text": SECRET * 1000})],
         ),
-        lambda: client.batch_create_memory_records(
+        lambda: raw_client.batch_create_memory_records(
             memoryId=DEFAULT_MEMORY_ID,
             records=[record(namespaces=[SECRET + " x"], memoryStrategyId=SECRET + "?")],
         ),
-        lambda: client.batch_update_memory_records(
+        lambda: raw_client.batch_update_memory_records(
             memoryId=DEFAULT_MEMORY_ID,
             records=[
                 {"memoryRecordId": "mem-" + SECRET, "timestamp": TIMESTAMP, "content": {"text": SECRET}}
             ],
         ),
-        lambda: client.batch_create_memory_records(
+        lambda: raw_client.batch_create_memory_records(
             memoryId=DEFAULT_MEMORY_ID, records=[record(metadata={"k": {"stringValue": SECRET + "{}"}})]
         ),
-        lambda: client.get_memory_record(
+        lambda: raw_client.get_memory_record(
             memoryId=DEFAULT_MEMORY_ID, memoryRecordId=RECORD_ID, namespace=SECRET + " !"
         ),
     ]
@@ -356,8 +350,8 @@ def test_no_error_message_contains_record_text(client: Any) -> None:
         assert SECRET not in json.dumps(error, default=str)
 
 
-def test_valid_input_passes(client: Any) -> None:
-    response = client.batch_create_memory_records(
+def test_valid_input_passes(raw_client: Any) -> None:
+    response = raw_client.batch_create_memory_records(
         memoryId=DEFAULT_MEMORY_ID,
         records=[
             record(

@@ -1,6 +1,6 @@
-"""AWS rest-json error responses.
+"""AWS rest-json error responses, and the errors of the protocol itself.
 
-Messages are built from the model and from fixed text only: a submitted value (record text above
+Messages are built from the model and from fixed text only: a submitted value (user content above
 all) must never be echoed back, because errors end up in client logs.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.model import error_status
-from emulator.wire import Response, encode_json
+from emulator.restjson.model import error_status
+from emulator.restjson.wire import Response, encode_json
 
 ERROR_TYPE_HEADER = "x-amzn-ErrorType"
 
@@ -27,9 +27,9 @@ class ApiError(Exception):
         self.fields = fields
 
     @classmethod
-    def modeled(cls, code: str, message: str, **fields: Any) -> ApiError:
-        """An error whose shape (and so HTTP status) comes from the service model."""
-        return cls(code, error_status(code), message, **fields)
+    def modeled(cls, model: Any, code: str, message: str, **fields: Any) -> ApiError:
+        """An error whose shape (and so HTTP status) comes from the given service model."""
+        return cls(code, error_status(model, code), message, **fields)
 
     def to_response(self) -> Response:
         payload = {"message": self.message, **self.fields}
@@ -52,35 +52,20 @@ class FieldViolation:
         return f"{value} at '{self.path}' failed to satisfy constraint: {self.constraint}"
 
 
-def validation_failed(violations: Sequence[FieldViolation]) -> ApiError:
+def validation_failed(model: Any, violations: Sequence[FieldViolation]) -> ApiError:
     count = len(violations)
     noun = "validation error" if count == 1 else "validation errors"
     message = f"{count} {noun} detected: " + "; ".join(v.message for v in violations)
     field_list = [{"name": v.path, "message": v.constraint} for v in violations]
     return ApiError.modeled(
-        "ValidationException", message, reason="FieldValidationFailed", fieldList=field_list
+        model, "ValidationException", message, reason="FieldValidationFailed", fieldList=field_list
     )
 
 
-def cannot_parse(message: str = "Request body is not a valid JSON object") -> ApiError:
-    return ApiError.modeled("ValidationException", message, reason="CannotParse")
-
-
-def idempotent_parameter_mismatch() -> ApiError:
+def cannot_parse(model: Any) -> ApiError:
     return ApiError.modeled(
-        "ValidationException",
-        "The request uses the same client token as a previous, but non-identical request. "
-        "Do not reuse a client token with different requests, unless the requests are identical.",
-        reason="IdempotentParameterMismatchException",
+        model, "ValidationException", "Request body is not a valid JSON object", reason="CannotParse"
     )
-
-
-def resource_not_found(message: str) -> ApiError:
-    return ApiError.modeled("ResourceNotFoundException", message)
-
-
-def service_failure() -> ApiError:
-    return ApiError.modeled("ServiceException", "An internal error occurred. Try your request again.")
 
 
 # Errors raised by the AWS front door rather than the service, so not in the model.

@@ -1,4 +1,5 @@
-"""rest-json wire primitives: responses, JSON bodies and epoch-seconds timestamps."""
+"""rest-json wire values: the request as received, the response to write, JSON bodies and epoch-seconds
+timestamps."""
 
 from __future__ import annotations
 
@@ -12,11 +13,32 @@ JSON_CONTENT_TYPE = "application/json"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 
 MICROS_PER_SECOND = 1_000_000
-MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
 
 # The datetime range (years 1-9999): anything outside cannot be rendered by SDKs.
 MIN_EPOCH_SECONDS = -62_135_596_800
 MAX_EPOCH_SECONDS = 253_402_300_799
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One HTTP request as received; ``operation`` is None when no route matched."""
+
+    operation: str | None
+    method: str
+    path: str  # as sent (percent-encoded), without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        """The parsed JSON body, or None when the body is empty or not JSON."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
 
 
 @dataclass

@@ -1,33 +1,134 @@
-"""Handlers for the memory-record operations.
+"""The memory-records backend: the five record operations of the bedrock-agentcore data plane.
 
-Handlers receive input that already passed model validation and a memory id that exists, so they
-only enforce the rules the model cannot express. Per-record problems in batch operations are data
-(``failedRecords``), not HTTP errors.
+It binds the service model once and hands the generic rest-json layer a handler per operation.
+Handlers receive input that already passed model validation, so they only enforce the rules the
+model cannot express: that the memory is configured, client tokens, expiry bounds, namespaces.
+Per-record problems in batch operations are data (``failedRecords``), not HTTP errors.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
+import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
-from emulator.codec import metadata_from_wire, record_to_wire, timestamp_from_wire
-from emulator.context import OperationContext
-from emulator.errors import (
-    FieldViolation,
-    idempotent_parameter_mismatch,
-    resource_not_found,
-    validation_failed,
-)
-from emulator.records import MemoryRecord
-from emulator.store import StoredResponse
-from emulator.wire import MAX_EPOCH_SECONDS, MICROS_PER_DAY, MICROS_PER_SECOND, canonical_json
+from emulator.records import MemoryRecord, metadata_from_wire, record_to_wire, timestamp_from_wire
+from emulator.restjson.exceptions import ApiError, FieldViolation, validation_failed
+from emulator.restjson.model import load_service_model
+from emulator.restjson.routing import Handler
+from emulator.restjson.validation import ShapeValidator
+from emulator.restjson.wire import MAX_EPOCH_SECONDS, MICROS_PER_SECOND, canonical_json, now_micros
+from emulator.store import Store, StoreClosedError, StoredResponse, Transaction
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "bedrock-agentcore"
+API_VERSION = "2024-02-28"
+MODEL = load_service_model(SERVICE_NAME, API_VERSION)
+
+DEFAULT_MEMORY_ID = "demo_memory-0123456789"
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
+
+_MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
+
+
+def service_failure() -> ApiError:
+    return ApiError.modeled(MODEL, "ServiceException", "An internal error occurred. Try your request again.")
+
+
+def resource_not_found(message: str) -> ApiError:
+    return ApiError.modeled(MODEL, "ResourceNotFoundException", message)
+
+
+def idempotent_parameter_mismatch() -> ApiError:
+    return ApiError.modeled(
+        MODEL,
+        "ValidationException",
+        "The request uses the same client token as a previous, but non-identical request. "
+        "Do not reuse a client token with different requests, unless the requests are identical.",
+        reason="IdempotentParameterMismatchException",
+    )
+
+
+def _invalid(path: str, constraint: str) -> ApiError:
+    return validation_failed(MODEL, [FieldViolation(path, constraint)])
+
+
+_MEMORY_ARN_PREFIX = re.compile(
+    r"arn:(?:aws|aws-cn|aws-us-gov):bedrock-agentcore:[a-z0-9-]+:[0-9]{12}:memory/"
+)
+_MEMORY_ID = ShapeValidator(MODEL.shape_for("MemoryId"))
+
+
+def canonical_memory_id(memory_id: str) -> str:
+    """The bare id for a memory id or memory ARN (the API accepts both)."""
+    prefix = _MEMORY_ARN_PREFIX.match(memory_id)
+    return memory_id[prefix.end() :] if prefix else memory_id
+
+
+def check_memory_id(memory_id: str) -> str:
+    """Return the canonical form of a configured memory id, or raise ValueError."""
+    if _MEMORY_ID.validate_value(memory_id):
+        raise ValueError(f"not a valid AgentCore memory id: {memory_id!r}")
+    return canonical_memory_id(memory_id)
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """What an operation receives besides its validated input."""
+
+    operation: str
+    memory_id: str  # canonical id, already checked to be a configured memory
+    store: Store
+    now_us: int
+
+
+# An operation takes its context and validated input (keyed by member name) and returns the JSON output.
+Operation = Callable[[OperationContext, dict[str, Any]], dict[str, Any]]
+
+
+class MemoryRecordsBackend:
+    """The operations over one store, for a fixed set of memories."""
+
+    def __init__(
+        self, *, store: Store, memory_ids: Iterable[str], clock: Callable[[], int] = now_micros
+    ) -> None:
+        self._store = store
+        self._memory_ids = frozenset(check_memory_id(memory_id) for memory_id in memory_ids)
+        self._clock = clock
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """{AWS operation name: handler}, for the route table."""
+        return {name: functools.partial(self._run, name, operation) for name, operation in OPERATIONS.items()}
+
+    def _run(self, name: str, operation: Operation, params: dict[str, Any]) -> dict[str, Any]:
+        context = OperationContext(
+            operation=name,
+            memory_id=self._configured_memory(params["memoryId"]),
+            store=self._store,
+            now_us=self._clock(),
+        )
+        try:
+            return operation(context, params)
+        except StoreClosedError:
+            logger.debug("%s arrived while the emulator was stopping", name)
+            raise service_failure() from None
+
+    def _configured_memory(self, memory_id: str) -> str:
+        canonical = canonical_memory_id(memory_id)
+        if canonical not in self._memory_ids:
+            raise resource_not_found(f"Memory {memory_id} not found")
+        return canonical
 
 
 def new_record_id() -> str:
@@ -39,14 +140,10 @@ def _checked_expiry_days(ctx: OperationContext, expiry: Mapping[str, Any] | None
     """The requested expiry in days, refused when it would fall past the year 9999: the model sets no
     maximum, but no SDK can read such a date back."""
     days: int | None = expiry.get("recordExpiryDurationDays") if expiry is not None else None
-    if days is not None and ctx.now_us + days * MICROS_PER_DAY > MAX_EPOCH_SECONDS * MICROS_PER_SECOND:
-        raise validation_failed(
-            [
-                FieldViolation(
-                    "recordExpirySpecification.recordExpiryDurationDays",
-                    "Member must not expire records after the year 9999",
-                )
-            ]
+    if days is not None and ctx.now_us + days * _MICROS_PER_DAY > MAX_EPOCH_SECONDS * MICROS_PER_SECOND:
+        raise _invalid(
+            "recordExpirySpecification.recordExpiryDurationDays",
+            "Member must not expire records after the year 9999",
         )
     return days
 
@@ -54,13 +151,8 @@ def _checked_expiry_days(ctx: OperationContext, expiry: Mapping[str, Any] | None
 def batch_create_memory_records(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     expiry = params.get("recordExpirySpecification")
     if expiry is not None and expiry.get("action") is not None:
-        raise validation_failed(
-            [
-                FieldViolation(
-                    "recordExpirySpecification.action",
-                    "Member must not be set when creating memory records",
-                )
-            ]
+        raise _invalid(
+            "recordExpirySpecification.action", "Member must not be set when creating memory records"
         )
     expiry_days = _checked_expiry_days(ctx, expiry)
     client_token: str | None = params.get("clientToken")
@@ -120,7 +212,7 @@ def _new_record(ctx: OperationContext, item: Mapping[str, Any], expiry_days: int
         memory_strategy_id=item.get("memoryStrategyId"),
         metadata=metadata_from_wire(metadata) if metadata is not None else None,
         expiry_days=expiry_days,
-        expires_at_us=ctx.now_us + expiry_days * MICROS_PER_DAY if expiry_days is not None else None,
+        expires_at_us=ctx.now_us + expiry_days * _MICROS_PER_DAY if expiry_days is not None else None,
     )
 
 
@@ -130,12 +222,8 @@ def batch_update_memory_records(ctx: OperationContext, params: dict[str, Any]) -
     successful: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     with ctx.store.transaction() as txn:
-        for item in params["records"]:
-            record_id: str = item["memoryRecordId"]
-            current = txn.get_record(ctx.memory_id, record_id)
-            if current is None:
-                failed.append(_failure(record_id, 404, "Memory record not found"))
-                continue
+        for item, current in _stored_records(txn, ctx.memory_id, params["records"], failed):
+            record_id = current.record_id
             source_namespaces = item.get("sourceNamespaces")
             if source_namespaces is not None and tuple(source_namespaces) != current.namespaces:
                 failed.append(
@@ -165,7 +253,7 @@ def _updated_record(
     if expiry is not None:
         expiry_days = expiry.get("recordExpiryDurationDays")  # None when the action is REMOVE
     changes["expiry_days"] = expiry_days
-    changes["expires_at_us"] = now_us + expiry_days * MICROS_PER_DAY if expiry_days is not None else None
+    changes["expires_at_us"] = now_us + expiry_days * _MICROS_PER_DAY if expiry_days is not None else None
     return replace(current, **changes)
 
 
@@ -196,13 +284,10 @@ def batch_delete_memory_records(ctx: OperationContext, params: dict[str, Any]) -
     successful: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     with ctx.store.transaction() as txn:
-        for item in params["records"]:
-            record_id: str = item["memoryRecordId"]
-            current = txn.get_record(ctx.memory_id, record_id)
+        for item, current in _stored_records(txn, ctx.memory_id, params["records"], failed):
+            record_id = current.record_id
             namespace: str | None = item.get("namespace")
-            if current is None:
-                failed.append(_failure(record_id, 404, "Memory record not found"))
-            elif namespace is not None and namespace not in current.namespaces:
+            if namespace is not None and namespace not in current.namespaces:
                 # Like sourceNamespaces on update: the namespace authorises, so a mismatch is a 403.
                 failed.append(
                     _failure(record_id, 403, "namespace does not match the memory record's namespaces")
@@ -211,6 +296,19 @@ def batch_delete_memory_records(ctx: OperationContext, params: dict[str, Any]) -
                 txn.delete_record(ctx.memory_id, record_id)
                 successful.append({"memoryRecordId": record_id, "status": SUCCEEDED})
     return {"successfulRecords": successful, "failedRecords": failed}
+
+
+def _stored_records(
+    txn: Transaction, memory_id: str, items: Iterable[Mapping[str, Any]], failed: list[dict[str, Any]]
+) -> Iterator[tuple[Mapping[str, Any], MemoryRecord]]:
+    """Each batch item with the record it names; an item naming no record is failed as a 404."""
+    for item in items:
+        record_id: str = item["memoryRecordId"]
+        record = txn.get_record(memory_id, record_id)
+        if record is None:
+            failed.append(_failure(record_id, 404, "Memory record not found"))
+        else:
+            yield item, record
 
 
 def _failure(
@@ -222,3 +320,14 @@ def _failure(
     failure["errorCode"] = error_code
     failure["errorMessage"] = message
     return failure
+
+
+OPERATIONS: Mapping[str, Operation] = MappingProxyType(
+    {
+        "BatchCreateMemoryRecords": batch_create_memory_records,
+        "BatchUpdateMemoryRecords": batch_update_memory_records,
+        "GetMemoryRecord": get_memory_record,
+        "DeleteMemoryRecord": delete_memory_record,
+        "BatchDeleteMemoryRecords": batch_delete_memory_records,
+    }
+)

@@ -2,7 +2,8 @@
 
 URI labels, query parameters and headers are bound by member name; body members come from the
 JSON object in the body. Values stay as sent (strings from the URL, JSON values from the body) so
-that validation, not binding, decides what is acceptable.
+that validation, not binding, decides what is acceptable. A body that is not a JSON object raises
+``MalformedJson``; the dispatcher answers it in the service's own error format.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.errors import cannot_parse
-from emulator.wire import MalformedJson, decode_json
+from emulator.restjson.wire import MalformedJson, decode_json
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 
@@ -72,12 +72,9 @@ class RequestBinder:
     def _decode_body(body: bytes) -> dict[str, Any]:
         if not body.strip():
             return {}
-        try:
-            document = decode_json(body)
-        except MalformedJson:
-            raise cannot_parse() from None
+        document = decode_json(body)
         if not isinstance(document, dict):
-            raise cannot_parse()
+            raise MalformedJson("the body is not a JSON object")
         return document
 
 

@@ -1,4 +1,4 @@
-"""HTTP/1.1 transport: a threaded server that frames requests and responses for the service.
+"""HTTP/1.1 transport: a threaded server that frames requests and responses for a dispatcher.
 
 Connections are persistent (keep-alive) as SDK clients expect; every response carries an exact
 Content-Length. Handler threads are daemons, and stopping closes open connections so that idle
@@ -19,15 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer, TCPServer
 from typing import Any, cast
 
-from emulator.errors import ApiError, bad_request, request_too_large
-from emulator.faults import DropConnection
-from emulator.service import Service
-from emulator.wire import REQUEST_ID_HEADER, Response
+from emulator.restjson.dispatch import Dispatcher, DropConnection
+from emulator.restjson.exceptions import ApiError, bad_request, request_too_large
+from emulator.restjson.wire import REQUEST_ID_HEADER, Response
 
 logger = logging.getLogger(__name__)
 
-# 100 records of 16,000 characters (up to 4 UTF-8 bytes each, or 6 escaped) fit with room to spare.
-MAX_BODY_BYTES = 16 * 1024 * 1024
 # Idle keep-alive connections are closed after this many seconds.
 IDLE_TIMEOUT_SECONDS = 120.0
 
@@ -42,9 +39,13 @@ _HEXADECIMAL = re.compile(rb"[0-9a-fA-F]{1,16}")
 class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, service: Service) -> None:
+    def __init__(
+        self, host: str, port: int, dispatcher: Dispatcher, *, server_version: str, max_body_bytes: int
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.service = service
+        self.dispatcher = dispatcher
+        self.server_version = server_version
+        self.max_body_bytes = max_body_bytes
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__((host, port), _RequestHandler)
@@ -89,7 +90,6 @@ class HttpServer(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "AgentCoreMemoryEmulator"
     timeout = IDLE_TIMEOUT_SECONDS
     # Headers and body leave in one segment (buffered writer, flushed per request) without Nagle
     # delays; otherwise each call can stall on delayed ACKs.
@@ -97,7 +97,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def __init__(self, request: Any, client_address: Any, server: BaseServer) -> None:
-        self._service = cast(HttpServer, server).service
+        http_server = cast(HttpServer, server)
+        self._dispatcher = http_server.dispatcher
+        self._max_body_bytes = http_server.max_body_bytes
+        self.server_version = http_server.server_version
         super().__init__(request, client_address, server)
 
     def version_string(self) -> str:
@@ -114,12 +117,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except ApiError as error:
             # The body was not (fully) read, so the connection cannot be reused.
             self.close_connection = True
-            response = error.to_response()
-            response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
-            self._write(response)
+            self._write_error(error)
             return
         try:
-            response = self._service.handle(self.command, self.path, dict(self.headers.items()), body)
+            response = self._dispatcher.handle(self.command, self.path, dict(self.headers.items()), body)
         except DropConnection:
             # Injected fault: the peer sees the connection close with no answer, like a reset.
             self.close_connection = True
@@ -139,8 +140,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not _DECIMAL.fullmatch(length_header.strip()):
             raise bad_request("Invalid Content-Length")
         length = int(length_header)
-        if length > MAX_BODY_BYTES:
-            raise request_too_large(MAX_BODY_BYTES)
+        if length > self._max_body_bytes:
+            raise request_too_large(self._max_body_bytes)
         body = self.rfile.read(length)
         if len(body) != length:
             raise bad_request("Request body is shorter than its Content-Length")
@@ -159,14 +160,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     pass  # trailers are ignored
                 return b"".join(chunks)
             total += size
-            if total > MAX_BODY_BYTES:
-                raise request_too_large(MAX_BODY_BYTES)
+            if total > self._max_body_bytes:
+                raise request_too_large(self._max_body_bytes)
             chunk = self.rfile.read(size)
             if len(chunk) != size:
                 raise bad_request("Truncated chunk")
             chunks.append(chunk)
             if self.rfile.read(2) != b"\r\n":  # the CRLF closing the chunk
                 raise bad_request("Invalid chunked encoding")
+
+    def _write_error(self, error: ApiError) -> None:
+        # Answered before any dispatching, so the request id is made here.
+        response = error.to_response()
+        response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
+        self._write(response)
 
     def _write(self, response: Response) -> None:
         self.send_response(response.status)
@@ -181,7 +188,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Only the method and status: the path names memories and records, the query namespaces.
+        # Only the method and status: the path and query carry resource ids and the caller's values.
         logger.debug("%s %s", getattr(self, "command", "-"), code)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -198,8 +205,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         error.status = code
         self.request_version = self.protocol_version  # an unparsed request reads as HTTP/0.9: no headers
-        response = error.to_response()
-        response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
         if not getattr(self, "command", None):
             self.command = "GET"  # no request line was parsed; any method without HEAD semantics
-        self._write(response)
+        self._write_error(error)

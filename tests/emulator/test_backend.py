@@ -1,11 +1,11 @@
-"""The emulator through an unmodified boto3 client: operations, persistence, idempotency, journal."""
+"""The memory-record operations through an unmodified boto3 client: batches, client tokens, memories,
+namespaces, expiry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,106 +13,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator import DEFAULT_MEMORY_ID, Emulator, ReceivedRequest, Response
-from tests.helpers import emulator_client
+from emulator import DEFAULT_MEMORY_ID, Emulator
+from tests.helpers import LATER, OTHER_MEMORY_ID, create_one, emulator_client, get_record, record_input
 
-OTHER_MEMORY_ID = "other_memory-ABCDEFGHIJ"
 UNKNOWN_MEMORY_ID = "missing_memory-0000000000"
-TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
-LATER = datetime(2025, 6, 7, 8, 9, 10, 654321, tzinfo=UTC)
 SECRET_TEXT = "the-user-said-their-password-is-hunter2"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(memory_ids=(DEFAULT_MEMORY_ID, OTHER_MEMORY_ID)) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def client(emulator: Emulator) -> Any:
-    return emulator_client(emulator.endpoint_url)
-
-
-@pytest.fixture(scope="module")
-def raw_client(emulator: Emulator) -> Any:
-    """A client that skips botocore's own parameter validation, so the emulator's is exercised."""
-    return emulator_client(emulator.endpoint_url, validate=False)
-
-
-def record_input(text: str = "likes green tea", **overrides: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "requestIdentifier": f"req-{uuid.uuid4().hex[:8]}",
-        "namespaces": ["users/alice/preferences"],
-        "content": {"text": text},
-        "timestamp": TIMESTAMP,
-    }
-    record.update(overrides)
-    return record
-
-
-def create_one(client: Any, memory_id: str = DEFAULT_MEMORY_ID, **overrides: Any) -> str:
-    response = client.batch_create_memory_records(memoryId=memory_id, records=[record_input(**overrides)])
-    assert response["failedRecords"] == []
-    record_id: str = response["successfulRecords"][0]["memoryRecordId"]
-    return record_id
-
-
-def get_record(client: Any, record_id: str, memory_id: str = DEFAULT_MEMORY_ID) -> dict[str, Any]:
-    record: dict[str, Any] = client.get_memory_record(memoryId=memory_id, memoryRecordId=record_id)[
-        "memoryRecord"
-    ]
-    return record
-
-
-def test_create_then_get_round_trips_every_field(client: Any) -> None:
-    metadata = {
-        "topic": {"stringValue": "beverages"},
-        "tags": {"stringListValue": ["tea", "green"]},
-        "score": {"numberValue": 0.125},
-        "seen at": {"dateTimeValue": LATER},
-    }
-    before = datetime.now(UTC)
-    response = client.batch_create_memory_records(
-        memoryId=DEFAULT_MEMORY_ID,
-        records=[record_input(requestIdentifier="req-1", memoryStrategyId="strategy-1", metadata=metadata)],
-        recordExpirySpecification={"recordExpiryDurationDays": 31},
-    )
-    after = datetime.now(UTC)
-
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 201
-    assert response["failedRecords"] == []
-    [created] = response["successfulRecords"]
-    assert created["status"] == "SUCCEEDED"
-    assert created["requestIdentifier"] == "req-1"
-    record_id = created["memoryRecordId"]
-    assert record_id.startswith("mem-")
-    assert len(record_id) == 40
-
-    record = get_record(client, record_id)
-    assert record["memoryRecordId"] == record_id
-    assert record["content"] == {"text": "likes green tea"}
-    assert record["namespaces"] == ["users/alice/preferences"]
-    assert record["memoryStrategyId"] == "strategy-1"
-    assert record["timestamp"] == TIMESTAMP
-    assert record["metadata"] == metadata
-    assert before - timedelta(milliseconds=1) <= record["createdAt"] <= after + timedelta(milliseconds=1)
-    assert record["expiresAt"] == record["createdAt"] + timedelta(days=31)
-
-
-def test_get_omits_optional_members_that_were_never_set(client: Any) -> None:
-    record = get_record(client, create_one(client))
-    assert "memoryStrategyId" not in record
-    assert "metadata" not in record
-    assert "expiresAt" not in record
-
-
-def test_timestamps_keep_microseconds_in_both_directions(client: Any, emulator: Emulator) -> None:
-    odd = datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
-    record_id = create_one(client, timestamp=odd)
-    sent = emulator.received("BatchCreateMemoryRecords")[-1].json
-    assert sent["records"][0]["timestamp"] == odd.timestamp()
-    assert get_record(client, record_id)["timestamp"] == odd
 
 
 def test_batch_update_applies_known_records_and_reports_unknown_ones(client: Any) -> None:
@@ -172,17 +77,17 @@ def test_batch_update_replaces_namespaces_and_strategy(client: Any) -> None:
 
 def test_batch_update_with_other_source_namespaces_fails_that_record(client: Any) -> None:
     record_id = create_one(client)
-    mismatch = client.batch_update_memory_records(
-        memoryId=DEFAULT_MEMORY_ID,
-        records=[
-            {
-                "memoryRecordId": record_id,
-                "timestamp": LATER,
-                "content": {"text": "should not be stored"},
-                "sourceNamespaces": ["users/bob/preferences"],
-            }
-        ],
-    )
+
+    def update(text: str, source_namespace: str) -> Any:
+        item = {
+            "memoryRecordId": record_id,
+            "timestamp": LATER,
+            "content": {"text": text},
+            "sourceNamespaces": [source_namespace],
+        }
+        return client.batch_update_memory_records(memoryId=DEFAULT_MEMORY_ID, records=[item])
+
+    mismatch = update("should not be stored", "users/bob/preferences")
     assert mismatch["successfulRecords"] == []
     [failure] = mismatch["failedRecords"]
     assert failure["memoryRecordId"] == record_id
@@ -190,17 +95,7 @@ def test_batch_update_with_other_source_namespaces_fails_that_record(client: Any
     assert failure["errorCode"] == 403
     assert get_record(client, record_id)["content"] == {"text": "likes green tea"}
 
-    match = client.batch_update_memory_records(
-        memoryId=DEFAULT_MEMORY_ID,
-        records=[
-            {
-                "memoryRecordId": record_id,
-                "timestamp": LATER,
-                "content": {"text": "stored"},
-                "sourceNamespaces": ["users/alice/preferences"],
-            }
-        ],
-    )
+    match = update("stored", "users/alice/preferences")
     assert match["failedRecords"] == []
     assert get_record(client, record_id)["content"] == {"text": "stored"}
 
@@ -437,129 +332,32 @@ def test_batch_delete_reports_each_record(client: Any) -> None:
     assert get_record(client, kept)["memoryRecordId"] == kept
 
 
-def test_records_survive_a_restart_with_the_same_database(tmp_path: Path) -> None:
-    db_path = str(tmp_path / "emulator.sqlite3")
-    with Emulator(db_path=db_path) as first:
-        record_id = create_one(emulator_client(first.endpoint_url), metadata={"k": {"numberValue": 2.5}})
-    with Emulator(db_path=db_path) as second:
-        record = get_record(emulator_client(second.endpoint_url), record_id)
-    assert record["content"] == {"text": "likes green tea"}
-    assert record["metadata"] == {"k": {"numberValue": 2.5}}
-    assert record["timestamp"] == TIMESTAMP
-
-
-def test_the_journal_holds_the_exact_body_the_client_sent(client: Any, emulator: Emulator) -> None:
-    emulator.clear_received()
-    client.batch_create_memory_records(
-        memoryId=DEFAULT_MEMORY_ID,
-        records=[record_input(requestIdentifier="journal-1", metadata={"k": {"dateTimeValue": LATER}})],
-        clientToken="journal-token",
-    )
-    [request] = emulator.received()
-    assert isinstance(request, ReceivedRequest)
-    assert request.operation == "BatchCreateMemoryRecords"
-    assert request.method == "POST"
-    assert request.path == f"/memories/{DEFAULT_MEMORY_ID}/memoryRecords/batchCreate"
-    assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256")
-    assert request.json == {
-        "records": [
-            {
-                "requestIdentifier": "journal-1",
-                "namespaces": ["users/alice/preferences"],
-                "content": {"text": "likes green tea"},
-                "timestamp": 1735787045.123456,
-                "metadata": {"k": {"dateTimeValue": 1749283750.654321}},
-            }
-        ],
-        "clientToken": "journal-token",
+@pytest.mark.parametrize("days", [3_000_000, 2_147_483_647])
+def test_an_expiry_past_the_year_9999_is_a_validation_error(emulator: Emulator, days: int) -> None:
+    """The model sets no maximum; a date no SDK can parse back is refused rather than stored."""
+    client = emulator_client(emulator.endpoint_url)
+    record = {
+        "requestIdentifier": "r1",
+        "namespaces": [],
+        "content": {"text": "x"},
+        "timestamp": dt.datetime.now(dt.UTC),
     }
-    assert emulator.received("GetMemoryRecord") == []
-
-
-def test_the_journal_records_rejected_requests_and_is_bounded(raw_client: Any, emulator: Emulator) -> None:
-    emulator.clear_received()
-    with pytest.raises(ClientError):
-        raw_client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="too-short")
-    [request] = emulator.received("GetMemoryRecord")
-    assert request.path.endswith("/memoryRecord/too-short")
-
-    with Emulator(journal_size=2) as small:
-        client = emulator_client(small.endpoint_url)
-        for _ in range(3):
-            with pytest.raises(ClientError):
-                client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=f"mem-{uuid.uuid4()}")
-        assert len(small.received()) == 2
-
-
-def test_error_members_parse_through_boto3(raw_client: Any) -> None:
-    with pytest.raises(ClientError) as raised:
-        raw_client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId="mem-short")
-    error = raised.value.response
-    assert error["Error"]["Code"] == "ValidationException"
-    expected = (
-        "1 validation error detected: Value at 'memoryRecordId' failed to satisfy constraint: "
-        "Member must have length greater than or equal to 40"
+    expiry = {"recordExpiryDurationDays": days}
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        client.batch_create_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[record], recordExpirySpecification=expiry
+        )
+    assert (
+        caught.value.response["fieldList"][0]["name"] == "recordExpirySpecification.recordExpiryDurationDays"
     )
-    assert error["Error"]["Message"] == expected
-    assert error["message"] == expected
-    assert error["reason"] == "FieldValidationFailed"
-    assert error["fieldList"] == [
-        {"name": "memoryRecordId", "message": "Member must have length greater than or equal to 40"}
-    ]
-    assert error["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ValidationException"
-    uuid.UUID(error["ResponseMetadata"]["RequestId"])
-
-
-def test_before_operation_hook_can_answer_instead_of_the_operation(emulator: Emulator, client: Any) -> None:
-    seen: list[tuple[str, str]] = []
-    throttled = Response(status=429, body=b'{"message":"Rate exceeded"}')
-    throttled.headers["x-amzn-ErrorType"] = "ThrottledException"
-
-    def throttle_gets(operation: str, request: ReceivedRequest) -> Response | None:
-        seen.append((operation, request.method))
-        return throttled if operation == "GetMemoryRecord" else None
-
-    emulator.set_before_operation_hook(throttle_gets)
-    try:
-        record_id = create_one(client)
-        errors = []
-        for _ in range(2):
-            with pytest.raises(ClientError) as raised:
-                get_record(client, record_id)
-            errors.append(raised.value.response)
-    finally:
-        emulator.set_before_operation_hook(None)
-    assert [error["Error"]["Code"] for error in errors] == ["ThrottledException"] * 2
-    assert [error["ResponseMetadata"]["HTTPStatusCode"] for error in errors] == [429] * 2
-    # Each answer gets its own request id even though the hook returned one shared object.
-    assert errors[0]["ResponseMetadata"]["RequestId"] != errors[1]["ResponseMetadata"]["RequestId"]
-    assert seen == [
-        ("BatchCreateMemoryRecords", "POST"),
-        ("GetMemoryRecord", "GET"),
-        ("GetMemoryRecord", "GET"),
-    ]
-    assert get_record(client, record_id)["memoryRecordId"] == record_id
-
-
-def test_concurrent_batches_all_land(emulator: Emulator) -> None:
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            client = emulator_client(emulator.endpoint_url)
-            response = client.batch_create_memory_records(
-                memoryId=DEFAULT_MEMORY_ID, records=[record_input() for _ in range(5)]
-            )
-            results.append([r["memoryRecordId"] for r in response["successfulRecords"]])
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert errors == []
-    ids = [record_id for batch in results for record_id in batch]
-    assert len(ids) == len(set(ids)) == 30
+    created = client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=[record])
+    record_id = created["successfulRecords"][0]["memoryRecordId"]
+    update = {"memoryRecordId": record_id, "timestamp": dt.datetime.now(dt.UTC)}
+    with pytest.raises(client.exceptions.ValidationException):
+        client.batch_update_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[update], recordExpirySpecification=expiry
+        )
+    assert (
+        "expiresAt"
+        not in client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=record_id)["memoryRecord"]
+    )

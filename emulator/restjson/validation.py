@@ -7,7 +7,7 @@ order, and reported with Coral-style paths:
 * structure members are joined with ``.``: ``recordExpirySpecification.recordExpiryDurationDays``;
 * list elements are ``<list>.<1-based index>.member``: ``records.4.member.content.text``;
 * map values are ``<map>.<key>``: ``records.1.member.metadata.topic.stringValue``. The key is a
-  name the caller chose, not record content, and it only appears once it passed its own
+  name the caller chose, not submitted content, and it only appears once it passed its own
   constraints; a key that fails them is reported on the map itself and its value is not checked.
 
 Semantics follow AWS: ``pattern`` must match the whole string (Java ``matches``), string length is
@@ -20,12 +20,12 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from decimal import Decimal
 from typing import Any
 
-from emulator.errors import FieldViolation
-from emulator.wire import MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS
+from emulator.restjson.exceptions import FieldViolation
+from emulator.restjson.wire import MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS
 
 _INT_BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
@@ -146,37 +146,62 @@ class _TimestampChecker(_Checker):
             out.append(FieldViolation(path, "Member must be a timestamp between years 1 and 9999"))
 
 
-class _ListChecker(_Checker):
+class _CollectionChecker(_Checker):
+    """A list or a map: its JSON type, then its size, then each element."""
+
+    json_type: type[Sized]
+    type_name: str
+
     def __init__(self, metadata: Mapping[str, Any]) -> None:
-        self.member: _Checker = _ANY
         self.min_length: int | None = metadata.get("min")
         self.max_length: int | None = metadata.get("max")
 
     def check(self, value: object, path: str, out: list[FieldViolation]) -> None:
-        if not isinstance(value, list):
-            out.append(FieldViolation(path, "Member must be of type list"))
+        if not isinstance(value, self.json_type):
+            out.append(FieldViolation(path, f"Member must be of type {self.type_name}"))
             return
-        _check_size(len(value), self.min_length, self.max_length, path, out)
+        # Coral words collection sizes as "length" too.
+        size = len(value)
+        if self.min_length is not None and size < self.min_length:
+            out.append(
+                FieldViolation(path, f"Member must have length greater than or equal to {self.min_length}")
+            )
+        if self.max_length is not None and size > self.max_length:
+            out.append(
+                FieldViolation(path, f"Member must have length less than or equal to {self.max_length}")
+            )
+        self.check_elements(value, path, out)
+
+    @abstractmethod
+    def check_elements(self, value: Any, path: str, out: list[FieldViolation]) -> None:
+        """Check each element of ``value``, which has the collection's JSON type."""
+
+    @staticmethod
+    def check_element(checker: _Checker, item: object, path: str, out: list[FieldViolation]) -> None:
+        # Unlike an optional structure member, a list element or map value must not be null.
+        if item is None:
+            out.append(FieldViolation(path, "Member must not be null", value_is_null=True))
+        else:
+            checker.check(item, path, out)
+
+
+class _ListChecker(_CollectionChecker):
+    json_type = list
+    type_name = "list"
+    member: _Checker
+
+    def check_elements(self, value: Any, path: str, out: list[FieldViolation]) -> None:
         for index, item in enumerate(value, start=1):
-            item_path = f"{path}.{index}.member"
-            if item is None:
-                out.append(FieldViolation(item_path, "Member must not be null", value_is_null=True))
-            else:
-                self.member.check(item, item_path, out)
+            self.check_element(self.member, item, f"{path}.{index}.member", out)
 
 
-class _MapChecker(_Checker):
-    def __init__(self, metadata: Mapping[str, Any]) -> None:
-        self.key: _Checker = _ANY
-        self.value: _Checker = _ANY
-        self.min_length: int | None = metadata.get("min")
-        self.max_length: int | None = metadata.get("max")
+class _MapChecker(_CollectionChecker):
+    json_type = dict
+    type_name = "map"
+    key: _Checker
+    value: _Checker
 
-    def check(self, value: object, path: str, out: list[FieldViolation]) -> None:
-        if not isinstance(value, dict):
-            out.append(FieldViolation(path, "Member must be of type map"))
-            return
-        _check_size(len(value), self.min_length, self.max_length, path, out)
+    def check_elements(self, value: Any, path: str, out: list[FieldViolation]) -> None:
         for key, item in value.items():
             key_violations: list[FieldViolation] = []
             self.key.check(key, path, key_violations)
@@ -184,21 +209,7 @@ class _MapChecker(_Checker):
                 constraints = ", ".join(v.constraint for v in key_violations)
                 out.append(FieldViolation(path, f"Map keys must satisfy constraint: [{constraints}]"))
                 continue
-            item_path = f"{path}.{key}"
-            if item is None:
-                out.append(FieldViolation(item_path, "Member must not be null", value_is_null=True))
-            else:
-                self.value.check(item, item_path, out)
-
-
-def _check_size(
-    size: int, minimum: int | None, maximum: int | None, path: str, out: list[FieldViolation]
-) -> None:
-    # Coral words collection sizes as "length" too.
-    if minimum is not None and size < minimum:
-        out.append(FieldViolation(path, f"Member must have length greater than or equal to {minimum}"))
-    if maximum is not None and size > maximum:
-        out.append(FieldViolation(path, f"Member must have length less than or equal to {maximum}"))
+            self.check_element(self.value, item, f"{path}.{key}", out)
 
 
 class _StructureChecker(_Checker):

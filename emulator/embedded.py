@@ -1,4 +1,5 @@
-"""The embeddable emulator: configuration, lifecycle and the request journal."""
+"""The embeddable emulator: the memory-records backend behind the rest-json dispatcher and HTTP
+transport, with its lifecycle, the request journal and fault injection."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 
+from emulator.backend import DEFAULT_MEMORY_ID, MODEL, MemoryRecordsBackend, check_memory_id, service_failure
 from emulator.faults import FaultConfig, Faults
-from emulator.journal import Journal, ReceivedRequest
-from emulator.server import HttpServer
-from emulator.service import BeforeOperationHook, Service, check_memory_id
+from emulator.journal import Journal
+from emulator.restjson.dispatch import BeforeOperationHook, Dispatcher
+from emulator.restjson.http import HttpServer
+from emulator.restjson.routing import RouteTable
+from emulator.restjson.wire import ReceivedRequest
 from emulator.store import Store
 
-DEFAULT_MEMORY_ID = "demo_memory-0123456789"
+_SERVER_VERSION = "AgentCoreMemoryEmulator"
+# 100 records of 16,000 characters (up to 4 UTF-8 bytes each, or 6 escaped) fit with room to spare.
+_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 # How often the serve loop checks for shutdown; bounds how long stop() waits.
 _POLL_INTERVAL_SECONDS = 0.05
@@ -49,7 +55,7 @@ class Emulator:
         self._hook: BeforeOperationHook | None = self._faults
         self._lifecycle = threading.Lock()
         self._store: Store | None = None
-        self._service: Service | None = None
+        self._dispatcher: Dispatcher | None = None
         self._server: HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._bound_port: int | None = None
@@ -61,13 +67,24 @@ class Emulator:
                 raise RuntimeError("emulator is already running")
             store = Store(self._db_path)
             try:
-                service = Service(store=store, memory_ids=self._memory_ids, journal=self._journal)
-                service.set_before_operation_hook(self._hook)
-                server = HttpServer(self._host, self._requested_port, service)
+                backend = MemoryRecordsBackend(store=store, memory_ids=self._memory_ids)
+                dispatcher = Dispatcher(
+                    RouteTable(MODEL, backend.handlers),
+                    on_request=self._journal.record,
+                    service_failure=service_failure,
+                )
+                dispatcher.set_before_operation_hook(self._hook)
+                server = HttpServer(
+                    self._host,
+                    self._requested_port,
+                    dispatcher,
+                    server_version=_SERVER_VERSION,
+                    max_body_bytes=_MAX_BODY_BYTES,
+                )
             except BaseException:
                 store.close()
                 raise
-            self._store, self._service, self._server = store, service, server
+            self._store, self._dispatcher, self._server = store, dispatcher, server
             self._bound_port = server.server_port
             self._thread = threading.Thread(
                 target=server.serve_forever,
@@ -82,7 +99,7 @@ class Emulator:
         """Stop serving, close client connections and the database. Safe to call repeatedly."""
         with self._lifecycle:
             server, thread, store = self._server, self._thread, self._store
-            self._server = self._thread = self._store = self._service = None
+            self._server = self._thread = self._store = self._dispatcher = None
             if server is not None:
                 server.shutdown()
                 server.close_connections()
@@ -142,5 +159,5 @@ class Emulator:
         """Install (or with None, remove) the hook run before every routed operation."""
         with self._lifecycle:
             self._hook = hook
-            if self._service is not None:
-                self._service.set_before_operation_hook(hook)
+            if self._dispatcher is not None:
+                self._dispatcher.set_before_operation_hook(hook)

@@ -1,16 +1,10 @@
-"""Fault injection in the emulator, through an unmodified boto3 client and as a process."""
+"""Fault injection in the emulator, through an unmodified boto3 client."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import botocore.config
@@ -18,20 +12,14 @@ import botocore.exceptions
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, ApiError, Emulator, FaultConfig, Faults
-from tests.helpers import emulator_client
-
-ROOT = Path(__file__).resolve().parent.parent
-RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+from tests.helpers import UNKNOWN_RECORD_ID, emulator_client, get_unknown_record
 
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
+    """A fresh emulator per test, so that no test inherits another's faults."""
     with Emulator() as running:
         yield running
-
-
-def get(client: Any) -> Any:
-    return client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=RECORD_ID)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +37,7 @@ def get(client: Any) -> Any:
 def test_injected_errors_have_the_modelled_status(emulator: Emulator, code: str, status: int) -> None:
     emulator.faults.configure(error_rates={code: 1.0})
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        get(emulator_client(emulator.endpoint_url))
+        get_unknown_record(emulator_client(emulator.endpoint_url))
     assert caught.value.response["Error"]["Code"] == code
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert caught.value.response["ResponseMetadata"]["RequestId"]
@@ -59,10 +47,10 @@ def test_faults_change_at_run_time_and_clear(emulator: Emulator) -> None:
     client = emulator_client(emulator.endpoint_url)
     emulator.faults.configure(error_rates={"ServiceException": 1.0})
     with pytest.raises(botocore.exceptions.ClientError):
-        get(client)
+        get_unknown_record(client)
     emulator.faults.clear()
     with pytest.raises(client.exceptions.ResourceNotFoundException):  # the real answer: no such record
-        get(client)
+        get_unknown_record(client)
 
 
 def test_probability_is_honoured(emulator: Emulator) -> None:
@@ -71,7 +59,7 @@ def test_probability_is_honoured(emulator: Emulator) -> None:
     failures = 0
     for _ in range(200):
         try:
-            get(client)
+            get_unknown_record(client)
         except botocore.exceptions.ClientError as error:
             failures += error.response["Error"]["Code"] == "ServiceException"
     assert 60 <= failures <= 140  # 0.5 of 200, far outside chance for a broken implementation
@@ -83,7 +71,7 @@ def test_rate_limit_throttles_like_aws(emulator: Emulator) -> None:
     codes = []
     for _ in range(12):
         try:
-            get(client)
+            get_unknown_record(client)
         except botocore.exceptions.ClientError as error:
             codes.append(error.response["Error"]["Code"])
     assert codes.count("ThrottledException") >= 5
@@ -94,7 +82,7 @@ def test_latency_is_added(emulator: Emulator) -> None:
     emulator.faults.configure(latency_seconds=0.4)
     started = time.monotonic()
     with pytest.raises(botocore.exceptions.ClientError):
-        get(emulator_client(emulator.endpoint_url))
+        get_unknown_record(emulator_client(emulator.endpoint_url))
     assert time.monotonic() - started >= 0.4
 
 
@@ -103,10 +91,10 @@ def test_dropped_connection(emulator: Emulator) -> None:
     with pytest.raises(
         (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)
     ):
-        get(emulator_client(emulator.endpoint_url))
+        get_unknown_record(emulator_client(emulator.endpoint_url))
     emulator.faults.clear()
     with pytest.raises(botocore.exceptions.ClientError):  # the emulator still serves afterwards
-        get(emulator_client(emulator.endpoint_url))
+        get_unknown_record(emulator_client(emulator.endpoint_url))
 
 
 def test_only_named_operations_are_affected(emulator: Emulator) -> None:
@@ -116,9 +104,9 @@ def test_only_named_operations_are_affected(emulator: Emulator) -> None:
     client = emulator_client(emulator.endpoint_url)
     reply = client.batch_update_memory_records(
         memoryId=DEFAULT_MEMORY_ID,
-        records=[{"memoryRecordId": RECORD_ID, "timestamp": dt.datetime.now(dt.UTC)}],
+        records=[{"memoryRecordId": UNKNOWN_RECORD_ID, "timestamp": dt.datetime.now(dt.UTC)}],
     )
-    assert reply["failedRecords"][0]["memoryRecordId"] == RECORD_ID
+    assert reply["failedRecords"][0]["memoryRecordId"] == UNKNOWN_RECORD_ID
 
 
 @pytest.mark.parametrize(
@@ -134,23 +122,6 @@ def test_only_named_operations_are_affected(emulator: Emulator) -> None:
 def test_invalid_fault_config_is_refused(config: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         FaultConfig(**config)
-
-
-def test_faults_set_at_start_from_the_command_line() -> None:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}"}
-    command = [sys.executable, "-m", "emulator", "--port", "0", "--fault-error", "AccessDeniedException=1"]
-    with subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stderr is not None
-            line = process.stderr.readline()  # the start line names the endpoint; a dead child gives ""
-            match = re.search(r"listening on (http://\S+)", line)
-            assert match, line
-            with pytest.raises(botocore.exceptions.ClientError) as caught:
-                get(emulator_client(match.group(1)))
-            assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
 
 
 def test_a_rate_below_one_per_second_still_serves() -> None:
@@ -171,34 +142,3 @@ def test_a_config_parses_from_text() -> None:
     for bad in ("latency", "latency=soon", "NoSuchException=1", "drop=2"):
         with pytest.raises(ValueError):
             FaultConfig.parse(bad)
-
-
-@pytest.mark.parametrize("days", [3_000_000, 2_147_483_647])
-def test_an_expiry_past_the_year_9999_is_a_validation_error(emulator: Emulator, days: int) -> None:
-    """The model sets no maximum; a date no SDK can parse back is refused rather than stored."""
-    client = emulator_client(emulator.endpoint_url)
-    record = {
-        "requestIdentifier": "r1",
-        "namespaces": [],
-        "content": {"text": "x"},
-        "timestamp": dt.datetime.now(dt.UTC),
-    }
-    expiry = {"recordExpiryDurationDays": days}
-    with pytest.raises(client.exceptions.ValidationException) as caught:
-        client.batch_create_memory_records(
-            memoryId=DEFAULT_MEMORY_ID, records=[record], recordExpirySpecification=expiry
-        )
-    assert (
-        caught.value.response["fieldList"][0]["name"] == "recordExpirySpecification.recordExpiryDurationDays"
-    )
-    created = client.batch_create_memory_records(memoryId=DEFAULT_MEMORY_ID, records=[record])
-    record_id = created["successfulRecords"][0]["memoryRecordId"]
-    update = {"memoryRecordId": record_id, "timestamp": dt.datetime.now(dt.UTC)}
-    with pytest.raises(client.exceptions.ValidationException):
-        client.batch_update_memory_records(
-            memoryId=DEFAULT_MEMORY_ID, records=[update], recordExpirySpecification=expiry
-        )
-    assert (
-        "expiresAt"
-        not in client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=record_id)["memoryRecord"]
-    )

@@ -1,37 +1,27 @@
-"""The operation table: which handler answers which HTTP method and path.
+"""The route table: which handler answers which HTTP method and path.
 
-Method, URI template and success status come from the service model, so adding an operation is
-one entry in ``HANDLERS``. Each operation's request binder and validator are compiled here, once.
+Method, URI template and success status come from the service model, so a service adds an operation
+with one entry in its handlers mapping. Each route's request binder and validator are compiled here,
+once per table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
-from emulator import operations
-from emulator.binding import RequestBinder
-from emulator.context import Handler
-from emulator.model import service_model
-from emulator.validation import ShapeValidator
+from emulator.restjson.binding import RequestBinder
+from emulator.restjson.validation import ShapeValidator
 
-HANDLERS: Mapping[str, Handler] = MappingProxyType(
-    {
-        "BatchCreateMemoryRecords": operations.batch_create_memory_records,
-        "BatchUpdateMemoryRecords": operations.batch_update_memory_records,
-        "GetMemoryRecord": operations.get_memory_record,
-        "DeleteMemoryRecord": operations.delete_memory_record,
-        "BatchDeleteMemoryRecords": operations.batch_delete_memory_records,
-    }
-)
+# A handler takes the validated input (keyed by member name) and returns the JSON output.
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
-class Operation:
-    name: str
+class Route:
+    operation: str
     method: str
     # Literal segments, or "{label}" / "{label+}" (greedy, last segment only) placeholders.
     segments: tuple[str, ...]
@@ -64,38 +54,34 @@ class Operation:
 
 @dataclass(frozen=True)
 class RouteMatch:
-    operation: Operation
+    route: Route
     labels: dict[str, str]
 
 
 class RouteTable:
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
-        model = service_model()
+    def __init__(self, model: Any, handlers: Mapping[str, Handler]) -> None:
+        self.model = model
         compiled = [_compile(model.operation_model(name), handler) for name, handler in handlers.items()]
         # Templates with more literal segments win, as in Smithy routing.
-        self._operations = sorted(compiled, key=lambda op: op.literal_count, reverse=True)
-
-    @property
-    def operations(self) -> list[Operation]:
-        return list(self._operations)
+        self._routes = sorted(compiled, key=lambda route: route.literal_count, reverse=True)
 
     def resolve(self, method: str, path: str) -> RouteMatch | None:
-        # Split before decoding so an encoded "/" (as in a memory ARN) stays inside its label.
+        # Split before decoding so an encoded "/" (as in an ARN) stays inside its label.
         segments = [unquote(segment) for segment in path.lstrip("/").split("/")]
-        for operation in self._operations:
-            if operation.method != method:
+        for route in self._routes:
+            if route.method != method:
                 continue
-            labels = operation.match(segments)
+            labels = route.match(segments)
             if labels is not None:
-                return RouteMatch(operation, labels)
+                return RouteMatch(route, labels)
         return None
 
 
-def _compile(operation_model: Any, handler: Handler) -> Operation:
+def _compile(operation_model: Any, handler: Handler) -> Route:
     http: Mapping[str, Any] = operation_model.http
     request_uri = str(http["requestUri"]).split("?", 1)[0]
-    return Operation(
-        name=str(operation_model.name),
+    return Route(
+        operation=str(operation_model.name),
         method=str(http["method"]),
         segments=tuple(request_uri.lstrip("/").split("/")),
         success_status=int(http.get("responseCode", 200)),
@@ -103,6 +89,3 @@ def _compile(operation_model: Any, handler: Handler) -> Operation:
         validator=ShapeValidator(operation_model.input_shape),
         handler=handler,
     )
-
-
-ROUTES = RouteTable(HANDLERS)

@@ -1,0 +1,1 @@
+"""Generic AWS rest-json protocol machinery, driven by a botocore service model."""
