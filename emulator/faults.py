@@ -1,14 +1,8 @@
-"""Fault injection: the emulator misbehaves the ways AWS and networks do, on demand.
+"""Fault injection: the emulator misbehaves the ways AWS and networks do, on demand (rate limits
+answered like AWS's throttling, modelled errors with a probability each, latency, dropped connections).
 
-- a request-rate limit answered with ThrottledException (429), as AWS throttles;
-- injected errors of each modelled type (ThrottledException, ServiceException, AccessDeniedException,
-  ValidationException, ...) with a probability per error;
-- added latency before every answer;
-- dropped connections (the socket closes without an answer) with a probability.
-
-Settable at start (`Emulator(faults=FaultConfig(...))`, `python -m emulator --fault-...`) and at run
-time (`emulator.faults.configure(...)`, for tests). It runs as the emulator's before-operation hook,
-after authentication and routing, before validation.
+It runs as the dispatcher's before-operation hook, after authentication and routing, before
+validation; the README's Fault injection section shows how to set it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The one boto3 `bedrock-agentcore` client of the process: region, credentials, retries, pool size.
 
-The client is built once at start and shared by every handler thread (botocore clients are
-thread-safe). Its connection pool is at least as large as the gRPC thread pool so that no handler
-waits for a connection.
-
-Retries are botocore's: mode `standard` by default, `AWS_MAX_ATTEMPTS` attempts in all (first try
-included). Standard mode retries throttles (ThrottledException, HTTP 429), 5xx answers, and
-connection errors and read timeouts, with exponential back-off and jitter, drawing on a retry quota
-that stops retry storms; it never retries a 4xx validation, not-found or access error.
+Built once at start and shared by every handler thread (botocore clients are thread-safe); its
+connection pool is as large as the gRPC thread pool so that no handler waits for a connection.
+Retries are botocore's own (the README's Retries paragraph).
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
-"""The caller's deadline and cancellation bound the upstream work.
+"""The caller's deadline and cancellation bound the upstream work, through two botocore hooks.
 
-Two botocore hooks act on every call the facade makes:
-
-- `before-send`, before every attempt (first try and each retry): refuses to start an attempt once the
-  caller's deadline has passed or the caller has cancelled, and lowers the attempt's read timeout to
-  the time the caller has left (botocore honours a per-request `read_timeout` in the request context).
-  The connect timeout stays as configured: botocore offers no per-request override for it.
-- `needs-retry`, after a failed attempt and before botocore's back-off sleep: stops retrying when the
-  caller is gone, or when the longest back-off botocore may pick would not leave time for another
-  attempt. The last error then reaches the caller at once (a throttle as RESOURCE_EXHAUSTED with
-  RetryInfo) instead of a DEADLINE_EXCEEDED after a sleep nobody waits for, and the handler thread is
-  free for other callers.
-
-The RPC in progress is the current `calls.Call`: the gRPC handler thread makes the boto3 call.
+`before-send` refuses an attempt the caller can no longer wait for and lowers its read timeout to the
+time left; `needs-retry` stops retrying when no back-off and attempt would fit. The README's Deadlines
+section says what callers see. The RPC in progress is the current `calls.Call`.
 """
 
 from __future__ import annotations
