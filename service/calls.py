@@ -49,13 +49,16 @@ class Call:
     full_method: str = ""
     grpc_type: str = "unary"
     started_at: float = dataclasses.field(default_factory=time.perf_counter)
-    request: Any = None  # a unary request, once received
+    request: Any = None  # the facade's request, once parsed
     response: Any = None  # a unary response, once the handler returned one
     code: grpc.StatusCode | None = None  # the code the client received, once finished
     aws_request_id: str | None = None
     aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
     # The caller's deadline shortened the AWS read timeout: a read timeout is then that deadline.
     read_timeout_cut_short: bool = False
+    # When the service gives up on a caller that set no deadline (perf_counter time); None: never.
+    default_deadline: float | None = None
+    refused: str | None = None  # why admission refused the RPC, if it did
 
     @property
     def service(self) -> str:
@@ -72,6 +75,14 @@ class Call:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started_at
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the caller's deadline, or the default one; None when there is neither."""
+        remaining: float | None = self.context.time_remaining()
+        if self.default_deadline is not None:
+            own = self.default_deadline - time.perf_counter()
+            remaining = own if remaining is None else min(remaining, own)
+        return remaining
 
 
 _current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)
@@ -177,7 +188,6 @@ class Interceptor(grpc.ServerInterceptor):
     def _received(self, call: Call, request: Any) -> Any:
         """The request as the behavior takes it; each message is reported as it is received."""
         if call.grpc_type in {"unary", "server_stream"}:
-            call.request = request
             self._reporter.received(call)
             return request
         return self._each_received(call, request)

@@ -32,7 +32,7 @@ def _before_send(request: Any, read_timeout_seconds: float) -> None:
     gone = upstream.caller_gone(call.context)
     if gone is not None:
         raise gone
-    remaining = call.context.time_remaining()
+    remaining = call.time_remaining()
     if remaining is None:
         return
     if remaining < MIN_ATTEMPT_SECONDS:
@@ -63,7 +63,7 @@ def _before_retry(attempts: int, response: Any = None, caught_exception: Any = N
         raise upstream.DeadlineExceededError("the caller's deadline passed while AWS was answering")
     if upstream.caller_gone(call.context) is not None:
         return False
-    remaining = call.context.time_remaining()
+    remaining = call.time_remaining()
     if remaining is None:
         return None
     if remaining < _worst_backoff_seconds(attempts, response) + MIN_ATTEMPT_SECONDS:

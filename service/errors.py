@@ -21,7 +21,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import translate, upstream
+from service import admission, translate, upstream
 from service.operations import Resource
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
@@ -50,6 +50,10 @@ class InvalidRequestError(Exception):
         self.violations = tuple(violations)
 
 
+class MalformedRequestError(Exception):
+    """The request's bytes are not the message the method takes."""
+
+
 def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.Status:
     """The gRPC status (code, message, google.rpc details) that `exc` answers to the caller.
 
@@ -57,6 +61,11 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
     """
     if isinstance(exc, InvalidRequestError):
         return _invalid(exc.violations)
+    if isinstance(exc, MalformedRequestError):
+        return _facade(code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", str(exc))
+    if isinstance(exc, admission.OverloadedError):
+        retry = _retry_info(admission.RETRY_DELAY_SECONDS)
+        return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)
     if isinstance(exc, botocore.exceptions.ParamValidationError):
         return _invalid(parse_param_validation_report(str(exc.kwargs.get("report", ""))))
     failure = upstream.classify(exc)
@@ -99,15 +108,25 @@ def _from_client_error(
         metadata["httpStatus"] = str(http_status)
     if request_id:
         metadata["awsRequestId"] = request_id
-    aws_message = safe_aws_text(str(error.get("Message") or error.get("message") or ""))
+    raw_message = str(error.get("Message") or error.get("message") or "")
     if row.message is not None:
         message = row.message
-    elif row.reason == "AWS_ACCESS_DENIED":
-        # AWS names the service's own IAM role and account here: that is for operators, not callers.
-        log.warning("AWS denied access", extra={"awsRequestId": request_id, "awsMessage": aws_message})
-        message = f"AccessDeniedException: the service is not allowed to call {exc.operation_name}"
+    elif row.reason == "AWS_ACCESS_DENIED" or names_an_identity(raw_message):
+        # AWS names the service's own role, account or key here: that is for operators, not callers.
+        log.warning(
+            "AWS message withheld from the caller",
+            extra={
+                "awsRequestId": request_id,
+                "awsErrorCode": aws_code,
+                "awsMessage": _without_values(raw_message),
+            },
+        )
+        if row.reason == "AWS_ACCESS_DENIED":
+            message = f"AccessDeniedException: the service is not allowed to call {exc.operation_name}"
+        else:
+            message = f"{aws_code}: {exc.operation_name} failed; AWS's message names an AWS identity"
     else:
-        message = f"{aws_code}: {aws_message or 'no message'}"
+        message = f"{aws_code}: {safe_aws_text(raw_message) or 'no message'}"
     details: list[Any] = []
     if row.code is grpc.StatusCode.INVALID_ARGUMENT:
         details.append(_bad_request(aws_field_violations(exc.response)))
@@ -136,18 +155,37 @@ def _from_client_error(
 _QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
 # A body botocore could not parse as JSON becomes the message whole: it may echo the request.
 _STRUCTURED_TEXT = re.compile(r"[{}<>]")
+# What names an AWS identity: an ARN, a 12-digit account id, an access key id, an IAM role or user.
+_IDENTITY = re.compile(
+    r"arn:aws|(?<![0-9])[0-9]{12}(?![0-9])|\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA)[A-Z0-9]{12,}|assumed-role"
+    r"|\brole/|\buser/",
+    re.IGNORECASE,
+)
+
+
+def names_an_identity(aws_text: str) -> bool:
+    """Whether `aws_text` names an ARN, an account, an access key or a role."""
+    return _IDENTITY.search(aws_text) is not None
+
+
+def _without_values(aws_text: str) -> str:
+    return _QUOTED_VALUE.sub("Value at '", aws_text)[:MAX_MESSAGE_CHARACTERS]
 
 
 def safe_aws_text(aws_text: str) -> str:
-    """AWS's text, safe to pass to a caller: quoted values dropped, structured bodies withheld, bounded.
+    """AWS's text, safe to pass to a caller: quoted values dropped, structured bodies and any text that
+    names an AWS identity withheld, bounded.
 
     AWS redacts sensitive members itself, but no value of a request should travel back through a
-    caller's logs, and a raw body (HTML from a proxy, echoed JSON) is not a message at all.
+    caller's logs, a raw body (HTML from a proxy, echoed JSON) is not a message at all, and the
+    service's own role, account and keys are not the caller's business.
     """
-    text = _QUOTED_VALUE.sub("Value at '", aws_text)
+    text = _without_values(aws_text)
     if _STRUCTURED_TEXT.search(text):
         return "(the upstream message is withheld: it is not plain text)"
-    return text[:MAX_MESSAGE_CHARACTERS]
+    if names_an_identity(text):
+        return "(the upstream message is withheld: it names an AWS identity)"
+    return text
 
 
 # --- field paths ------------------------------------------------------------------------------

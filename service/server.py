@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
 from service import aws, logs
+from service.admission import Admission
 from service.metrics import Metrics, exposition
 from service.operations import SERVICE_NAME
 from service.servicer import MemoryRecordsServicer
@@ -29,6 +30,8 @@ from service.settings import Backend, Settings
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
+# Threads beyond MAX_CONCURRENT_RPCS, for what is never refused: health, reflection, refusals.
+RESERVED_THREADS = 8
 # 100 records of 16,000 characters, 4 bytes each in UTF-8 at worst, plus namespaces and metadata.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
@@ -49,8 +52,17 @@ def create_server(
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
     metrics.upstream.instrument(client)
+    admission = Admission(
+        max_rpcs=settings.max_concurrent_rpcs,
+        max_bytes=settings.max_inflight_bytes,
+        max_running=settings.max_workers,
+        count_waiting=metrics.server.waiting.inc,
+    )
+    # A thread for every admitted RPC, and a reserve: health checks, reflection and refusals never
+    # wait in gRPC's queue behind admitted work.
+    threads = settings.max_concurrent_rpcs + RESERVED_THREADS
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc-handler"),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler"),
         # Outermost, so that they see the final code of every RPC.
         interceptors=[metrics.server.interceptor(), logs.AccessLog().interceptor(), *interceptors],
         options=[
@@ -60,7 +72,10 @@ def create_server(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
         ],
     )
-    server.add_generic_rpc_handlers((MemoryRecordsServicer(client).handler(),))
+    servicer = MemoryRecordsServicer(
+        client, admission, default_deadline_seconds=settings.default_deadline_seconds
+    )
+    server.add_generic_rpc_handlers((servicer.handler(),))
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -1,19 +1,22 @@
-"""The servicer: one generic method, driven by the operation table. Validate, translate, call boto3
-once, translate back.
+"""The servicer: one generic method, driven by the operation table. Admit, parse, validate,
+translate, wait for a turn, call boto3 once, translate back.
 
 A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller
-as UNKNOWN.
+as UNKNOWN. Requests arrive as bytes and are parsed here, so that bytes which are not the method's
+message are the caller's mistake (INVALID_ARGUMENT), counted and logged like any other outcome.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from service import calls, errors, operations, upstream, validate
-from service.operations import Operation, Request, Response
+from service.admission import Admission, OverloadedError
+from service.operations import Operation
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -22,8 +25,12 @@ if TYPE_CHECKING:
 class MemoryRecordsServicer:
     """`agentcore.memory.v1.MemoryRecordsService` on top of one shared boto3 client."""
 
-    def __init__(self, client: BedrockAgentCoreClient) -> None:
+    def __init__(
+        self, client: BedrockAgentCoreClient, admission: Admission, *, default_deadline_seconds: float
+    ) -> None:
         self._client = client
+        self._admission = admission
+        self._default_deadline_seconds = default_deadline_seconds
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's gRPC handler: one method per entry of the operation table."""
@@ -32,26 +39,36 @@ class MemoryRecordsServicer:
             {
                 operation.rpc: grpc.unary_unary_rpc_method_handler(
                     functools.partial(self.call, operation),
-                    request_deserializer=operation.request_type.FromString,
+                    request_deserializer=None,  # bytes: parsed in `call`
                     response_serializer=operation.response_type.SerializeToString,
                 )
                 for operation in operations.OPERATIONS
             },
         )
 
-    def call(
-        self, operation: Operation[Request, Response], request: Request, context: grpc.ServicerContext
-    ) -> Response:
-        """Serve one RPC of `operation`."""
-        with calls.scope(context, operation.full_method):
+    def call(self, operation: Operation[Any, Any], raw: bytes, context: grpc.ServicerContext) -> Any:
+        """Serve one RPC of `operation`, whose request arrived as `raw` bytes."""
+        with calls.scope(context, operation.full_method) as call:
+            if context.time_remaining() is None:
+                call.default_deadline = time.perf_counter() + self._default_deadline_seconds
+            request = None
             try:
-                params = validate.validated_params(operation, request)
-                reply = operation.call_aws(self._client, params)
-                return operation.to_response(reply)
+                gone = upstream.caller_gone(context)
+                if gone is not None:
+                    raise gone  # its deadline passed while it waited in gRPC's queue
+                with self._admission.admitted(len(raw)):
+                    request = call.request = validate.parse(operation, raw)
+                    params = validate.validated_params(operation, request)
+                    with self._admission.turn(call):
+                        reply = operation.call_aws(self._client, params)
+                    return operation.to_response(reply)
             except Exception as exc:
                 failure: BaseException = exc
-                if not isinstance(exc, errors.InvalidRequestError):
+                if isinstance(exc, OverloadedError):
+                    call.refused = exc.reason
+                elif not isinstance(exc, errors.InvalidRequestError | errors.MalformedRequestError):
                     # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
                     failure = upstream.caller_gone(context) or exc
-                context.abort_with_status(errors.to_status(failure, resource=operation.resource(request)))
+                resource = operation.resource(request) if request is not None else None
+                context.abort_with_status(errors.to_status(failure, resource=resource))
                 raise  # abort_with_status always raises; this keeps type checkers honest

@@ -202,7 +202,30 @@ class Settings:
         env="GRPC_MAX_WORKERS",
         default="16",
         parse=_whole_number(minimum=1),
-        meaning="handler threads; boto3's connection pool is as large",
+        meaning="RPCs that call AWS at once; boto3's connection pool is as large. Admitted RPCs beyond "
+        "it wait for a turn (see [Overload](#overload))",
+    )
+    max_concurrent_rpcs: int = setting(
+        env="MAX_CONCURRENT_RPCS",
+        default="64",
+        parse=_whole_number(minimum=1),
+        meaning="RPCs admitted at once, running or waiting; beyond it an RPC is refused at once with "
+        "`RESOURCE_EXHAUSTED` (`SERVER_OVERLOADED`). 4 x `GRPC_MAX_WORKERS`: enough to absorb a burst "
+        "while the oldest waiter still has most of a typical deadline left",
+    )
+    max_inflight_bytes: int = setting(
+        env="MAX_INFLIGHT_BYTES",
+        default="67108864",
+        parse=_whole_number(minimum=1),
+        meaning="request bytes held by admitted RPCs (64 MiB: eight of the largest batches); beyond it an "
+        "RPC is refused like above. A single RPC is always admitted when nothing else is",
+    )
+    default_deadline_seconds: float = setting(
+        env="DEFAULT_DEADLINE_SECONDS",
+        default="60",
+        parse=_seconds(allow_zero=False),
+        meaning="the deadline of an RPC that arrives without one, so that no handler waits on AWS "
+        "without limit",
     )
     aws_max_attempts: int = setting(
         env="AWS_MAX_ATTEMPTS",

@@ -19,7 +19,8 @@ from typing import Any
 from google.protobuf import descriptor, message, timestamp_pb2
 
 from service import operations, translate
-from service.errors import FieldViolation, InvalidRequestError
+from service.errors import FieldViolation, InvalidRequestError, MalformedRequestError
+from service.operations import Request
 
 Violations = list[FieldViolation]
 Check = Callable[[Any, str, Violations], None]
@@ -179,36 +180,49 @@ def compile_checkers(model: Any) -> dict[type[Any], Check]:
 _CHECKERS = compile_checkers(operations.service_model())
 
 
-def check_timestamps(request: message.Message) -> None:
-    """Refuse timestamps that cannot be converted (before year 1, after 9999, nanos out of range),
-    wherever the request sets one."""
+def parse(operation: operations.Operation[Request, Any], raw: bytes) -> Request:
+    """The request message in `raw`, or MalformedRequestError."""
+    try:
+        return operation.request_type.FromString(raw)
+    except message.DecodeError:
+        raise MalformedRequestError(
+            f"the request is not a valid {operation.request_type.DESCRIPTOR.full_name} message"
+        ) from None
+
+
+def check_values(request: message.Message) -> None:
+    """Refuse what a proto can carry but AWS cannot, wherever the request sets it: timestamps outside
+    years 1 to 9999 (or nanos out of range), and enum numbers the proto does not define."""
     violations: Violations = []
-    _check_timestamps_in(request, "", violations)
+    _check_fields(request, "", violations)
     if violations:
         raise InvalidRequestError(violations)
 
 
-def _check_timestamps_in(value: message.Message, path: str, out: Violations) -> None:
+def _check_fields(value: message.Message, path: str, out: Violations) -> None:
     for field, field_value in value.ListFields():
-        if field.message_type is None:
-            continue
         field_path = f"{path}.{field.name}" if path else field.name
-        if field.message_type.GetOptions().map_entry:
-            if field.message_type.fields_by_name["value"].message_type is not None:
-                for key, member in field_value.items():
-                    _check_message(member, f'{field_path}["{key}"]', out)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key, member in field_value.items():
+                _check_value(value_field, member, f'{field_path}["{key}"]', out)
         elif field.is_repeated:
             for index, member in enumerate(field_value):
-                _check_message(member, f"{field_path}[{index}]", out)
+                _check_value(field, member, f"{field_path}[{index}]", out)
         else:
-            _check_message(field_value, field_path, out)
+            _check_value(field, field_value, field_path, out)
 
 
-def _check_message(value: message.Message, path: str, out: Violations) -> None:
-    if not isinstance(value, timestamp_pb2.Timestamp):
-        _check_timestamps_in(value, path, out)
-    elif not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
-        out.append(FieldViolation(path, "must be a valid timestamp between years 1 and 9999"))
+def _check_value(field: descriptor.FieldDescriptor, value: Any, path: str, out: Violations) -> None:
+    if field.enum_type is not None:
+        if value not in field.enum_type.values_by_number:
+            names = ", ".join(v.name for v in field.enum_type.values if v.number)
+            out.append(FieldViolation(path, f"must be one of {names}"))
+    elif isinstance(value, timestamp_pb2.Timestamp):
+        if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
+            out.append(FieldViolation(path, "must be a valid timestamp between years 1 and 9999"))
+    elif isinstance(value, message.Message):
+        _check_fields(value, path, out)
 
 
 def check_params(
@@ -223,7 +237,7 @@ def check_params(
 
 def validated_params(operation: operations.Operation[Any, Any], request: Any) -> dict[str, Any]:
     """The boto3 parameters of `request`, or InvalidRequestError naming every invalid field."""
-    check_timestamps(request)
+    check_values(request)
     params = operation.to_params(request)
     check_params(request, params)
     return params

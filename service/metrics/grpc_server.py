@@ -11,7 +11,8 @@ import grpc
 from google.protobuf import descriptor_pool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from service import calls
+from service import calls, operations
+from service.admission import LIMITS as ADMISSION_LIMITS
 
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
@@ -63,6 +64,18 @@ class ServerMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.waiting = Gauge(
+            "agentcore_grpc_server_requests_waiting",
+            "RPCs admitted and waiting for a turn to call AWS (GRPC_MAX_WORKERS are served at once).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.refused_total = Counter(
+            "agentcore_grpc_server_requests_refused_total",
+            "RPCs refused at admission, by the limit they would have broken (rpcs or bytes).",
+            ("grpc_service", "grpc_method", "reason"),
+            registry=registry,
+        )
 
     def initialize(self, service_names: Iterable[str]) -> None:
         """Create every series of these services' methods at 0, as go-grpc-middleware's
@@ -81,6 +94,9 @@ class ServerMetrics:
                 self.in_flight.labels(*labels)
                 for code_name in calls.GO_CODE_NAMES.values():
                     self.handled_total.labels(*labels, code_name)
+        for operation in operations.OPERATIONS:
+            for reason in ADMISSION_LIMITS:
+                self.refused_total.labels(operations.SERVICE_NAME, operation.rpc, reason)
 
     def interceptor(self) -> grpc.ServerInterceptor:
         """The server interceptor that records these metrics."""
@@ -102,3 +118,5 @@ class ServerMetrics:
         self.handled_total.labels(*labels, calls.GO_CODE_NAMES[code]).inc()
         self.handling_seconds.labels(*labels).observe(call.seconds())
         self.in_flight.labels(*labels).dec()
+        if call.refused is not None:
+            self.refused_total.labels(call.service, call.method, call.refused).inc()
