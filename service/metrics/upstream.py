@@ -46,6 +46,12 @@ class UpstreamMetrics:
             ("operation",),
             registry=registry,
         )
+        self.retries_refused = Counter(
+            "agentcore_upstream_retries_refused_total",
+            "AWS calls that failed retryably but were not retried because botocore's retry quota was empty.",
+            ("operation",),
+            registry=registry,
+        )
         self.records = Counter(
             "agentcore_records_total",
             "Records in batch responses, by outcome and per-record error code.",
@@ -56,6 +62,7 @@ class UpstreamMetrics:
             self.duration.labels(operation.aws_operation, upstream.Outcome.SUCCESS)
             self.retries.labels(operation.aws_operation)
             self.throttles.labels(operation.aws_operation)
+            self.retries_refused.labels(operation.aws_operation)
             if operation.batch:
                 self.records.labels(operation.aws_operation, "succeeded", "none")
         self._batch_operations = frozenset(op.aws_operation for op in operations.OPERATIONS if op.batch)
@@ -98,7 +105,10 @@ class UpstreamMetrics:
             return
         code = str(context.get("error_code_override") or parsed.get("Error", {}).get("Code") or "")
         failure = upstream.classify_answer(status, code)
-        self._end_call(context, failure.outcome, failure.error_code, request_id)
+        operation = self._end_call(context, failure.outcome, failure.error_code, request_id)
+        # botocore's standard retry mode marks a call whose retry its quota refused.
+        if operation is not None and parsed.get("ResponseMetadata", {}).get("RetryQuotaReached"):
+            self.retries_refused.labels(operation).inc()
 
     def _after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
         """The call is over and AWS never answered (transport failure, deadline, credentials)."""

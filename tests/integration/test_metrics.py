@@ -393,6 +393,27 @@ def test_throttled_after_every_attempt(
     assert (line["awsRequestId"], line["awsErrorCode"]) == ("req-ThrottledException", "ThrottledException")
 
 
+def test_retries_the_quota_refuses_are_counted(emulator: Emulator) -> None:
+    """botocore's retry quota (500 units, 14 per retry after a 5xx) runs dry after about 35 retries:
+    from then on failed calls are not retried, and each is counted."""
+    emulator.faults.configure(
+        error_rates={"ServiceException": 1.0}, operations=frozenset({"GetMemoryRecord"})
+    )
+    settings = settings_for_tests(backend=Backend.LOCAL, aws_max_attempts=3)
+    for metered in start(settings, aws.create_client(settings, endpoint_url=emulator.endpoint_url)):
+        request = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID)
+        seen = collections.Counter(call(metered.stub.Get, request) for _ in range(30))
+        assert seen == {"Unavailable": 30}
+        attempts = len(emulator.received("GetMemoryRecord"))
+        get = labels(operation="GetMemoryRecord")
+        refused = metered.values("agentcore_upstream_retries_refused_total").get(get, 0)
+        retried = metered.values("agentcore_upstream_retries_total")[get]
+        assert 0 < refused < 30
+        assert attempts == 30 + retried < 90
+        # Every call the quota never refused used all three attempts; a refused one one or two.
+        assert 2 * (30 - refused) <= retried < 2 * (30 - refused) + refused
+
+
 def test_an_error_code_outside_the_model_is_counted_as_other(
     metered_stub: Metered, wire_stub: WireStub
 ) -> None:
