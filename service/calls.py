@@ -85,6 +85,16 @@ class Call:
         return remaining
 
 
+# grpc reports a call without a deadline as one about 292 billion years away.
+_NO_DEADLINE_SECONDS = 1e12
+
+
+def has_deadline(context: grpc.ServicerContext) -> bool:
+    """Whether the caller set a deadline."""
+    remaining = context.time_remaining()
+    return remaining is not None and remaining < _NO_DEADLINE_SECONDS
+
+
 _current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)
 
 

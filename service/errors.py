@@ -155,11 +155,11 @@ def _from_client_error(
 _QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
 # A body botocore could not parse as JSON becomes the message whole: it may echo the request.
 _STRUCTURED_TEXT = re.compile(r"[{}<>]")
-# What names an AWS identity: an ARN, a 12-digit account id, an access key id, an IAM role or user.
+# What names an AWS identity: an ARN (roles and users are ARNs), an assumed role, a 12-digit account
+# id, an access key or IAM unique id.
 _IDENTITY = re.compile(
-    r"arn:aws|(?<![0-9])[0-9]{12}(?![0-9])|\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA)[A-Z0-9]{12,}|assumed-role"
-    r"|\brole/|\buser/",
-    re.IGNORECASE,
+    r"arn:aws|assumed-role|(?<![0-9A-Za-z-])[0-9]{12}(?![0-9A-Za-z-])"
+    r"|\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA)[A-Z0-9]{12,}\b"
 )
 
 

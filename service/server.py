@@ -70,6 +70,9 @@ def create_server(
             ("grpc.so_reuseport", 0),
             # The largest batch AWS accepts must fit (gRPC's default is 4 MiB).
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
+            # admitted or refused wait in the client rather than in this process.
+            ("grpc.http2.bdp_probe", 0),
         ],
     )
     servicer = MemoryRecordsServicer(

@@ -49,7 +49,7 @@ class MemoryRecordsServicer:
     def call(self, operation: Operation[Any, Any], raw: bytes, context: grpc.ServicerContext) -> Any:
         """Serve one RPC of `operation`, whose request arrived as `raw` bytes."""
         with calls.scope(context, operation.full_method) as call:
-            if context.time_remaining() is None:
+            if not calls.has_deadline(context):
                 call.default_deadline = time.perf_counter() + self._default_deadline_seconds
             request = None
             try:

@@ -327,6 +327,42 @@ def test_values_quoted_in_aws_messages_are_dropped(aws_service: RunningService, 
     assert "Value at 'records.1.member.content.text' failed" in (error.details() or "")
 
 
+ROLE_ARN = "arn:aws:sts::123456789012:assumed-role/agentcore-memory-grpc/i-0abc"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "text"),
+    [
+        (401, "UnknownAuthFailure", f"User: {ROLE_ARN} is not authorized"),
+        (403, "UnauthorizedOperation", f"User: {ROLE_ARN} is not authorized to perform this operation"),
+        (
+            400,
+            "ValidationException",
+            "Memory arn:aws:bedrock-agentcore:us-east-1:123456789012:memory/m-1 is bad",
+        ),
+        (400, "InvalidInputException", "account 123456789012 has no access"),
+        (403, "SignatureDoesNotMatch", "The key AKIAIOSFODNN7EXAMPLE does not match"),
+        (500, "InternalFailure", "role assumed-role/x failed"),
+    ],
+)
+def test_the_services_identity_never_reaches_the_caller(
+    aws_service: RunningService,
+    wire_stub: WireStub,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    code: str,
+    text: str,
+) -> None:
+    wire_stub.queue(*[aws_error(status, code, text, fieldList=[{"name": "memoryId", "message": text}])] * 3)
+    error = call_get(aws_service)
+    shown = (error.details() or "") + repr(details_of(error))
+    for secret in ("123456789012", "assumed-role", "AKIAIOSFODNN7EXAMPLE", "arn:aws"):
+        assert secret not in shown
+    assert code in (error.details() or "") and "GetMemoryRecord" in (error.details() or "")
+    withheld = [r for r in caplog.records if r.getMessage() == "AWS message withheld from the caller"]
+    assert [getattr(r, "awsErrorCode", None) for r in withheld] == [code]  # for operators
+
+
 @pytest.mark.parametrize(
     ("status", "grpc_code"),
     [

@@ -99,3 +99,38 @@ def test_drain_reports_not_serving_while_still_serving(
         get = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
         reply = pb_grpc.MemoryRecordsServiceStub(channel).Get(get, timeout=5)
         assert reply.memory_record.memory_record_id == RECORD_ID, "new RPCs are still served while draining"
+
+
+def test_health_turns_not_serving_at_once_while_every_handler_is_busy(
+    aws_service_factory: AwsServiceFactory, wire_stub: WireStub
+) -> None:
+    """Four slow RPCs fill every turn and every admission slot; SIGTERM's NOT_SERVING still shows on
+    the very next health check, and the slow RPCs then finish within the grace period."""
+    del aws_service_factory  # its AWS variables aim serve()'s own client at the wire stub
+    settings = settings_for_tests(
+        backend=Backend.AWS,
+        metrics_port=0,
+        max_workers=2,
+        max_concurrent_rpcs=4,
+        shutdown_drain_seconds=1,
+        shutdown_grace_seconds=5,
+    )
+    stop = threading.Event()
+    with serving(settings, stop) as channel:
+        wire_stub.queue(*[aws_reply(200, {"memoryRecord": RECORD}, delay_seconds=1.5)] * 4)
+        stub = pb_grpc.MemoryRecordsServiceStub(channel)
+        get = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        slow = [stub.Get.future(get, timeout=10) for _ in range(4)]
+        deadline = time.monotonic() + 5
+        while len(wire_stub.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(wire_stub.requests) == 2, "two RPCs call AWS, two wait for a turn"
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1  # SERVING
+        stop.set()
+        deadline = time.monotonic() + 1
+        status = health_pb2.HealthCheckResponse.SERVING
+        while status == health_pb2.HealthCheckResponse.SERVING and time.monotonic() < deadline:
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert all(call.result(timeout=10).memory_record.memory_record_id == RECORD_ID for call in slow)

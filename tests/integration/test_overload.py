@@ -1,0 +1,232 @@
+"""Overload: beyond MAX_CONCURRENT_RPCS or MAX_INFLIGHT_BYTES an RPC is refused at once with
+RESOURCE_EXHAUSTED; admitted RPCs complete; health is answered throughout; an RPC whose deadline
+passes while it waits never reaches AWS; and the metrics equal what the clients saw, code by code.
+The emulator's injected latency keeps the admitted RPCs busy."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from emulator import Emulator, FaultConfig
+from service import aws, operations
+from service.calls import GO_CODE_NAMES
+from service.settings import Backend
+from tests.helpers import (
+    MEMORY_ID,
+    ROOT,
+    UNKNOWN_RECORD_ID,
+    RunningService,
+    details_of,
+    record_create,
+    run_service,
+    settings_for_tests,
+)
+
+LATENCY_SECONDS = 1.0
+GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID)
+
+
+@pytest.fixture
+def slow_emulator() -> Iterator[Emulator]:
+    with Emulator(memory_ids=[MEMORY_ID], faults=FaultConfig(latency_seconds=LATENCY_SECONDS)) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def service_on(emulator: Emulator, **overrides: Any) -> Iterator[RunningService]:
+    settings = settings_for_tests(backend=Backend.LOCAL, **overrides)
+    yield from run_service(settings, aws.create_client(settings, endpoint_url=emulator.endpoint_url))
+
+
+def outcome(invoke: Callable[..., Any], request: Any, **kwargs: Any) -> grpc.RpcError | None:
+    try:
+        invoke(request, **kwargs)
+    except grpc.RpcError as error:
+        return error
+    return None
+
+
+def code_name(error: grpc.RpcError | None) -> str:
+    return "OK" if error is None else GO_CODE_NAMES[error.code()]
+
+
+def handled(service: RunningService, method: str) -> dict[str, float]:
+    """grpc_server_handled_total of `method`, by code, zeros left out."""
+    counts = {}
+    for code in GO_CODE_NAMES.values():
+        labels = {
+            "grpc_type": "unary",
+            "grpc_service": operations.SERVICE_NAME,
+            "grpc_method": method,
+            "grpc_code": code,
+        }
+        value = service.metrics.registry.get_sample_value("grpc_server_handled_total", labels)
+        if value:
+            counts[code] = value
+    return counts
+
+
+def sample(service: RunningService, name: str, **labels: str) -> float:
+    return service.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_beyond_the_limit_rpcs_are_refused_and_health_is_answered(slow_emulator: Emulator) -> None:
+    with service_on(slow_emulator, max_workers=2, max_concurrent_rpcs=4) as service:
+        health = health_pb2_grpc.HealthStub(service.channel)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+            calls = [pool.submit(outcome, service.stub.Get, GET, timeout=30) for _ in range(12)]
+            # Two RPCs call AWS, two wait for a turn, eight are refused: every handler slot is busy.
+            wait_for(lambda: len(slow_emulator.received()) == 2 and sum(f.done() for f in calls) == 8)
+            assert sample(service, "agentcore_grpc_server_requests_waiting") == 2
+            for _ in range(5):
+                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            errors = [future.result() for future in calls]
+
+        seen = collections.Counter(code_name(error) for error in errors)
+        assert seen == {"NotFound": 4, "ResourceExhausted": 8}
+        for error in errors:
+            if error is not None and error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                details = details_of(error)
+                assert details[error_details_pb2.ErrorInfo].reason == "SERVER_OVERLOADED"
+                assert error_details_pb2.RetryInfo in details
+        assert len(slow_emulator.received("GetMemoryRecord")) == 4  # the refused never reached AWS
+        assert handled(service, "Get") == seen
+        refused = sample(
+            service,
+            "agentcore_grpc_server_requests_refused_total",
+            grpc_service=operations.SERVICE_NAME,
+            grpc_method="Get",
+            reason="rpcs",
+        )
+        assert refused == 8
+        assert sample(service, "agentcore_grpc_server_requests_waiting") == 0
+
+
+def test_request_bytes_are_bounded_too(slow_emulator: Emulator) -> None:
+    records = [record_create("x" * 15_000, request_identifier=f"r{i}") for i in range(7)]
+    request = pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records)
+    size = request.ByteSize()
+    with service_on(slow_emulator, max_concurrent_rpcs=10, max_inflight_bytes=size + size // 2) as service:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            errors = list(
+                pool.map(lambda _: outcome(service.stub.BatchCreate, request, timeout=30), range(3))
+            )
+        seen = collections.Counter(code_name(error) for error in errors)
+        assert seen == {"OK": 1, "ResourceExhausted": 2}
+        assert handled(service, "BatchCreate") == seen
+        refused = sample(
+            service,
+            "agentcore_grpc_server_requests_refused_total",
+            grpc_service=operations.SERVICE_NAME,
+            grpc_method="BatchCreate",
+            reason="bytes",
+        )
+        assert refused == 2
+
+
+def test_a_deadline_that_passes_while_waiting_never_reaches_aws(
+    slow_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.rpc")
+    with service_on(slow_emulator, max_workers=1) as service:
+        first = service.stub.Get.future(GET, timeout=30)
+        wait_for(lambda: len(slow_emulator.received()) == 1)
+        late = outcome(service.stub.Get, GET, timeout=0.3)
+        assert late is not None and late.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError):
+            first.result(timeout=30)  # NotFound, after the injected latency
+        assert len(slow_emulator.received("GetMemoryRecord")) == 1
+        wait_for(lambda: handled(service, "Get") == {"NotFound": 1, "DeadlineExceeded": 1})
+        codes = [getattr(r, "grpcCode", None) for r in caplog.records if r.name == "service.rpc"]
+        assert sorted(code for code in codes if code) == ["DeadlineExceeded", "NotFound"]
+
+
+def test_a_call_without_a_deadline_gets_the_default_one(slow_emulator: Emulator) -> None:
+    with service_on(slow_emulator, default_deadline_seconds=0.3) as service:
+        error = outcome(service.stub.Get, GET)  # no deadline: AWS answers only after a second
+        assert error is not None and error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert handled(service, "Get") == {"DeadlineExceeded": 1}
+
+
+def peak_rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_memory_stays_bounded_under_a_flood_of_large_batches(tmp_path: Any) -> None:
+    """100 concurrent 1.5 MB batches against a process that admits 4 MiB of requests: its peak RSS grows
+    by far less than the 150 MB the batches weigh (without admission it grew by about 230 MiB)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}",
+        "AGENTCORE_BACKEND": "local",
+        "GRPC_HOST": "127.0.0.1",
+        "GRPC_PORT": "0",
+        "METRICS_PORT": "0",
+        "GRPC_MAX_WORKERS": "2",
+        "MAX_CONCURRENT_RPCS": "8",
+        "MAX_INFLIGHT_BYTES": str(4 * 1024 * 1024),
+        "LOCAL_FAULTS": "latency=1",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", START_AND_REPORT], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        records = [record_create("y" * 15_000, request_identifier=f"r{i}") for i in range(100)]
+        request = pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.MemoryRecordsServiceStub(channel)
+            outcome(stub.Get, GET, timeout=30)  # warm: every module loaded, one call served
+            before = peak_rss_bytes(process.pid)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
+                errors = list(pool.map(lambda _: outcome(stub.BatchCreate, request, timeout=60), range(100)))
+            grown = peak_rss_bytes(process.pid) - before
+        seen = collections.Counter(code_name(error) for error in errors)
+        assert set(seen) <= {"OK", "ResourceExhausted"} and seen["OK"] >= 1, seen
+        assert grown < 150 * 1024 * 1024, f"peak RSS grew by {grown / 2**20:.0f} MiB"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+# Serves like `python -m service`, and prints the gRPC port on stdout once it listens.
+START_AND_REPORT = """
+import os, sys
+from service import logs
+from service.server import serve
+from service.settings import Settings
+settings = Settings.from_env(os.environ)
+logs.configure(settings.log_level)
+serve(settings, on_serving=lambda grpc_port, _: print(grpc_port, flush=True))
+"""
