@@ -9,7 +9,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-inp
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint generate check-generated emulator clean
+.PHONY: run test soak lint generate check-generated emulator clean
 
 # The runtime set, enough to serve.
 $(VENV)/.runtime: requirements.txt
@@ -63,6 +63,12 @@ lint: $(VENV)/.dev node_modules/.installed
 ## Everything CI checks.
 test: $(VENV)/.dev check-generated lint
 	$(BIN)/python -m pytest
+
+## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`
+## (60 by default; `make test` runs it for a few seconds).
+soak: export SOAK_SECONDS ?= 60
+soak: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -s tests/integration/test_soak.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

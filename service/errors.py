@@ -30,6 +30,7 @@ FACADE_DOMAIN = "agentcore-memory-grpc"
 MAX_VIOLATIONS_IN_DETAILS = 25
 MAX_VIOLATIONS_IN_MESSAGE = 5
 MAX_MESSAGE_CHARACTERS = 500
+MAX_FIELD_CHARACTERS = 200
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,18 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
 
 def _invalid(violations: Sequence[FieldViolation]) -> grpc.Status:
     shown = violations[:MAX_VIOLATIONS_IN_MESSAGE]
-    message = "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in shown)
+    # A path holds map keys the caller chose, of any length: shortened, so that the trailers fit.
+    message = "invalid request: " + "; ".join(
+        f"{_shortened(v.field, MAX_FIELD_CHARACTERS)}: {v.description}" for v in shown
+    )
     if len(violations) > len(shown):
         message += f"; and {len(violations) - len(shown)} more (see BadRequest)"
+    message = _shortened(message, MAX_MESSAGE_CHARACTERS)
     return _facade(code_pb2.INVALID_ARGUMENT, "INVALID_ARGUMENT", message, _bad_request(violations))
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _facade(code: int, reason: str, message: str, *details: Any) -> grpc.Status:
@@ -271,7 +280,10 @@ def _bad_request(violations: Sequence[FieldViolation]) -> error_details_pb2.BadR
         kept.append(FieldViolation("", f"and {len(violations) - len(kept)} more invalid fields"))
     return error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field[:200], description=v.description[:200])
+            error_details_pb2.BadRequest.FieldViolation(
+                field=_shortened(v.field, MAX_FIELD_CHARACTERS),
+                description=_shortened(v.description, MAX_FIELD_CHARACTERS),
+            )
             for v in kept
         ]
     )

@@ -9,11 +9,12 @@ import http.client
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import botocore.config
@@ -149,6 +150,37 @@ def settings_for_tests(**overrides: Any) -> Settings:
         "aws_read_timeout_seconds": 10.0,
     }
     return Settings(**{**defaults, **overrides})
+
+
+START_TIMEOUT_SECONDS = 20
+
+
+def service_env(**variables: str) -> dict[str, str]:
+    """The environment of a `python -m service` process on free loopback ports, without AWS variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}",
+            "GRPC_HOST": "127.0.0.1",
+            "GRPC_PORT": "0",
+            "METRICS_PORT": "0",
+        }
+    )
+    env.update(variables)
+    return env
+
+
+def read_json_line(stream: IO[str], message: str) -> dict[str, object]:
+    """The first JSON log line on `stream` whose message is `message`."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        entry = json.loads(line)
+        if entry.get("message") == message:
+            return dict(entry)
+    raise AssertionError(f"no {message!r} line")
 
 
 @dataclasses.dataclass

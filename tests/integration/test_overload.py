@@ -9,10 +9,10 @@ import collections
 import concurrent.futures
 import contextlib
 import logging
-import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,8 +34,10 @@ from tests.helpers import (
     UNKNOWN_RECORD_ID,
     RunningService,
     details_of,
+    read_json_line,
     record_create,
     run_service,
+    service_env,
     settings_for_tests,
 )
 
@@ -184,25 +186,21 @@ def peak_rss_bytes(pid: int) -> int:
 def test_memory_stays_bounded_under_a_flood_of_large_batches(tmp_path: Any) -> None:
     """100 concurrent 1.5 MB batches against a process that admits 4 MiB of requests: its peak RSS grows
     by far less than the 150 MB the batches weigh (without admission it grew by about 230 MiB)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}",
-        "AGENTCORE_BACKEND": "local",
-        "GRPC_HOST": "127.0.0.1",
-        "GRPC_PORT": "0",
-        "METRICS_PORT": "0",
-        "GRPC_MAX_WORKERS": "2",
-        "MAX_CONCURRENT_RPCS": "8",
-        "MAX_INFLIGHT_BYTES": str(4 * 1024 * 1024),
-        "LOCAL_FAULTS": "latency=1",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = service_env(
+        AGENTCORE_BACKEND="local",
+        GRPC_MAX_WORKERS="2",
+        MAX_CONCURRENT_RPCS="8",
+        MAX_INFLIGHT_BYTES=str(4 * 1024 * 1024),
+        LOCAL_FAULTS="latency=1",
+    )
     process = subprocess.Popen(
-        [sys.executable, "-c", START_AND_REPORT], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
+        assert process.stderr is not None
+        port = read_json_line(process.stderr, f"serving {operations.SERVICE_NAME}")["grpcPort"]
+        # The log lines that follow must not fill a pipe nobody reads.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
         records = [record_create("y" * 15_000, request_identifier=f"r{i}") for i in range(100)]
         request = pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -218,15 +216,3 @@ def test_memory_stays_bounded_under_a_flood_of_large_batches(tmp_path: Any) -> N
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-
-
-# Serves like `python -m service`, and prints the gRPC port on stdout once it listens.
-START_AND_REPORT = """
-import os, sys
-from service import logs
-from service.server import serve
-from service.settings import Settings
-settings = Settings.from_env(os.environ)
-logs.configure(settings.log_level)
-serve(settings, on_serving=lambda grpc_port, _: print(grpc_port, flush=True))
-"""

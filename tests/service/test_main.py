@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from typing import IO
 
 import grpc
 import pytest
@@ -21,35 +17,7 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import ROOT
-
-START_TIMEOUT_SECONDS = 20
-
-
-def service_env(**variables: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        {
-            "PYTHONPATH": f"{ROOT / 'generated'}:{ROOT}",
-            "GRPC_HOST": "127.0.0.1",
-            "GRPC_PORT": "0",
-            "METRICS_PORT": "0",
-        }
-    )
-    env.update(variables)
-    return env
-
-
-def read_json_line(stream: IO[str], message: str) -> dict[str, object]:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            break
-        entry = json.loads(line)
-        if entry.get("message") == message:
-            return dict(entry)
-    raise AssertionError(f"no {message!r} line")
+from tests.helpers import ROOT, read_json_line, service_env
 
 
 @contextlib.contextmanager
