@@ -101,11 +101,11 @@ def _from_client_error(
         metadata["awsRequestId"] = request_id
     aws_message = safe_aws_text(str(error.get("Message") or error.get("message") or ""))
     if row.message is not None:
-        message = row.message
-    elif row.reason == "AWS_ACCESS_DENIED":
-        # AWS names the service's own IAM role and account here: that is for operators, not callers.
-        log.warning("AWS denied access", extra={"awsRequestId": request_id, "awsMessage": aws_message})
-        message = f"AccessDeniedException: the service is not allowed to call {exc.operation_name}"
+        log.warning(
+            "AWS message withheld from the caller",
+            extra={"awsRequestId": request_id, "awsErrorCode": aws_code, "awsMessage": aws_message},
+        )
+        message = row.message.format(operation=exc.operation_name)
     else:
         message = f"{aws_code}: {aws_message or 'no message'}"
     details: list[Any] = []
@@ -117,7 +117,7 @@ def _from_client_error(
                 resource_type=resource.type, resource_name=resource.name, description=message
             )
         )
-    if row.reason == "AWS_SERVICE_QUOTA_EXCEEDED":
+    if row.quota_failure:
         subject = resource.name if resource is not None else ""
         details.append(
             error_details_pb2.QuotaFailure(

@@ -48,7 +48,7 @@ def create_server(
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
-    metrics.upstream.instrument(client)
+    metrics.aws_calls.instrument(client)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc-handler"),
         # Outermost, so that they see the final code of every RPC.
@@ -60,7 +60,7 @@ def create_server(
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
         ],
     )
-    server.add_generic_rpc_handlers((MemoryRecordsServicer(client).handler(),))
+    MemoryRecordsServicer(client).add_to_server(server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

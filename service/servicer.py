@@ -25,19 +25,21 @@ class MemoryRecordsServicer:
     def __init__(self, client: BedrockAgentCoreClient) -> None:
         self._client = client
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        """The service's gRPC handler: one method per entry of the operation table."""
-        return grpc.method_handlers_generic_handler(
-            operations.SERVICE_NAME,
-            {
-                operation.rpc: grpc.unary_unary_rpc_method_handler(
-                    functools.partial(self.call, operation),
-                    request_deserializer=operation.request_type.FromString,
-                    response_serializer=operation.response_type.SerializeToString,
-                )
-                for operation in operations.OPERATIONS
-            },
+    def add_to_server(self, server: grpc.Server) -> None:
+        """One method per entry of the operation table, registered as the generated code does: by
+        name for stubs that send registered calls, and generically for every other client."""
+        handlers = {
+            operation.rpc: grpc.unary_unary_rpc_method_handler(
+                functools.partial(self.call, operation),
+                request_deserializer=operation.request_type.FromString,
+                response_serializer=operation.response_type.SerializeToString,
+            )
+            for operation in operations.OPERATIONS
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(operations.SERVICE_NAME, handlers),)
         )
+        server.add_registered_method_handlers(operations.SERVICE_NAME, handlers)
 
     def call(
         self, operation: Operation[Request, Response], request: Request, context: grpc.ServicerContext

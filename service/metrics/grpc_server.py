@@ -6,12 +6,14 @@ written for Go servers work unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
+from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.protobuf import descriptor_pool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from service import calls
+from service import calls, operations
 
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
@@ -21,7 +23,8 @@ def _labels(call: calls.Call) -> tuple[str, str, str]:
 
 
 class ServerMetrics:
-    """Started, handled, messages, handling time and in-flight RPCs, by method (a `calls.Reporter`)."""
+    """Started, handled, messages, handling time and in-flight RPCs by method, and the records of batch
+    responses (a `calls.Reporter`)."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
         self.started_total = Counter(
@@ -63,6 +66,15 @@ class ServerMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.records = Counter(
+            "agentcore_records_total",
+            "Records in batch responses, by outcome and per-record error code.",
+            ("operation", "outcome", "error_code"),
+            registry=registry,
+        )
+        for operation in operations.OPERATIONS:
+            if operation.batch:
+                self.records.labels(operation.aws_operation, "succeeded", "none")
 
     def initialize(self, service_names: Iterable[str]) -> None:
         """Create every series of these services' methods at 0, as go-grpc-middleware's
@@ -102,3 +114,20 @@ class ServerMetrics:
         self.handled_total.labels(*labels, calls.GO_CODE_NAMES[code]).inc()
         self.handling_seconds.labels(*labels).observe(call.seconds())
         self.in_flight.labels(*labels).dec()
+        operation = call.operation
+        if operation is not None and operation.batch and call.response is not None:
+            self._count_records(operation.aws_operation, call.response)
+
+    def _count_records(self, aws_operation: str, response: Any) -> None:
+        """The records of a batch response the caller received."""
+        if response.successful_records:
+            self.records.labels(aws_operation, "succeeded", "none").inc(len(response.successful_records))
+        for result in response.failed_records:
+            self.records.labels(aws_operation, "failed", _record_error_code(result)).inc()
+
+
+def _record_error_code(result: pb.MemoryRecordResult) -> str:
+    """AWS's per-record code (an HTTP-like status) as a bounded label value."""
+    if not result.HasField("error_code"):
+        return "unknown"
+    return str(result.error_code) if 100 <= result.error_code <= 599 else "other"
