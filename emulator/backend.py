@@ -29,9 +29,9 @@ from emulator.store import Store, StoreClosedError, StoredResponse, Transaction
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = "bedrock-agentcore"
+AWS_SERVICE = "bedrock-agentcore"
 API_VERSION = "2024-02-28"
-MODEL = load_service_model(SERVICE_NAME, API_VERSION)
+MODEL = load_service_model(AWS_SERVICE, API_VERSION)
 
 DEFAULT_MEMORY_ID = "demo_memory-0123456789"
 

@@ -12,9 +12,10 @@ import random
 import threading
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from emulator.backend import MODEL, SERVICE_NAME
+from emulator.backend import AWS_SERVICE, MODEL
 from emulator.restjson.dispatch import DropConnection
 from emulator.restjson.exceptions import ApiError
 from emulator.restjson.model import error_status
@@ -40,11 +41,13 @@ class FaultConfig:
     operations: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
+        # Read-only, so that one config (a default shared by many Settings, say) cannot change under them.
+        object.__setattr__(self, "error_rates", MappingProxyType(dict(self.error_rates)))
         for code, rate in self.error_rates.items():
             try:
                 error_status(MODEL, code)
             except Exception:
-                raise ValueError(f"{code} is not an error of the {SERVICE_NAME} model") from None
+                raise ValueError(f"{code} is not an error of the {AWS_SERVICE} model") from None
             _check_probability(f"error rate of {code}", rate)
         _check_probability("drop_connection_rate", self.drop_connection_rate)
         if self.latency_seconds < 0:

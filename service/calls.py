@@ -105,9 +105,10 @@ def current() -> Call | None:
 
 @contextlib.contextmanager
 def scope(context: grpc.ServicerContext, full_method: str = "", grpc_type: str = "unary") -> Iterator[Call]:
-    """The Call of `context`: the one an outer layer opened, else a new one for this block."""
+    """The Call of this RPC: the one an outer layer opened (an interceptor may wrap `context`), else a
+    new one for this block."""
     call = _current.get()
-    if call is not None and call.context is context:
+    if call is not None:
         yield call
         return
     call = Call(context, full_method, grpc_type)

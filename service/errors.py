@@ -118,10 +118,9 @@ def _from_client_error(
     if request_id:
         metadata["awsRequestId"] = request_id
     raw_message = str(error.get("Message") or error.get("message") or "")
-    if row.message is not None:
-        message = row.message
-    elif row.reason == "AWS_ACCESS_DENIED" or names_an_identity(raw_message):
-        # AWS names the service's own role, account or key here: that is for operators, not callers.
+    withheld = row.message is not None or names_an_identity(raw_message)
+    if withheld:
+        # AWS's text names the service's own role, account or key: that is for operators, not callers.
         log.warning(
             "AWS message withheld from the caller",
             extra={
@@ -130,10 +129,10 @@ def _from_client_error(
                 "awsMessage": _without_values(raw_message),
             },
         )
-        if row.reason == "AWS_ACCESS_DENIED":
-            message = f"AccessDeniedException: the service is not allowed to call {exc.operation_name}"
-        else:
-            message = f"{aws_code}: {exc.operation_name} failed; AWS's message names an AWS identity"
+    if row.message is not None:
+        message = row.message.format(operation=exc.operation_name)
+    elif withheld:
+        message = f"{aws_code}: {exc.operation_name} failed; AWS's message names an AWS identity"
     else:
         message = f"{aws_code}: {safe_aws_text(raw_message) or 'no message'}"
     details: list[Any] = []
@@ -145,7 +144,7 @@ def _from_client_error(
                 resource_type=resource.type, resource_name=resource.name, description=message
             )
         )
-    if row.reason == "AWS_SERVICE_QUOTA_EXCEEDED":
+    if row.quota_failure:
         subject = resource.name if resource is not None else ""
         details.append(
             error_details_pb2.QuotaFailure(

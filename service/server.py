@@ -51,7 +51,7 @@ def create_server(
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
-    metrics.upstream.instrument(client)
+    metrics.aws_calls.instrument(client)
     admission = Admission(
         max_rpcs=settings.max_concurrent_rpcs,
         max_bytes=settings.max_inflight_bytes,
@@ -75,10 +75,9 @@ def create_server(
             ("grpc.http2.bdp_probe", 0),
         ],
     )
-    servicer = MemoryRecordsServicer(
+    MemoryRecordsServicer(
         client, admission, default_deadline_seconds=settings.default_deadline_seconds
-    )
-    server.add_generic_rpc_handlers((servicer.handler(),))
+    ).add_to_server(server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -32,19 +32,21 @@ class MemoryRecordsServicer:
         self._admission = admission
         self._default_deadline_seconds = default_deadline_seconds
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        """The service's gRPC handler: one method per entry of the operation table."""
-        return grpc.method_handlers_generic_handler(
-            operations.SERVICE_NAME,
-            {
-                operation.rpc: grpc.unary_unary_rpc_method_handler(
-                    functools.partial(self.call, operation),
-                    request_deserializer=None,  # bytes: parsed in `call`
-                    response_serializer=operation.response_type.SerializeToString,
-                )
-                for operation in operations.OPERATIONS
-            },
+    def add_to_server(self, server: grpc.Server) -> None:
+        """One method per entry of the operation table, registered as the generated code does: by
+        name for stubs that send registered calls, and generically for every other client."""
+        handlers: dict[str, grpc.RpcMethodHandler[bytes, Any]] = {
+            operation.rpc: grpc.unary_unary_rpc_method_handler(
+                functools.partial(self.call, operation),
+                request_deserializer=None,  # bytes: parsed in `call`
+                response_serializer=operation.response_type.SerializeToString,
+            )
+            for operation in operations.OPERATIONS
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(operations.SERVICE_NAME, handlers),)
         )
+        server.add_registered_method_handlers(operations.SERVICE_NAME, handlers)
 
     def call(self, operation: Operation[Any, Any], raw: bytes, context: grpc.ServicerContext) -> Any:
         """Serve one RPC of `operation`, whose request arrived as `raw` bytes."""

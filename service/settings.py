@@ -2,7 +2,7 @@
 
 Each field of `Settings` is declared once, by `setting()`: its environment variable, its default (as the
 text one would set), its parser and its README meaning. `from_env` and the README table (`readme_table`)
-are both read off those declarations, and tests/test_settings.py checks the README against them.
+are both read off those declarations, and tests/service/test_settings.py checks the README against them.
 
 AWS settings that botocore already reads (credentials, region, endpoint, profile) are not repeated
 here: in the `aws` backend, boto3's own default chain applies unchanged.
@@ -176,7 +176,7 @@ class Settings:
         "see [Metrics](#metrics)",
     )
     # RUF009 is silenced here and on local_faults: it guards against shared mutable defaults, and an
-    # enum member or a frozen dataclass is not mutable.
+    # enum member and a FaultConfig (frozen, its error rates read-only) cannot change.
     backend: Backend = setting(  # noqa: RUF009
         env="AGENTCORE_BACKEND",
         default=Backend.LOCAL.value,

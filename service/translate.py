@@ -38,11 +38,6 @@ def snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
 
 
-def upper_snake(name: str) -> str:
-    """An AWS code as an AIP-193 reason: `SomethingNew` -> `SOMETHING_NEW`."""
-    return _CAMEL.sub("_", name).upper() or "UNKNOWN"
-
-
 # --- timestamps -------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import re
 
 import botocore.exceptions
 import grpc
@@ -27,6 +28,7 @@ UNAVAILABLE_RETRY_DELAY_SECONDS = 1.0
 # The `aws_error_code` label of a code outside the known set, so that labels stay bounded.
 OTHER_ERROR_CODE = "Other"
 # Transient codes that map by HTTP status, but are worth their own label value.
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "RequestTimeoutException", "InternalFailure", "ServiceUnavailable"}
 )
@@ -49,12 +51,14 @@ class Outcome(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """What the caller sees. `message` replaces AWS's text (`{}` takes the exception's); None keeps it."""
+    """What the caller sees. `message`, when set, replaces AWS's text: `{}` takes the exception's text,
+    `{operation}` the AWS operation's name. `quota_failure` adds a QuotaFailure detail."""
 
     code: grpc.StatusCode
     reason: str
     retry_delay_seconds: float | None = None
     message: str | None = None
+    quota_failure: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,12 +105,19 @@ _AWS_ROWS: dict[str, Row] = {
     "ValidationException": Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_VALIDATION_FAILED"),
     "InvalidInputException": Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_INVALID_INPUT"),
     "ResourceNotFoundException": Row(grpc.StatusCode.NOT_FOUND, "AWS_RESOURCE_NOT_FOUND"),
-    "AccessDeniedException": Row(grpc.StatusCode.PERMISSION_DENIED, "AWS_ACCESS_DENIED"),
+    # AWS's text names the service's own IAM role and account: that is for operators, not callers.
+    "AccessDeniedException": Row(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "AWS_ACCESS_DENIED",
+        message="AccessDeniedException: the service is not allowed to call {operation}",
+    ),
     **{
         code: Row(grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_THROTTLED", THROTTLE_RETRY_DELAY_SECONDS)
         for code in THROTTLE_CODES
     },
-    "ServiceQuotaExceededException": Row(grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_SERVICE_QUOTA_EXCEEDED"),
+    "ServiceQuotaExceededException": Row(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "AWS_SERVICE_QUOTA_EXCEEDED", quota_failure=True
+    ),
     "ServiceException": Row(
         grpc.StatusCode.UNAVAILABLE, "AWS_SERVICE_ERROR", UNAVAILABLE_RETRY_DELAY_SECONDS
     ),
@@ -202,7 +213,8 @@ def caller_gone(context: grpc.ServicerContext) -> CallerGoneError | None:
 
 
 def _row_for_http_status(http_status: int, aws_code: str) -> Row:
-    reason = "AWS_" + translate.upper_snake(aws_code.removesuffix("Exception"))
+    # An AIP-193 reason from the AWS code: `SomethingNewException` -> `AWS_SOMETHING_NEW`.
+    reason = "AWS_" + (_CAMEL.sub("_", aws_code.removesuffix("Exception")).upper() or "UNKNOWN")
     if http_status >= 500:
         return Row(grpc.StatusCode.UNAVAILABLE, reason, UNAVAILABLE_RETRY_DELAY_SECONDS)
     if http_status == 429:

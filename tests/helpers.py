@@ -107,6 +107,19 @@ def details_of(error: grpc.RpcError) -> dict[type[Any], Any]:
     return status_details(status)
 
 
+class FakeContext:
+    """The little of grpc.ServicerContext that the caller-gone and deadline logic reads."""
+
+    def __init__(self, *, active: bool, remaining: float | None) -> None:
+        self.active, self.remaining = active, remaining
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+
 def emulator_client(
     endpoint_url: str, *, attempts: int = 1, validate: bool = True, timeout_seconds: float = 10
 ) -> Any:

@@ -1,6 +1,6 @@
 """Every metric of the service, in one registry, split by job as go-grpc-middleware splits its
-provider: `grpc_server` (the gRPC server metrics and their interceptor), `upstream` (AWS calls, through
-botocore hooks) and `exposition` (/metrics).
+provider: `grpc_server` (the gRPC server metrics and their interceptor), `aws_calls` (AWS calls,
+through botocore hooks) and `exposition` (/metrics).
 
 Cardinality is bounded: labels hold method, operation and code names from fixed sets, never a memory
 id, record id or text. Every Metrics owns its CollectorRegistry, so that tests can run several servers
@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from service import __version__
 from service.metrics import exposition
+from service.metrics.aws_calls import AwsCallMetrics
 from service.metrics.grpc_server import ServerMetrics
-from service.metrics.upstream import UpstreamMetrics
 
 VERSION = __version__
 # Seconds. The floor separates requests refused before AWS (under 1 ms) from AWS calls (tens of ms);
@@ -27,12 +27,12 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """The service's metrics in one registry: `server` (gRPC) and `upstream` (AWS)."""
+    """The service's metrics in one registry: `server` (gRPC) and `aws_calls` (AWS)."""
 
     def __init__(self, *, backend: str, version: str = VERSION) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.server = ServerMetrics(self.registry, LATENCY_BUCKETS)
-        self.upstream = UpstreamMetrics(self.registry, LATENCY_BUCKETS)
+        self.aws_calls = AwsCallMetrics(self.registry, LATENCY_BUCKETS)
         self.build_info = Gauge(
             "agentcore_build_info",
             "Always 1: the service's version and backend.",

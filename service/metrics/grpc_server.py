@@ -6,8 +6,10 @@ written for Go servers work unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
+from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.protobuf import descriptor_pool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -22,7 +24,8 @@ def _labels(call: calls.Call) -> tuple[str, str, str]:
 
 
 class ServerMetrics:
-    """Started, handled, messages, handling time and in-flight RPCs, by method (a `calls.Reporter`)."""
+    """Started, handled, messages, handling time and in-flight RPCs by method, and the records of batch
+    responses (a `calls.Reporter`)."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
         self.started_total = Counter(
@@ -76,6 +79,15 @@ class ServerMetrics:
             ("grpc_service", "grpc_method", "reason"),
             registry=registry,
         )
+        self.records = Counter(
+            "agentcore_records_total",
+            "Records in batch responses, by outcome and per-record error code.",
+            ("operation", "outcome", "error_code"),
+            registry=registry,
+        )
+        for operation in operations.OPERATIONS:
+            if operation.batch:
+                self.records.labels(operation.aws_operation, "succeeded", "none")
 
     def initialize(self, service_names: Iterable[str]) -> None:
         """Create every series of these services' methods at 0, as go-grpc-middleware's
@@ -120,3 +132,20 @@ class ServerMetrics:
         self.in_flight.labels(*labels).dec()
         if call.refused is not None:
             self.refused_total.labels(call.service, call.method, call.refused).inc()
+        operation = call.operation
+        if operation is not None and operation.batch and call.response is not None:
+            self._count_records(operation.aws_operation, call.response)
+
+    def _count_records(self, aws_operation: str, response: Any) -> None:
+        """The records of a batch response the caller received."""
+        if response.successful_records:
+            self.records.labels(aws_operation, "succeeded", "none").inc(len(response.successful_records))
+        for result in response.failed_records:
+            self.records.labels(aws_operation, "failed", _record_error_code(result)).inc()
+
+
+def _record_error_code(result: pb.MemoryRecordResult) -> str:
+    """AWS's per-record code (an HTTP-like status) as a bounded label value."""
+    if not result.HasField("error_code"):
+        return "unknown"
+    return str(result.error_code) if 100 <= result.error_code <= 599 else "other"

@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from service import errors
-from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of
+from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of, record_create
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
@@ -426,6 +426,34 @@ def test_a_malformed_batch_reply_is_unavailable(aws_service: RunningService, wir
     with pytest.raises(grpc.RpcError) as caught:
         aws_service.stub.BatchCreate(request, timeout=10)
     assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_batch_reply_with_a_broken_record_fails_and_counts_no_record(
+    aws_service: RunningService, wire_stub: WireStub
+) -> None:
+    """AWS answered 2xx, but a record lacks its status: the RPC is UNAVAILABLE, so no record counts."""
+    reply = {"successfulRecords": [{"memoryRecordId": RECORD_ID}], "failedRecords": []}
+    wire_stub.queue(aws_reply(201, reply))
+    request = pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create()])
+    with pytest.raises(grpc.RpcError) as caught:
+        aws_service.stub.BatchCreate(request, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+    records = aws_service.metrics.registry.get_sample_value(
+        "agentcore_records_total",
+        {"operation": "BatchCreateMemoryRecords", "outcome": "succeeded", "error_code": "none"},
+    )
+    assert records == 0
+
+
+def test_only_the_quota_error_carries_a_quota_failure(
+    aws_service: RunningService, wire_stub: WireStub
+) -> None:
+    """A code that merely resembles ServiceQuotaExceededException maps by its HTTP status, no QuotaFailure."""
+    wire_stub.queue(aws_error(402, "ServiceQuotaExceeded", "over quota"))
+    details = details_of(call_get(aws_service))
+    assert set(details) == {error_details_pb2.ErrorInfo, error_details_pb2.RequestInfo}
+    wire_stub.queue(aws_error(402, "ServiceQuotaExceededException", "over quota"))
+    assert error_details_pb2.QuotaFailure in details_of(call_get(aws_service))
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ def test_param_validation_report_drops_values() -> None:
     proto, details = unpack(errors.to_status(exc))
     assert proto.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert "SECRET-TEXT" not in proto.message
+    assert set(details) == {error_details_pb2.ErrorInfo, error_details_pb2.BadRequest}
     assert details[error_details_pb2.ErrorInfo].reason == "INVALID_ARGUMENT"
     bad_request = details[error_details_pb2.BadRequest]
     assert [v.field for v in bad_request.field_violations] == [
@@ -67,6 +68,7 @@ def test_unexpected_exception_is_internal_with_a_generic_message(caplog: pytest.
     proto, details = unpack(errors.to_status(RuntimeError("boom with secret text")))
     assert proto.code == grpc.StatusCode.INTERNAL.value[0]
     assert proto.message == "internal error"
+    assert set(details) == {error_details_pb2.ErrorInfo}
     assert details[error_details_pb2.ErrorInfo].domain == errors.FACADE_DOMAIN
     assert len([r for r in caplog.records if r.exc_info]) == 1
 

@@ -16,7 +16,8 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from service.server import SERVICE_NAME, serve
+from service.operations import SERVICE_NAME
+from service.server import serve
 from service.settings import Backend, Settings
 from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, settings_for_tests
 from tests.wire_stub import WireStub, aws_reply

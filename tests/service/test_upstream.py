@@ -11,6 +11,7 @@ import pytest
 
 from service import translate, upstream
 from service.upstream import Outcome
+from tests.helpers import FakeContext
 
 
 def client_error(status: int, code: str) -> botocore.exceptions.ClientError:
@@ -104,17 +105,6 @@ def test_facade_failures_carry_their_own_message() -> None:
     assert malformed.row.message is not None and "{}" in malformed.row.message
     assert upstream.is_unexpected(upstream.classify(KeyError("x")))
     assert not upstream.is_unexpected(malformed)
-
-
-class FakeContext:
-    def __init__(self, *, active: bool, remaining: float | None) -> None:
-        self.active, self.remaining = active, remaining
-
-    def is_active(self) -> bool:
-        return self.active
-
-    def time_remaining(self) -> float | None:
-        return self.remaining
 
 
 def test_caller_gone_tells_a_deadline_from_a_cancel() -> None:

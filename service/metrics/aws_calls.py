@@ -1,12 +1,12 @@
-"""The upstream (AWS) metrics and the botocore hooks that record them: how AWS answers, call by call
-and record by record. How a call ended is `upstream.classify`'s decision; these hooks count it, and
-note AWS's request id and error code on the current `calls.Call` for the access log.
+"""The upstream (AWS) metrics and the botocore hooks that record them: how AWS answers, call by call.
+How a call ended is `upstream.classify`'s decision; these hooks count it, and note AWS's request id
+and error code on the current `calls.Call` for the access log.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
 
-class UpstreamMetrics:
-    """Duration, errors, retries and throttles of AWS calls, and the records of batch replies."""
+class AwsCallMetrics:
+    """Duration, errors, retries and throttles of AWS calls."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
         self.duration = Histogram(
@@ -52,20 +52,11 @@ class UpstreamMetrics:
             ("operation",),
             registry=registry,
         )
-        self.records = Counter(
-            "agentcore_records_total",
-            "Records in batch responses, by outcome and per-record error code.",
-            ("operation", "outcome", "error_code"),
-            registry=registry,
-        )
         for operation in operations.OPERATIONS:
             self.duration.labels(operation.aws_operation, upstream.Outcome.SUCCESS)
             self.retries.labels(operation.aws_operation)
             self.throttles.labels(operation.aws_operation)
             self.retries_refused.labels(operation.aws_operation)
-            if operation.batch:
-                self.records.labels(operation.aws_operation, "succeeded", "none")
-        self._batch_operations = frozenset(op.aws_operation for op in operations.OPERATIONS if op.batch)
         # Where a call's (operation, start) waits in botocore's request context; one per instance.
         self._context_key = f"agentcore_metrics.{id(self)}"
 
@@ -99,9 +90,7 @@ class UpstreamMetrics:
         status = int(http_response.status_code)
         request_id = str(parsed.get("ResponseMetadata", {}).get("RequestId") or "") or None
         if status < 300:
-            operation = self._end_call(context, upstream.Outcome.SUCCESS, None, request_id)
-            if operation in self._batch_operations:
-                self._count_records(operation, parsed)
+            self._end_call(context, upstream.Outcome.SUCCESS, None, request_id)
             return
         code = str(context.get("error_code_override") or parsed.get("Error", {}).get("Code") or "")
         failure = upstream.classify_answer(status, code)
@@ -118,6 +107,7 @@ class UpstreamMetrics:
     def _end_call(
         self, context: dict[str, Any], outcome: upstream.Outcome, code: str | None, request_id: str | None
     ) -> str | None:
+        """Count the call's end; the AWS operation it was, or None when this instance did not see it start."""
         started = context.pop(self._context_key, None)
         if started is None:
             return None
@@ -133,20 +123,3 @@ class UpstreamMetrics:
             call.aws_request_id = request_id
             call.aws_error_code = code
         return str(operation)
-
-    def _count_records(self, operation: str, parsed: Mapping[str, Any]) -> None:
-        successful, failed = parsed.get("successfulRecords"), parsed.get("failedRecords")
-        if not isinstance(successful, list) or not isinstance(failed, list):
-            return  # a malformed reply: the RPC fails, and counts no record
-        if successful:
-            self.records.labels(operation, "succeeded", "none").inc(len(successful))
-        for result in failed:
-            self.records.labels(operation, "failed", _record_error_code(result)).inc()
-
-
-def _record_error_code(result: Any) -> str:
-    """AWS's per-record code (an HTTP-like status) as a bounded label value."""
-    code = result.get("errorCode") if isinstance(result, Mapping) else None
-    if code is None:
-        return "unknown"
-    return str(code) if isinstance(code, int) and 100 <= code <= 599 else "other"
