@@ -8,6 +8,7 @@ a reserve (server.py), so that health checks and refusals never queue behind wor
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
@@ -46,7 +47,8 @@ class Admission:
         self._lock = threading.Lock()
         self._rpcs = 0
         self._bytes = 0
-        self._turns = threading.BoundedSemaphore(max_running)
+        self._free_turns = max_running
+        self._waiting: collections.deque[threading.Event] = collections.deque()
         self._count_waiting = count_waiting  # +1 and -1 as RPCs start and stop waiting for a turn
 
     @contextlib.contextmanager
@@ -69,18 +71,37 @@ class Admission:
 
     @contextlib.contextmanager
     def turn(self, call: calls.Call) -> Iterator[None]:
-        """Wait for a turn to call AWS; DeadlineExceededError if the call's deadline passes first."""
-        acquired = self._turns.acquire(blocking=False)
-        if not acquired:
-            self._count_waiting(1)
-            try:
-                remaining = call.time_remaining()
-                acquired = self._turns.acquire(timeout=None if remaining is None else max(remaining, 0.0))
-            finally:
-                self._count_waiting(-1)
-        if not acquired:
-            raise upstream.DeadlineExceededError("the deadline passed while the RPC waited for its turn")
+        """Wait for a turn to call AWS, first come first served; DeadlineExceededError if the call's
+        deadline passes first."""
+        with self._lock:
+            handed: threading.Event | None = None
+            if self._free_turns and not self._waiting:
+                self._free_turns -= 1
+            else:
+                handed = threading.Event()
+                self._waiting.append(handed)
+        if handed is not None:
+            self._wait_for(handed, call)
         try:
             yield
         finally:
-            self._turns.release()
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().set()  # the turn passes straight to the longest waiter
+                else:
+                    self._free_turns += 1
+
+    def _wait_for(self, handed: threading.Event, call: calls.Call) -> None:
+        self._count_waiting(1)
+        try:
+            remaining = call.time_remaining()
+            # threading refuses timeouts past TIMEOUT_MAX; a caller may send any grpc-timeout.
+            timeout = None if remaining is None else min(max(remaining, 0.0), threading.TIMEOUT_MAX)
+            handed.wait(timeout)
+        finally:
+            self._count_waiting(-1)
+        with self._lock:
+            if handed.is_set():
+                return
+            self._waiting.remove(handed)
+        raise upstream.DeadlineExceededError("the deadline passed while the RPC waited for its turn")

@@ -126,7 +126,7 @@ def _from_client_error(
             extra={
                 "awsRequestId": request_id,
                 "awsErrorCode": aws_code,
-                "awsMessage": _without_values(raw_message),
+                "awsMessage": _for_operators(raw_message),
             },
         )
     if row.message is not None:
@@ -163,11 +163,14 @@ def _from_client_error(
 _QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
 # A body botocore could not parse as JSON becomes the message whole: it may echo the request.
 _STRUCTURED_TEXT = re.compile(r"[{}<>]")
-# What names an AWS identity: an ARN (roles and users are ARNs), an assumed role, a 12-digit account
-# id, an access key or IAM unique id.
+# What names an AWS identity: an ARN, a role (by ARN, path or the word itself), an account id (12 digits,
+# dashed or not), an access key or IAM unique id. A 12-digit number that is not an account is withheld too:
+# the safe side.
 _IDENTITY = re.compile(
-    r"arn:aws|assumed-role|(?<![0-9A-Za-z-])[0-9]{12}(?![0-9A-Za-z-])"
-    r"|\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA)[A-Z0-9]{12,}\b"
+    r"arn:aws|assumed-role|\brole\b|\b(?:role|user)/"
+    r"|(?<![0-9A-Za-z-])(?:[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4})(?![0-9A-Za-z-])"
+    r"|\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|AIPA|ANVA|ABIA|ACCA)[A-Z0-9]{12,}\b",
+    re.IGNORECASE,
 )
 
 
@@ -178,6 +181,12 @@ def names_an_identity(aws_text: str) -> bool:
 
 def _without_values(aws_text: str) -> str:
     return _QUOTED_VALUE.sub("Value at '", aws_text)[:MAX_MESSAGE_CHARACTERS]
+
+
+def _for_operators(aws_text: str) -> str:
+    """AWS's text for the service's own log: identities kept, but never a body that may echo a request."""
+    text = _without_values(aws_text)
+    return "(not plain text: withheld)" if _STRUCTURED_TEXT.search(text) else text
 
 
 def safe_aws_text(aws_text: str) -> str:

@@ -124,6 +124,8 @@ class AccessLog:
             fields["awsRequestId"] = call.aws_request_id
         if call.aws_error_code:
             fields["awsErrorCode"] = call.aws_error_code
+        if call.refused:
+            fields["refused"] = call.refused  # by admission: `rpcs` or `bytes`
         operation = call.operation
         if operation is not None and operation.batch and call.request is not None:
             fields["recordCount"] = len(call.request.records)

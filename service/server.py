@@ -26,11 +26,12 @@ from service.metrics import Metrics, exposition
 from service.operations import SERVICE_NAME
 from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
+from service.thread_pools import ThreadPools
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
-# Threads beyond MAX_CONCURRENT_RPCS, for what is never refused: health, reflection, refusals.
+# Threads beyond the admitted RPCs, for the refusals of a burst.
 RESERVED_THREADS = 8
 # 100 records of 16,000 characters, 4 bytes each in UTF-8 at worst, plus namespaces and metadata.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -53,18 +54,24 @@ def create_server(
     metrics = metrics or Metrics(backend=settings.backend.value)
     metrics.aws_calls.instrument(client)
     admission = Admission(
-        max_rpcs=settings.max_concurrent_rpcs,
+        max_rpcs=settings.admitted_rpcs,
         max_bytes=settings.max_inflight_bytes,
         max_running=settings.max_workers,
         count_waiting=metrics.server.waiting.inc,
     )
-    # A thread for every admitted RPC, and a reserve: health checks, reflection and refusals never
-    # wait in gRPC's queue behind admitted work.
-    threads = settings.max_concurrent_rpcs + RESERVED_THREADS
+    # A thread for every admitted RPC, and a reserve for refusals; health checks and streams have
+    # pools of their own (thread_pools.py).
+    threads = settings.admitted_rpcs + RESERVED_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler"),
-        # Outermost, so that they see the final code of every RPC.
-        interceptors=[metrics.server.interceptor(), logs.AccessLog().interceptor(), *interceptors],
+        interceptors=[
+            # Outermost: it names the pool grpc runs the RPC on.
+            ThreadPools(),
+            # Next, so that they see the final code of every RPC.
+            metrics.server.interceptor(),
+            logs.AccessLog().interceptor(),
+            *interceptors,
+        ],
         options=[
             # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
             ("grpc.so_reuseport", 0),

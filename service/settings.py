@@ -207,11 +207,12 @@ class Settings:
     )
     max_concurrent_rpcs: int = setting(
         env="MAX_CONCURRENT_RPCS",
-        default="64",
-        parse=_whole_number(minimum=1),
+        default="0",
+        parse=_whole_number(minimum=0),
         meaning="RPCs admitted at once, running or waiting; beyond it an RPC is refused at once with "
-        "`RESOURCE_EXHAUSTED` (`SERVER_OVERLOADED`). 4 x `GRPC_MAX_WORKERS`: enough to absorb a burst "
-        "while the oldest waiter still has most of a typical deadline left",
+        "`RESOURCE_EXHAUSTED` (`SERVER_OVERLOADED`). `0`: 4 x `GRPC_MAX_WORKERS` (64 by default), enough "
+        "to absorb a burst while the last in line still has most of a typical deadline left "
+        "(see [Overload](#overload))",
     )
     max_inflight_bytes: int = setting(
         env="MAX_INFLIGHT_BYTES",
@@ -280,6 +281,11 @@ class Settings:
         parse=_log_level,
         meaning="JSON logs on stderr; record text is never logged",
     )
+
+    @property
+    def admitted_rpcs(self) -> int:
+        """MAX_CONCURRENT_RPCS, or its default: 4 x GRPC_MAX_WORKERS."""
+        return self.max_concurrent_rpcs or 4 * self.max_workers
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -76,7 +76,7 @@ class ServerMetrics:
         self.refused_total = Counter(
             "agentcore_grpc_server_requests_refused_total",
             "RPCs refused at admission, by the limit they would have broken (rpcs or bytes).",
-            ("grpc_service", "grpc_method", "reason"),
+            (*_LABELS, "reason"),
             registry=registry,
         )
         self.records = Counter(
@@ -108,7 +108,7 @@ class ServerMetrics:
                     self.handled_total.labels(*labels, code_name)
         for operation in operations.OPERATIONS:
             for reason in ADMISSION_LIMITS:
-                self.refused_total.labels(operations.SERVICE_NAME, operation.rpc, reason)
+                self.refused_total.labels("unary", operations.SERVICE_NAME, operation.rpc, reason)
 
     def interceptor(self) -> grpc.ServerInterceptor:
         """The server interceptor that records these metrics."""
@@ -131,7 +131,7 @@ class ServerMetrics:
         self.handling_seconds.labels(*labels).observe(call.seconds())
         self.in_flight.labels(*labels).dec()
         if call.refused is not None:
-            self.refused_total.labels(call.service, call.method, call.refused).inc()
+            self.refused_total.labels(*labels, call.refused).inc()
         operation = call.operation
         if operation is not None and operation.batch and call.response is not None:
             self._count_records(operation.aws_operation, call.response)

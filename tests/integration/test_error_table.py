@@ -343,6 +343,9 @@ ROLE_ARN = "arn:aws:sts::123456789012:assumed-role/agentcore-memory-grpc/i-0abc"
         (400, "InvalidInputException", "account 123456789012 has no access"),
         (403, "SignatureDoesNotMatch", "The key AKIAIOSFODNN7EXAMPLE does not match"),
         (500, "InternalFailure", "role assumed-role/x failed"),
+        (403, "UnauthorizedOperation", "Role ServiceRole-Prod is not authorized"),
+        (403, "AccessDenied", "principal AIPAJQABLZS4A3QDU576Q may not call this"),
+        (400, "InvalidInputException", "account 1234-5678-9012 is suspended"),
     ],
 )
 def test_the_services_identity_never_reaches_the_caller(
@@ -356,11 +359,29 @@ def test_the_services_identity_never_reaches_the_caller(
     wire_stub.queue(*[aws_error(status, code, text, fieldList=[{"name": "memoryId", "message": text}])] * 3)
     error = call_get(aws_service)
     shown = (error.details() or "") + repr(details_of(error))
-    for secret in ("123456789012", "assumed-role", "AKIAIOSFODNN7EXAMPLE", "arn:aws"):
+    secrets = (
+        "123456789012",
+        "1234-5678-9012",
+        "assumed-role",
+        "AKIAIOSFODNN7EXAMPLE",
+        "AIPAJQABLZS4A3QDU576Q",
+    )
+    for secret in (*secrets, "arn:aws", "ServiceRole-Prod"):
         assert secret not in shown
     assert code in (error.details() or "") and "GetMemoryRecord" in (error.details() or "")
     withheld = [r for r in caplog.records if r.getMessage() == "AWS message withheld from the caller"]
     assert [getattr(r, "awsErrorCode", None) for r in withheld] == [code]  # for operators
+
+
+def test_a_withheld_body_that_echoes_the_request_is_not_logged_either(
+    aws_service: RunningService, wire_stub: WireStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b'{"records": [{"content": {"text": "MY SECRET DIARY"}}], "account": "123456789012"}'
+    wire_stub.queue(CannedResponse(403, body, {"x-amzn-ErrorType": "AccessDeniedException"}))
+    error = call_get(aws_service)
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+    logged = " ".join(str(record.__dict__) for record in caplog.records)
+    assert "MY SECRET DIARY" not in logged and "MY SECRET DIARY" not in (error.details() or "")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import collections
 import concurrent.futures
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import Emulator, FaultConfig
-from service import aws, operations
+from service import aws, operations, thread_pools
 from service.calls import GO_CODE_NAMES
 from service.settings import Backend
 from tests.helpers import (
@@ -42,6 +43,7 @@ from tests.helpers import (
 )
 
 LATENCY_SECONDS = 1.0
+FLOOD_SECONDS = float(os.environ.get("FLOOD_SECONDS", "5"))
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID)
 
 
@@ -121,12 +123,37 @@ def test_beyond_the_limit_rpcs_are_refused_and_health_is_answered(slow_emulator:
         refused = sample(
             service,
             "agentcore_grpc_server_requests_refused_total",
+            grpc_type="unary",
             grpc_service=operations.SERVICE_NAME,
             grpc_method="Get",
             reason="rpcs",
         )
         assert refused == 8
         assert sample(service, "agentcore_grpc_server_requests_waiting") == 0
+
+
+def test_health_checks_do_not_wait_behind_open_streams_or_refusals(slow_emulator: Emulator) -> None:
+    """More open Watch streams than their pool holds, every turn taken and refusals queueing: a health
+    check still runs at once on a thread of its own."""
+    with service_on(slow_emulator, max_workers=1, max_concurrent_rpcs=2) as service:
+        health = health_pb2_grpc.HealthStub(service.channel)
+        watches = [
+            health.Watch(health_pb2.HealthCheckRequest()) for _ in range(thread_pools.STREAM_THREADS + 4)
+        ]
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+                calls = [pool.submit(outcome, service.stub.Get, GET, timeout=30) for _ in range(24)]
+                wait_for(lambda: len(slow_emulator.received()) == 1)
+                for _ in range(5):
+                    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                assert len(slow_emulator.received()) == 1, "still saturated while health answered"
+                errors = [future.result() for future in calls]
+        finally:
+            for watch in watches:
+                watch.cancel()
+        seen = collections.Counter(code_name(error) for error in errors)
+        assert seen == {"NotFound": 2, "ResourceExhausted": 22}
 
 
 def test_request_bytes_are_bounded_too(slow_emulator: Emulator) -> None:
@@ -144,6 +171,7 @@ def test_request_bytes_are_bounded_too(slow_emulator: Emulator) -> None:
         refused = sample(
             service,
             "agentcore_grpc_server_requests_refused_total",
+            grpc_type="unary",
             grpc_service=operations.SERVICE_NAME,
             grpc_method="BatchCreate",
             reason="bytes",
@@ -213,6 +241,47 @@ def test_memory_stays_bounded_under_a_flood_of_large_batches(tmp_path: Any) -> N
         seen = collections.Counter(code_name(error) for error in errors)
         assert set(seen) <= {"OK", "ResourceExhausted"} and seen["OK"] >= 1, seen
         assert grown < 150 * 1024 * 1024, f"peak RSS grew by {grown / 2**20:.0f} MiB"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_health_answers_fast_under_a_flood_of_refusals() -> None:
+    """A separate service process at the default limits, 1 s of injected AWS latency and 150 callers
+    in a closed loop (thousands of refusals a second): health checks every 20 ms. Prints the
+    percentiles (`pytest -s`); the bound asserted allows for a loaded CI machine."""
+    env = service_env(AGENTCORE_BACKEND="local", LOCAL_FAULTS="latency=1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        port = read_json_line(process.stderr, f"serving {operations.SERVICE_NAME}")["grpcPort"]
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub, health = pb_grpc.MemoryRecordsServiceStub(channel), health_pb2_grpc.HealthStub(channel)
+            end = time.monotonic() + FLOOD_SECONDS
+            seen: collections.Counter[str] = collections.Counter()
+
+            def flood() -> None:
+                while time.monotonic() < end:
+                    seen[code_name(outcome(stub.Get, GET, timeout=5))] += 1
+
+            with concurrent.futures.ThreadPoolExecutor(max_workers=150) as pool:
+                for _ in range(150):
+                    pool.submit(flood)
+                time.sleep(1)  # the flood is on
+                latencies = []
+                while time.monotonic() < end - 0.5:
+                    sent = time.perf_counter()
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    latencies.append(time.perf_counter() - sent)
+                    time.sleep(0.02)
+        latencies.sort()
+        p50, p99 = (latencies[int(f * len(latencies))] * 1000 for f in (0.5, 0.99))
+        print(f"\nflood: {dict(seen)}; health checks: {len(latencies)}, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        assert seen["ResourceExhausted"] > 10 * seen["NotFound"] > 0, seen
+        assert p99 < 1000
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

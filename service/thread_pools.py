@@ -1,0 +1,70 @@
+"""Which threads run which RPC: health checks, and streams (health Watch, reflection), on small pools of
+their own, so that neither admitted work, a flood of refusals, nor open streams can make a health
+check wait; every other RPC on the main pool.
+
+grpc's sync server runs a method on the pool its behavior names in `experimental_thread_pool`; this
+interceptor, outermost, sets it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# Kubernetes probes and load balancers check health a few times a second at most.
+HEALTH_CHECK_THREADS = 2
+# Open streams (health Watch, server reflection) hold a thread each; past this many they wait.
+STREAM_THREADS = 8
+
+
+class ThreadPools(grpc.ServerInterceptor):
+    """Runs health checks and streaming RPCs on pools of their own."""
+
+    def __init__(self) -> None:
+        self._health = futures.ThreadPoolExecutor(HEALTH_CHECK_THREADS, thread_name_prefix="grpc-health")
+        self._streams = futures.ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix="grpc-stream")
+
+    def pool_for(
+        self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> futures.ThreadPoolExecutor | None:
+        """The pool of this method, or None for the server's main pool."""
+        if full_method == HEALTH_CHECK:
+            return self._health
+        if handler.request_streaming or handler.response_streaming:
+            return self._streams
+        return None
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        pool = self.pool_for(handler_call_details.method, handler)
+        if pool is None:
+            return handler
+        kind = next(
+            name
+            for name in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+            if getattr(handler, name)
+        )
+        behavior = getattr(handler, kind)
+
+        @functools.wraps(behavior)
+        def on_its_pool(request: Any, context: grpc.ServicerContext) -> Any:
+            return behavior(request, context)
+
+        on_its_pool.experimental_thread_pool = pool  # type: ignore[attr-defined]
+        replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(**{kind: on_its_pool})  # type: ignore[attr-defined]
+        return replaced
+
+    def shutdown(self) -> None:
+        self._health.shutdown(wait=False)
+        self._streams.shutdown(wait=False)
