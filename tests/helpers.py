@@ -63,6 +63,20 @@ def record_create(text: str = "likes green tea", **fields: Any) -> pb.MemoryReco
     return pb.MemoryRecordCreate(**values)
 
 
+def update_request(contents: dict[str, str]) -> pb.BatchUpdateRequest:
+    """A BatchUpdate setting each record's text, stamped now."""
+    now = timestamp(int(time.time()))
+    return pb.BatchUpdateRequest(
+        memory_id=MEMORY_ID,
+        records=[
+            pb.MemoryRecordUpdate(
+                memory_record_id=record_id, timestamp=now, content=pb.MemoryContent(text=text)
+            )
+            for record_id, text in contents.items()
+        ],
+    )
+
+
 def metadata_of_every_kind() -> dict[str, pb.MetadataValue]:
     """One metadata value of each kind the API has."""
     return {

@@ -26,7 +26,14 @@ import grpc
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 
-from tests.helpers import MEMORY_ID, ROOT, read_json_line, record_create, service_env, timestamp
+from tests.helpers import (
+    MEMORY_ID,
+    ROOT,
+    read_json_line,
+    record_create,
+    service_env,
+    update_request,
+)
 
 CLIENTS = 2
 RECORDS_PER_CLIENT = 4
@@ -179,17 +186,7 @@ def update_until_killed(
             contents = {
                 record_id: f"client {client} record {record_id} update {sequence}" for record_id in chosen
             }
-            request = pb.BatchUpdateRequest(
-                memory_id=MEMORY_ID,
-                records=[
-                    pb.MemoryRecordUpdate(
-                        memory_record_id=record_id,
-                        timestamp=timestamp(int(time.time())),
-                        content=pb.MemoryContent(text=text),
-                    )
-                    for record_id, text in contents.items()
-                ],
-            )
+            request = update_request(contents)
             try:
                 response = stub.BatchUpdate(request, timeout=RPC_TIMEOUT_SECONDS)
             except grpc.RpcError as error:

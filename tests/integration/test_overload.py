@@ -91,6 +91,11 @@ def sample(service: RunningService, name: str, **labels: str) -> float:
     return service.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+def refused(service: RunningService, method: str, reason: str) -> float:
+    labels = {"grpc_type": "unary", "grpc_service": operations.SERVICE_NAME, "grpc_method": method}
+    return sample(service, "agentcore_grpc_server_requests_refused_total", **labels, reason=reason)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -120,15 +125,7 @@ def test_beyond_the_limit_rpcs_are_refused_and_health_is_answered(slow_emulator:
                 assert error_details_pb2.RetryInfo in details
         assert len(slow_emulator.received("GetMemoryRecord")) == 4  # the refused never reached AWS
         assert handled(service, "Get") == seen
-        refused = sample(
-            service,
-            "agentcore_grpc_server_requests_refused_total",
-            grpc_type="unary",
-            grpc_service=operations.SERVICE_NAME,
-            grpc_method="Get",
-            reason="rpcs",
-        )
-        assert refused == 8
+        assert refused(service, "Get", "rpcs") == 8
         assert sample(service, "agentcore_grpc_server_requests_waiting") == 0
 
 
@@ -168,15 +165,7 @@ def test_request_bytes_are_bounded_too(slow_emulator: Emulator) -> None:
         seen = collections.Counter(code_name(error) for error in errors)
         assert seen == {"OK": 1, "ResourceExhausted": 2}
         assert handled(service, "BatchCreate") == seen
-        refused = sample(
-            service,
-            "agentcore_grpc_server_requests_refused_total",
-            grpc_type="unary",
-            grpc_service=operations.SERVICE_NAME,
-            grpc_method="BatchCreate",
-            reason="bytes",
-        )
-        assert refused == 2
+        assert refused(service, "BatchCreate", "bytes") == 2
 
 
 def test_a_deadline_that_passes_while_waiting_never_reaches_aws(

@@ -34,7 +34,7 @@ from tests.helpers import (
     record_create,
     run_service,
     settings_for_tests,
-    timestamp,
+    update_request,
 )
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "4"))
@@ -198,17 +198,7 @@ def update_until_time_is_up(
         contents = {
             record_id: f"worker {worker} record {record_id} update {sequence}" for record_id in chosen
         }
-        request = pb.BatchUpdateRequest(
-            memory_id=MEMORY_ID,
-            records=[
-                pb.MemoryRecordUpdate(
-                    memory_record_id=record_id,
-                    timestamp=timestamp(int(time.time())),
-                    content=pb.MemoryContent(text=text),
-                )
-                for record_id, text in contents.items()
-            ],
-        )
+        request = update_request(contents)
         try:
             response = service.stub.BatchUpdate(request, timeout=RPC_TIMEOUT_SECONDS)
         except grpc.RpcError as error:
