@@ -1,0 +1,1 @@
+"""The bench harness: the facade against direct boto3 (`make bench`)."""

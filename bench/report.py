@@ -1,0 +1,142 @@
+"""What a bench run found: percentiles, ratios against direct boto3, the targets and whether each holds,
+as a table, as JSON, and as a PNG of the latency distributions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+MS = 1000.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary(side: dict[str, Any]) -> dict[str, float]:
+    calls = max(1, side["calls"])
+    return {
+        "p50_ms": percentile(side["latencies"], 0.5) * MS,
+        "p99_ms": percentile(side["latencies"], 0.99) * MS,
+        "calls_per_second": side["calls"] / side["seconds"] if side["seconds"] else float("nan"),
+        "cpu_ms_per_call": side["cpu_seconds"] / calls * MS,
+        "errors": side["errors"],
+    }
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the README, with the measured value and whether it holds."""
+    floor_ms = percentile(results["echo"]["latencies"], 0.5) * MS
+    found: list[dict[str, Any]] = []
+
+    def target(what: str, measured: float, limit: float, unit: str) -> None:
+        found.append({"target": what, "measured": measured, "limit": limit, "unit": unit, "holds": measured <= limit})
+
+    for item in results.get("instructions", []):
+        limit = 1.0 if item["name"] == "BatchUpdate 100" else 1.15
+        target(f"instructions/call, {item['name']} (facade/direct)", item["facade"] / item["direct"], limit, "x")
+    for scenario in results["scenarios"]:
+        direct, facade = summary(scenario["direct"]), summary(scenario["facade"])
+        label = f"{scenario['name']}, {scenario['callers']} caller(s)"
+        if scenario["upstream_latency"] == 0 and scenario["callers"] == 1:
+            added = facade["p50_ms"] - direct["p50_ms"]
+            if scenario["name"] == "BatchUpdate 100":
+                target(f"added p50, {label}", added, 1.5, "ms")
+            elif scenario["name"] in {"BatchUpdate 1", "Get"}:
+                target(f"added p50, {label} (echo floor {floor_ms:.2f} ms + 0.2)", added, floor_ms + 0.2, "ms")
+        if scenario["upstream_latency"] > 0 and scenario["callers"] == 1:
+            target(f"p50 at 20 ms upstream, {label} (facade/direct)", facade["p50_ms"] / direct["p50_ms"], 1.05, "x")
+            target(f"p99 at 20 ms upstream, {label} (facade/direct)", facade["p99_ms"] / direct["p99_ms"], 1.10, "x")
+        if scenario["upstream_latency"] == 0 and scenario["callers"] > 1:
+            ratio = direct["calls_per_second"] / facade["calls_per_second"]
+            target(f"throughput, {label}, 1 worker (direct/facade)", ratio, 1 / 0.8, "x")
+    samples = results["rss"]["samples"]
+    second_half = [rss for _, rss in samples[len(samples) // 2 :]] or [0]
+    growth = (max(second_half) - min(second_half)) / max(1, min(second_half))
+    target("RSS growth over the second half of the long run", growth, 0.05, "fraction")
+    return found
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        f"echo floor (bare gRPC round trip): p50 {percentile(results['echo']['latencies'], 0.5) * MS:.3f} ms",
+        "",
+        "| scenario | callers | upstream | direct p50 / p99 ms | facade p50 / p99 ms | added p50 ms "
+        "| throughput facade/direct | CPU ms/call facade / direct |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario in results["scenarios"]:
+        direct, facade = summary(scenario["direct"]), summary(scenario["facade"])
+        lines.append(
+            f"| {scenario['name']} | {scenario['callers']} | {scenario['upstream_latency'] * MS:.0f} ms "
+            f"| {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} | {facade['p50_ms']:.2f} / {facade['p99_ms']:.2f} "
+            f"| {facade['p50_ms'] - direct['p50_ms']:+.2f} "
+            f"| {facade['calls_per_second'] / direct['calls_per_second']:.2f}x "
+            f"| {facade['cpu_ms_per_call']:.2f} / {direct['cpu_ms_per_call']:.2f} |"
+        )
+    if results.get("instructions"):
+        lines += ["", "| instructions per call | facade process | direct boto3 caller | ratio |", "|---|---|---|---|"]
+        for item in results["instructions"]:
+            lines.append(
+                f"| {item['name']} | {item['facade'] / 1e6:.2f}M | {item['direct'] / 1e6:.2f}M "
+                f"| {item['facade'] / item['direct']:.2f}x |"
+            )
+    lines += ["", "| target | measured | limit | holds |", "|---|---|---|---|"]
+    for item in targets(results):
+        lines.append(
+            f"| {item['target']} | {item['measured']:.3f} {item['unit']} | {item['limit']:.3f} {item['unit']} "
+            f"| {'yes' if item['holds'] else 'NO'} |"
+        )
+    errors = sum(s["direct"]["errors"] + s["facade"]["errors"] for s in results["scenarios"])
+    if errors:
+        lines.append(f"\n{errors} calls failed: the numbers above leave them out")
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    """Everything measured, with the summaries and targets next to the raw latencies."""
+    enriched = {
+        **results,
+        "summaries": [
+            {
+                "name": s["name"],
+                "callers": s["callers"],
+                "upstream_latency": s["upstream_latency"],
+                "direct": summary(s["direct"]),
+                "facade": summary(s["facade"]),
+            }
+            for s in results["scenarios"]
+        ],
+        "targets": targets(results),
+    }
+    path.write_text(json.dumps(enriched, indent=1))
+
+
+def draw(results: dict[str, Any], path: Path) -> bool:
+    """Latency distributions, direct and facade side by side per scenario; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    scenarios = results["scenarios"]
+    figure, axes = plt.subplots(len(scenarios), 1, figsize=(9, 1.4 * len(scenarios)), sharex=False)
+    for axis, scenario in zip(axes if len(scenarios) > 1 else [axes], scenarios, strict=True):
+        data = [[v * MS for v in scenario[side]["latencies"]] or [0.0] for side in ("direct", "facade")]
+        axis.boxplot(data, vert=False, tick_labels=["direct", "facade"], showfliers=False, whis=(1, 99))
+        axis.set_title(
+            f"{scenario['name']}, {scenario['callers']} caller(s), {scenario['upstream_latency'] * MS:.0f} ms upstream",
+            fontsize=8,
+        )
+        axis.tick_params(labelsize=7)
+    axes[-1].set_xlabel("latency (ms); whiskers at p1 and p99")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True

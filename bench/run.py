@@ -1,0 +1,166 @@
+"""The phases of a bench run: the echo floor, latency and throughput (A B interleaved, at 0 and 20 ms of
+injected AWS latency), instructions under callgrind, and RSS over a long run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.processes import ROOT, Caller, Process, start_caller, start_echo, start_emulator, start_facade
+
+__all__ = ["ROOT", "Plan", "run"]
+
+# (operation, records): BatchUpdate of 1, 10 and 100 records, and Get.
+SCENARIOS: tuple[tuple[str, int], ...] = (("update", 1), ("update", 10), ("update", 100), ("get", 0))
+CALLERS = (1, 16)
+UPSTREAM_LATENCIES = (0.0, 0.02)
+# Under 20 ms of latency a round needs fewer calls for the same confidence in p50 and p99.
+SLOW_CALLS_DIVISOR = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    rounds: int = 3
+    calls: int = 400
+    instruction_calls: int = 30
+    soak_calls: int = 100_000
+
+    @classmethod
+    def smoke(cls) -> Plan:
+        return cls(rounds=1, calls=4, instruction_calls=2, soak_calls=64)
+
+
+def name(op: str, records: int) -> str:
+    return f"BatchUpdate {records}" if op == "update" else "Get"
+
+
+def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "plan": dataclasses.asdict(plan),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "echo": _echo_floor(plan, progress),
+        "scenarios": [],
+    }
+    for latency in UPSTREAM_LATENCIES:
+        results["scenarios"] += _latency_phase(plan, latency, progress)
+    if plan.instruction_calls:
+        results["instructions"] = _instruction_phase(plan, progress)
+    results["rss"] = _rss_phase(plan, progress)
+    return results
+
+
+def _echo_floor(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
+    progress("echo floor: a bare gRPC round trip, same serving model")
+    server = start_echo()
+    caller = start_caller("echo", server.address)
+    try:
+        caller.send({"op": "get", "calls": max(10, plan.calls // 4), "callers": 1})  # warm
+        latencies: list[float] = []
+        for _ in range(plan.rounds):
+            latencies += caller.send({"op": "get", "calls": plan.calls, "callers": 1})["latencies"]
+        return {"latencies": latencies}
+    finally:
+        caller.stop()
+        server.stop()
+
+
+def _latency_phase(plan: Plan, latency: float, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    emulator = start_emulator(latency)
+    facade = start_facade(emulator.address, LOG_LEVEL="INFO")
+    direct = start_caller("direct", emulator.address)
+    client = start_caller("facade", facade.address)
+    calls = plan.calls if latency == 0 else max(2, plan.calls // SLOW_CALLS_DIVISOR)
+    found = []
+    try:
+        for op, records in SCENARIOS:
+            for callers in CALLERS:
+                command = {"op": op, "records": records, "calls": calls * (4 if callers > 1 else 1), "callers": callers}
+                progress(f"{name(op, records)}, {callers} caller(s), {latency * 1000:.0f} ms upstream")
+                warm = {**command, "calls": max(2, min(20, calls // 10))}
+                direct.send(warm)
+                client.send(warm)
+                scenario: dict[str, Any] = {
+                    "name": name(op, records),
+                    "callers": callers,
+                    "upstream_latency": latency,
+                    "direct": _empty(),
+                    "facade": _empty(),
+                }
+                for _ in range(plan.rounds):
+                    _measure(scenario["direct"], direct, command, direct)
+                    _measure(scenario["facade"], client, command, facade)
+                found.append(scenario)
+    finally:
+        for process in (client, direct, facade, emulator):
+            process.stop()
+    return found
+
+
+def _empty() -> dict[str, Any]:
+    return {"latencies": [], "seconds": 0.0, "calls": 0, "errors": 0, "cpu_seconds": 0.0}
+
+
+def _measure(into: dict[str, Any], caller: Caller, command: dict[str, Any], worker: Process) -> None:
+    """One round: latencies seen by the caller, and the CPU seconds `worker` spent on it."""
+    cpu_before = worker.cpu_seconds()
+    answer = caller.send(command)
+    into["cpu_seconds"] += worker.cpu_seconds() - cpu_before
+    into["latencies"] += answer["latencies"]
+    into["seconds"] += answer["seconds"]
+    into["calls"] += command["calls"]
+    into["errors"] += answer["errors"]
+
+
+def _instruction_phase(plan: Plan, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    progress("instructions: the facade's process and the direct caller's, under callgrind (slow)")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
+    emulator = start_emulator(0.0)
+    facade = start_facade(emulator.address, callgrind_out=scratch / "facade", LOG_LEVEL="INFO")
+    direct = start_caller("direct", emulator.address, callgrind_out=scratch / "direct")
+    client = start_caller("facade", facade.address)
+    found = []
+    try:
+        for op, records in (("update", 1), ("update", 100), ("get", 0)):
+            command = {"op": op, "records": records, "calls": plan.instruction_calls, "callers": 1}
+            progress(f"  {name(op, records)}")
+            warm = {**command, "calls": 3}
+            client.send(warm)
+            direct.send(warm)
+            facade_count = facade.instructions(lambda command=command: client.send(command))
+            direct_count = direct.instructions(lambda command=command: direct.send(command))
+            found.append(
+                {
+                    "name": name(op, records),
+                    "facade": facade_count / plan.instruction_calls,
+                    "direct": direct_count / plan.instruction_calls,
+                }
+            )
+    finally:
+        for process in (client, direct, facade, emulator):
+            process.stop()
+    return found
+
+
+def _rss_phase(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
+    progress(f"RSS: {plan.soak_calls} calls at 16 callers (BatchUpdate 10 and Get)")
+    emulator = start_emulator(0.0)
+    facade = start_facade(emulator.address, LOG_LEVEL="INFO")
+    client = start_caller("facade", facade.address)
+    samples: list[tuple[int, int]] = []
+    try:
+        chunk = max(16, plan.soak_calls // 50)
+        done = 0
+        while done < plan.soak_calls:
+            client.send({"op": "update", "records": 10, "calls": chunk // 2, "callers": 16})
+            client.send({"op": "get", "calls": chunk - chunk // 2, "callers": 16})
+            done += chunk
+            samples.append((done, facade.rss_bytes()))
+    finally:
+        for process in (client, facade, emulator):
+            process.stop()
+    return {"samples": samples}
