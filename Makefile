@@ -9,7 +9,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-inp
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test soak lint generate check-generated emulator clean
+.PHONY: run test soak bench lint generate check-generated emulator clean
 
 # The runtime set, enough to serve.
 $(VENV)/.runtime: requirements.txt
@@ -20,6 +20,11 @@ $(VENV)/.runtime: requirements.txt
 # The runtime set plus code generation, lint and test tools.
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
+
+# The dev set plus matplotlib, for the bench's PNG.
+$(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
+	$(PIP_INSTALL) -r requirements-bench.txt
 	touch $@
 
 # buf (the protobuf linter), pinned in package-lock.json.
@@ -51,12 +56,12 @@ check-generated: $(VENV)/.dev
 	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
-## ruff (lint and format), mypy (strict, on service/ and emulator/), hadolint on the Dockerfile,
+## ruff (lint and format), mypy (strict, on service/, emulator/ and bench/), hadolint on the Dockerfile,
 ## buf lint (STANDARD + COMMENTS) on the protos.
 lint: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service emulator
+	$(BIN)/mypy service emulator bench
 	$(BIN)/hadolint Dockerfile
 	node_modules/.bin/buf lint
 
@@ -69,6 +74,11 @@ test: $(VENV)/.dev check-generated lint
 soak: export SOAK_SECONDS ?= 60
 soak: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -s tests/integration/test_soak.py
+
+## The facade against direct boto3 in one run (a few minutes; not part of `make test`, whose smoke run
+## keeps it working): prints the ratio table and targets, writes var/bench/results.json and latency.png.
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,15 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--instruction-calls", type=int, default=30, help="calls counted under callgrind (default 30)"
     )
-    parser.add_argument("--soak-calls", type=int, default=100_000, help="calls of the RSS run (default 100000)")
+    parser.add_argument(
+        "--soak-calls", type=int, default=100_000, help="calls of the RSS run (default 100000)"
+    )
     parser.add_argument("--no-instructions", action="store_true", help="skip callgrind")
     parser.add_argument("--out", type=Path, default=run.ROOT / "var" / "bench", help="where results go")
     args = parser.parse_args(argv)
-    plan = run.Plan.smoke() if args.smoke else run.Plan(
-        rounds=args.rounds,
-        calls=args.calls,
-        instruction_calls=0 if args.no_instructions else args.instruction_calls,
-        soak_calls=args.soak_calls,
+    plan = (
+        run.Plan.smoke()
+        if args.smoke
+        else run.Plan(
+            rounds=args.rounds,
+            calls=args.calls,
+            instruction_calls=0 if args.no_instructions else args.instruction_calls,
+            soak_calls=args.soak_calls,
+        )
     )
     results = run.run(plan, progress=lambda text: print(text, file=sys.stderr, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)

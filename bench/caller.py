@@ -43,7 +43,8 @@ def boto3_calls(endpoint_url: str) -> tuple[Callable[[int], Any], Callable[[], A
 
     def update(count: int) -> Any:
         records = [
-            {"memoryRecordId": record_id, "timestamp": 2, "content": {"text": TEXT}} for record_id in ids[:count]
+            {"memoryRecordId": record_id, "timestamp": 2, "content": {"text": TEXT}}
+            for record_id in ids[:count]
         ]
         return client.batch_update_memory_records(memoryId=MEMORY_ID, records=records)
 
@@ -64,7 +65,10 @@ def facade_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], 
     first, second = timestamp_pb2.Timestamp(seconds=1), timestamp_pb2.Timestamp(seconds=2)
     creates = [
         pb.MemoryRecordCreate(
-            request_identifier=f"r{i}", namespaces=["bench"], content=pb.MemoryContent(text=TEXT), timestamp=first
+            request_identifier=f"r{i}",
+            namespaces=["bench"],
+            content=pb.MemoryContent(text=TEXT),
+            timestamp=first,
         )
         for i in range(100)
     ]
@@ -74,7 +78,9 @@ def facade_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], 
         count: pb.BatchUpdateRequest(
             memory_id=MEMORY_ID,
             records=[
-                pb.MemoryRecordUpdate(memory_record_id=i, timestamp=second, content=pb.MemoryContent(text=TEXT))
+                pb.MemoryRecordUpdate(
+                    memory_record_id=i, timestamp=second, content=pb.MemoryContent(text=TEXT)
+                )
                 for i in ids[:count]
             ],
         )
@@ -94,7 +100,9 @@ def facade_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], 
 def echo_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], Callable[[], list[str]]]:
     import grpc
 
-    echo = grpc.insecure_channel(target).unary_unary("/bench.Echo/Echo")
+    echo: grpc.UnaryUnaryMultiCallable[bytes, bytes] = grpc.insecure_channel(target).unary_unary(
+        "/bench.Echo/Echo"
+    )
 
     def call(count: int = 0) -> Any:
         return echo(b"x" * 64, timeout=60)
@@ -109,7 +117,7 @@ def run(command: dict[str, Any], update: Callable[[int], Any], get: Callable[[],
         started = time.perf_counter()
         try:
             update(records) if command["op"] == "update" else get()
-        except Exception:  # noqa: BLE001 - counted, the bench goes on
+        except Exception:
             return None
         return time.perf_counter() - started
 

@@ -17,7 +17,7 @@ def main() -> None:
     def echo(request: bytes, context: Any) -> bytes:
         return request
 
-    handler = grpc.unary_unary_rpc_method_handler(echo)
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(echo)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

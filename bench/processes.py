@@ -86,10 +86,11 @@ class Process:
         before = set(glob.glob(f"{self.callgrind_out}.*"))
         subprocess.run(["callgrind_control", "-d", str(self.pid)], check=True, capture_output=True)
         [dump] = set(glob.glob(f"{self.callgrind_out}.*")) - before
-        for line in Path(dump).read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-        raise RuntimeError(f"no totals in {dump}")
+        # `summary:` at the top can read 0 when instrumentation was off at start; `totals:` ends the file.
+        totals = [line for line in Path(dump).read_text().splitlines() if line.startswith("totals:")]
+        if not totals:
+            raise RuntimeError(f"no totals in {dump}")
+        return int(totals[-1].split()[1])
 
 
 def _command(module_args: list[str], callgrind_out: Path | None) -> list[str]:

@@ -34,11 +34,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
 
     def target(what: str, measured: float, limit: float, unit: str) -> None:
-        found.append({"target": what, "measured": measured, "limit": limit, "unit": unit, "holds": measured <= limit})
+        found.append(
+            {"target": what, "measured": measured, "limit": limit, "unit": unit, "holds": measured <= limit}
+        )
 
     for item in results.get("instructions", []):
         limit = 1.0 if item["name"] == "BatchUpdate 100" else 1.15
-        target(f"instructions/call, {item['name']} (facade/direct)", item["facade"] / item["direct"], limit, "x")
+        target(
+            f"instructions/call, {item['name']} (facade/direct)", item["facade"] / item["direct"], limit, "x"
+        )
     for scenario in results["scenarios"]:
         direct, facade = summary(scenario["direct"]), summary(scenario["facade"])
         label = f"{scenario['name']}, {scenario['callers']} caller(s)"
@@ -47,10 +51,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if scenario["name"] == "BatchUpdate 100":
                 target(f"added p50, {label}", added, 1.5, "ms")
             elif scenario["name"] in {"BatchUpdate 1", "Get"}:
-                target(f"added p50, {label} (echo floor {floor_ms:.2f} ms + 0.2)", added, floor_ms + 0.2, "ms")
+                target(
+                    f"added p50, {label} (echo floor {floor_ms:.2f} ms + 0.2)", added, floor_ms + 0.2, "ms"
+                )
         if scenario["upstream_latency"] > 0 and scenario["callers"] == 1:
-            target(f"p50 at 20 ms upstream, {label} (facade/direct)", facade["p50_ms"] / direct["p50_ms"], 1.05, "x")
-            target(f"p99 at 20 ms upstream, {label} (facade/direct)", facade["p99_ms"] / direct["p99_ms"], 1.10, "x")
+            target(
+                f"p50 at 20 ms upstream, {label} (facade/direct)",
+                facade["p50_ms"] / direct["p50_ms"],
+                1.05,
+                "x",
+            )
+            target(
+                f"p99 at 20 ms upstream, {label} (facade/direct)",
+                facade["p99_ms"] / direct["p99_ms"],
+                1.10,
+                "x",
+            )
         if scenario["upstream_latency"] == 0 and scenario["callers"] > 1:
             ratio = direct["calls_per_second"] / facade["calls_per_second"]
             target(f"throughput, {label}, 1 worker (direct/facade)", ratio, 1 / 0.8, "x")
@@ -73,13 +89,18 @@ def table(results: dict[str, Any]) -> str:
         direct, facade = summary(scenario["direct"]), summary(scenario["facade"])
         lines.append(
             f"| {scenario['name']} | {scenario['callers']} | {scenario['upstream_latency'] * MS:.0f} ms "
-            f"| {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} | {facade['p50_ms']:.2f} / {facade['p99_ms']:.2f} "
+            f"| {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} "
+            f"| {facade['p50_ms']:.2f} / {facade['p99_ms']:.2f} "
             f"| {facade['p50_ms'] - direct['p50_ms']:+.2f} "
             f"| {facade['calls_per_second'] / direct['calls_per_second']:.2f}x "
             f"| {facade['cpu_ms_per_call']:.2f} / {direct['cpu_ms_per_call']:.2f} |"
         )
     if results.get("instructions"):
-        lines += ["", "| instructions per call | facade process | direct boto3 caller | ratio |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "| instructions per call | facade process | direct boto3 caller | ratio |",
+            "|---|---|---|---|",
+        ]
         for item in results["instructions"]:
             lines.append(
                 f"| {item['name']} | {item['facade'] / 1e6:.2f}M | {item['direct'] / 1e6:.2f}M "
@@ -88,7 +109,8 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", "| target | measured | limit | holds |", "|---|---|---|---|"]
     for item in targets(results):
         lines.append(
-            f"| {item['target']} | {item['measured']:.3f} {item['unit']} | {item['limit']:.3f} {item['unit']} "
+            f"| {item['target']} | {item['measured']:.3f} {item['unit']} "
+            f"| {item['limit']:.3f} {item['unit']} "
             f"| {'yes' if item['holds'] else 'NO'} |"
         )
     errors = sum(s["direct"]["errors"] + s["facade"]["errors"] for s in results["scenarios"])
@@ -130,10 +152,9 @@ def draw(results: dict[str, Any], path: Path) -> bool:
     for axis, scenario in zip(axes if len(scenarios) > 1 else [axes], scenarios, strict=True):
         data = [[v * MS for v in scenario[side]["latencies"]] or [0.0] for side in ("direct", "facade")]
         axis.boxplot(data, vert=False, tick_labels=["direct", "facade"], showfliers=False, whis=(1, 99))
-        axis.set_title(
-            f"{scenario['name']}, {scenario['callers']} caller(s), {scenario['upstream_latency'] * MS:.0f} ms upstream",
-            fontsize=8,
-        )
+        upstream_ms = scenario["upstream_latency"] * MS
+        title = f"{scenario['name']}, {scenario['callers']} caller(s), {upstream_ms:.0f} ms upstream"
+        axis.set_title(title, fontsize=8)
         axis.tick_params(labelsize=7)
     axes[-1].set_xlabel("latency (ms); whiskers at p1 and p99")
     figure.tight_layout()

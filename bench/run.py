@@ -42,7 +42,11 @@ def name(op: str, records: int) -> str:
 def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
     results: dict[str, Any] = {
         "plan": dataclasses.asdict(plan),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
         "echo": _echo_floor(plan, progress),
         "scenarios": [],
     }
@@ -79,7 +83,12 @@ def _latency_phase(plan: Plan, latency: float, progress: Callable[[str], None]) 
     try:
         for op, records in SCENARIOS:
             for callers in CALLERS:
-                command = {"op": op, "records": records, "calls": calls * (4 if callers > 1 else 1), "callers": callers}
+                command = {
+                    "op": op,
+                    "records": records,
+                    "calls": calls * (4 if callers > 1 else 1),
+                    "callers": callers,
+                }
                 progress(f"{name(op, records)}, {callers} caller(s), {latency * 1000:.0f} ms upstream")
                 warm = {**command, "calls": max(2, min(20, calls // 10))}
                 direct.send(warm)

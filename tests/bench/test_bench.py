@@ -1,0 +1,42 @@
+"""The bench harness in a smoke run (a few calls of every phase), so that `make bench` cannot rot: every
+scenario measured on both sides, instructions counted, every target evaluated."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import report, run
+from tests.helpers import ROOT
+
+
+def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)]
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not installed: .ci/run installs it")
+        args.append("--no-instructions")
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| target | measured | limit | holds |" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    expected = {(run.name(op, records), callers) for op, records in run.SCENARIOS for callers in run.CALLERS}
+    for latency in run.UPSTREAM_LATENCIES:
+        measured = {
+            (s["name"], s["callers"]) for s in results["scenarios"] if s["upstream_latency"] == latency
+        }
+        assert measured == expected
+    for scenario in results["scenarios"]:
+        for side in ("direct", "facade"):
+            assert scenario[side]["errors"] == 0, scenario
+            assert len(scenario[side]["latencies"]) == scenario[side]["calls"] > 0
+    if "--no-instructions" not in args:
+        assert all(item["facade"] > 1e6 and item["direct"] > 1e6 for item in results["instructions"])
+    assert len(results["targets"]) == len(report.targets(results)) >= 15
+    assert results["rss"]["samples"]
