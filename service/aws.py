@@ -40,6 +40,9 @@ def client_config(settings: Settings) -> botocore.config.Config:
         connect_timeout=settings.aws_connect_timeout_seconds,
         read_timeout=settings.aws_read_timeout_seconds,
         user_agent_extra=USER_AGENT,
+        # validate.py checks everything botocore's validator does and more, before any call
+        # (tests/service/test_validate.py::test_what_we_accept_botocore_accepts): a second pass is waste.
+        parameter_validation=False,
     )
 
 

@@ -40,6 +40,7 @@ def test_pool_retries_and_timeouts_follow_the_settings(monkeypatch: pytest.Monke
     assert config.retries == {"mode": "adaptive", "total_max_attempts": 5}
     assert (config.connect_timeout, config.read_timeout) == (1.5, 7.0)
     assert aws.USER_AGENT in config.user_agent_extra
+    assert aws.client_config(settings).parameter_validation is False  # ours runs first, checks more
 
 
 def test_aws_region_is_honoured_when_the_chain_has_none(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,14 +11,18 @@ import botocore.session
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
+from botocore.validate import ParamValidator
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator import Emulator
 from service import operations, translate, validate
 from service.errors import InvalidRequestError
 from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, record_create
+from tests.strategies import build, messages
 
 NOW = timestamp_pb2.Timestamp(seconds=1_732_560_000)
 SECRET = "secret record text 4111-1111"
@@ -207,3 +211,34 @@ def test_patterns_match_like_aws_ascii_whitespace_only() -> None:
         operations.BATCH_CREATE,
         create(good_create(metadata={"k": pb.MetadataValue(string_value="tab\tand space")})),
     )
+
+
+@pytest.mark.parametrize("operation", operations.OPERATIONS, ids=lambda op: op.rpc)
+def test_what_we_accept_botocore_accepts(operation: operations.Operation[Any, Any]) -> None:
+    """Our validation is a superset of botocore's, which is why the client turns botocore's off
+    (aws.client_config): for generated requests, botocore's validator never refuses what ours passed."""
+    shape = operations.service_model().operation_model(operation.aws_operation).input_shape
+    accepted = 0
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        values=st.one_of(
+            messages(operation.request_type.DESCRIPTOR, valid=True),
+            messages(operation.request_type.DESCRIPTOR),
+        )
+    )
+    def check(values: dict[str, Any]) -> None:
+        nonlocal accepted
+        request = build(operation.request_type, values)
+        if request is None:
+            return
+        try:
+            params = validate.validated_params(operation, request)
+        except InvalidRequestError:
+            return
+        accepted += 1
+        report = ParamValidator().validate(params, shape)
+        assert not report.has_errors(), report.generate_report()
+
+    check()
+    assert accepted > 30, accepted  # the property was exercised, not only refusals
