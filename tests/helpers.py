@@ -4,11 +4,15 @@ exchanges with the emulator; and reading an error's rich details back."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +32,7 @@ from grpc_status import rpc_status
 
 from emulator import DEFAULT_MEMORY_ID
 from service.metrics import Metrics
+from service.operations import SERVICE_NAME
 from service.server import create_server
 from service.settings import Settings
 
@@ -208,6 +213,31 @@ def read_json_line(stream: IO[str], message: str) -> dict[str, object]:
         if entry.get("message") == message:
             return dict(entry)
     raise AssertionError(f"no {message!r} line")
+
+
+@contextlib.contextmanager
+def service_process(
+    *, read_log: bool = False, **variables: str
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
+    """`python -m service` in a process of its own, and its start line. Unless the test reads the rest
+    of the log (`read_log`), it is drained, so that no pipe fills. Killed when the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        cwd=ROOT,
+        env=service_env(**variables),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        start = read_json_line(process.stderr, f"serving {SERVICE_NAME}")
+        if not read_log:
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield process, start
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
 
 
 @dataclasses.dataclass

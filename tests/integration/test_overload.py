@@ -10,10 +10,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,14 +27,12 @@ from service.calls import GO_CODE_NAMES
 from service.settings import Backend
 from tests.helpers import (
     MEMORY_ID,
-    ROOT,
     UNKNOWN_RECORD_ID,
     RunningService,
     details_of,
-    read_json_line,
     record_create,
     run_service,
-    service_env,
+    service_process,
     settings_for_tests,
 )
 
@@ -200,24 +194,12 @@ def peak_rss_bytes(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
-def test_memory_stays_bounded_under_a_flood_of_large_batches(tmp_path: Any) -> None:
+def test_memory_stays_bounded_under_a_flood_of_large_batches() -> None:
     """100 concurrent 1.5 MB batches against a process that admits 4 MiB of requests: its peak RSS grows
     by far less than the 150 MB the batches weigh (without admission it grew by about 230 MiB)."""
-    env = service_env(
-        AGENTCORE_BACKEND="local",
-        GRPC_MAX_WORKERS="2",
-        MAX_CONCURRENT_RPCS="8",
-        MAX_INFLIGHT_BYTES=str(4 * 1024 * 1024),
-        LOCAL_FAULTS="latency=1",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stderr is not None
-        port = read_json_line(process.stderr, f"serving {operations.SERVICE_NAME}")["grpcPort"]
-        # The log lines that follow must not fill a pipe nobody reads.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
+    limits = {"GRPC_MAX_WORKERS": "2", "MAX_CONCURRENT_RPCS": "8", "MAX_INFLIGHT_BYTES": str(4 * 1024 * 1024)}
+    with service_process(AGENTCORE_BACKEND="local", LOCAL_FAULTS="latency=1", **limits) as (process, start):
+        port = start["grpcPort"]
         records = [record_create("y" * 15_000, request_identifier=f"r{i}") for i in range(100)]
         request = pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -230,23 +212,14 @@ def test_memory_stays_bounded_under_a_flood_of_large_batches(tmp_path: Any) -> N
         seen = collections.Counter(code_name(error) for error in errors)
         assert set(seen) <= {"OK", "ResourceExhausted"} and seen["OK"] >= 1, seen
         assert grown < 150 * 1024 * 1024, f"peak RSS grew by {grown / 2**20:.0f} MiB"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def test_health_answers_fast_under_a_flood_of_refusals() -> None:
     """A separate service process at the default limits, 1 s of injected AWS latency and 150 callers
     in a closed loop (thousands of refusals a second): health checks every 20 ms. Prints the
     percentiles (`pytest -s`); the bound asserted allows for a loaded CI machine."""
-    env = service_env(AGENTCORE_BACKEND="local", LOCAL_FAULTS="latency=1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stderr is not None
-        port = read_json_line(process.stderr, f"serving {operations.SERVICE_NAME}")["grpcPort"]
-        threading.Thread(target=process.stderr.read, daemon=True).start()
+    with service_process(AGENTCORE_BACKEND="local", LOCAL_FAULTS="latency=1") as (_, start):
+        port = start["grpcPort"]
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub, health = pb_grpc.MemoryRecordsServiceStub(channel), health_pb2_grpc.HealthStub(channel)
             end = time.monotonic() + FLOOD_SECONDS
@@ -271,6 +244,3 @@ def test_health_answers_fast_under_a_flood_of_refusals() -> None:
         print(f"\nflood: {dict(seen)}; health checks: {len(latencies)}, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
         assert seen["ResourceExhausted"] > 10 * seen["NotFound"] > 0, seen
         assert p99 < 1000
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)

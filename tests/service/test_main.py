@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import subprocess
@@ -17,26 +16,7 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import ROOT, read_json_line, service_env
-
-
-@contextlib.contextmanager
-def serving(**variables: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
-    """`python -m service` running, and its start line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=service_env(**variables),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        yield process, read_json_line(process.stderr, "serving agentcore.memory.v1.MemoryRecordsService")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+from tests.helpers import ROOT, service_env, service_process
 
 
 def failing_start(**variables: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +34,7 @@ def failing_start(**variables: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def local_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
-    with serving(AGENTCORE_BACKEND="local", SHUTDOWN_GRACE_SECONDS="2") as running:
+    with service_process(read_log=True, AGENTCORE_BACKEND="local", SHUTDOWN_GRACE_SECONDS="2") as running:
         yield running
 
 
@@ -119,7 +99,9 @@ def test_a_port_in_use_fails_at_start_with_a_clear_message(variable: str) -> Non
 
 def test_faults_in_the_embedded_emulator_from_the_environment() -> None:
     request = pb.GetRequest(memory_id=DEFAULT_MEMORY_ID, memory_record_id="mem-" + "a" * 36)
-    with serving(AGENTCORE_BACKEND="local", LOCAL_FAULTS="AccessDeniedException=1") as (_, start):
+    with service_process(
+        read_log=True, AGENTCORE_BACKEND="local", LOCAL_FAULTS="AccessDeniedException=1"
+    ) as (_, start):
         channel = grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}")
         with channel, pytest.raises(grpc.RpcError) as caught:
             pb_grpc.MemoryRecordsServiceStub(channel).Get(request, timeout=10)
@@ -135,7 +117,7 @@ def test_a_missing_aws_profile_fails_at_start_with_a_clear_message() -> None:
 
 def test_at_debug_level_no_log_line_holds_record_text_or_ids() -> None:
     secret = "SECRET-diary-entry-4111"
-    with serving(AGENTCORE_BACKEND="local", LOG_LEVEL="DEBUG") as (process, start):
+    with service_process(read_log=True, AGENTCORE_BACKEND="local", LOG_LEVEL="DEBUG") as (process, start):
         with grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}") as channel:
             stub = pb_grpc.MemoryRecordsServiceStub(channel)
             record = pb.MemoryRecordCreate(
