@@ -3,7 +3,8 @@
 A facade RPC is admitted or refused at once (RESOURCE_EXHAUSTED, `SERVER_OVERLOADED`, RetryInfo). An
 admitted RPC then waits for one of GRPC_MAX_WORKERS turns to call AWS, and answers DEADLINE_EXCEEDED,
 without calling AWS, if its deadline passes first. The gRPC thread pool holds every admitted RPC plus
-a reserve (server.py), so that health checks and refusals never queue behind work.
+a reserve (server.py), so that refusals never queue behind work; health checks have threads of their
+own (thread_pools.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import contextvars
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -119,16 +119,21 @@ def scope(context: grpc.ServicerContext, full_method: str = "", grpc_type: str =
         _current.reset(token)
 
 
-class Reporter(Protocol):
-    """What an interceptor tells: a call started, a message came or went, the call finished."""
+class Reporter:
+    """What an interceptor tells: a call started, a message came or went, the call finished. Each does
+    nothing unless a reporter overrides it."""
 
-    def started(self, call: Call) -> None: ...
+    def started(self, call: Call) -> None:
+        pass
 
-    def received(self, call: Call) -> None: ...
+    def received(self, call: Call) -> None:
+        pass
 
-    def sent(self, call: Call) -> None: ...
+    def sent(self, call: Call) -> None:
+        pass
 
-    def finished(self, call: Call) -> None: ...
+    def finished(self, call: Call) -> None:
+        pass
 
 
 def grpc_type(client_streaming: bool, server_streaming: bool) -> str:
@@ -156,45 +161,42 @@ def final_code(context: grpc.ServicerContext, raised: bool) -> grpc.StatusCode:
 
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+_BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def with_behavior(handler: Handler, wrap: Callable[[Behavior], Behavior]) -> Handler:
+    """`handler` with its behavior (whichever of the four kinds it has) replaced by `wrap(behavior)`."""
+    kind = next(name for name in _BEHAVIORS if getattr(handler, name) is not None)
+    replaced: Handler = handler._replace(**{kind: wrap(getattr(handler, kind))})  # type: ignore[attr-defined]
+    return replaced
 
 
 class Interceptor(grpc.ServerInterceptor):
     """Reports every registered method to `reporter`; unknown methods (UNIMPLEMENTED) are left alone,
-    which keeps method labels bounded."""
+    which keeps method labels bounded. A method's wrapped handler is built once, not per RPC."""
 
     def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
+        self._wrapped: dict[str, Handler] = {}
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    ) -> Handler | None:
+        full_method = handler_call_details.method
+        wrapped = self._wrapped.get(full_method)
+        if wrapped is not None:
+            return wrapped
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        full_method = handler_call_details.method
         kind = grpc_type(handler.request_streaming, handler.response_streaming)
-        serializers = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(handler.unary_unary, full_method, kind), **serializers
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(handler.stream_unary, full_method, kind), **serializers
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(handler.unary_stream, full_method, kind), **serializers
-            )
-        assert handler.stream_stream is not None
-        return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(handler.stream_stream, full_method, kind), **serializers
-        )
+        observe = self._stream_response if handler.response_streaming else self._unary_response
+        wrapped = with_behavior(handler, lambda behavior: observe(behavior, full_method, kind))
+        self._wrapped[full_method] = wrapped
+        return wrapped
 
     def _received(self, call: Call, request: Any) -> Any:
         """The request as the behavior takes it; each message is reported as it is received."""

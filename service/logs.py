@@ -93,9 +93,9 @@ def configure(level: str) -> None:
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
-class AccessLog:
+class AccessLog(calls.Reporter):
     """One line per finished RPC: method, code, duration, AWS's request id and error code, and record
-    counts of batches (a `calls.Reporter`)."""
+    counts of batches."""
 
     def __init__(self) -> None:
         self._log = logging.getLogger(ACCESS_LOGGER)
@@ -103,15 +103,6 @@ class AccessLog:
     def interceptor(self) -> grpc.ServerInterceptor:
         """The server interceptor that writes the lines."""
         return calls.Interceptor(self)
-
-    def started(self, call: calls.Call) -> None:
-        pass
-
-    def received(self, call: calls.Call) -> None:
-        pass
-
-    def sent(self, call: calls.Call) -> None:
-        pass
 
     def finished(self, call: calls.Call) -> None:
         code = call.code or grpc.StatusCode.UNKNOWN

@@ -15,6 +15,8 @@ from typing import Any
 
 import grpc
 
+from service import calls
+
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 # Kubernetes probes and load balancers check health a few times a second at most.
 HEALTH_CHECK_THREADS = 2
@@ -29,9 +31,7 @@ class ThreadPools(grpc.ServerInterceptor):
         self._health = futures.ThreadPoolExecutor(HEALTH_CHECK_THREADS, thread_name_prefix="grpc-health")
         self._streams = futures.ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix="grpc-stream")
 
-    def pool_for(
-        self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
-    ) -> futures.ThreadPoolExecutor | None:
+    def pool_for(self, full_method: str, handler: calls.Handler) -> futures.ThreadPoolExecutor | None:
         """The pool of this method, or None for the server's main pool."""
         if full_method == HEALTH_CHECK:
             return self._health
@@ -41,30 +41,24 @@ class ThreadPools(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: Callable[[grpc.HandlerCallDetails], calls.Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    ) -> calls.Handler | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         pool = self.pool_for(handler_call_details.method, handler)
         if pool is None:
             return handler
-        kind = next(
-            name
-            for name in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-            if getattr(handler, name)
-        )
-        behavior = getattr(handler, kind)
+        return calls.with_behavior(handler, lambda behavior: _on(pool, behavior))
 
-        @functools.wraps(behavior)
-        def on_its_pool(request: Any, context: grpc.ServicerContext) -> Any:
-            return behavior(request, context)
 
-        on_its_pool.experimental_thread_pool = pool  # type: ignore[attr-defined]
-        replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(**{kind: on_its_pool})  # type: ignore[attr-defined]
-        return replaced
+def _on(pool: futures.ThreadPoolExecutor, behavior: calls.Behavior) -> calls.Behavior:
+    """`behavior`, run by grpc on `pool`."""
 
-    def shutdown(self) -> None:
-        self._health.shutdown(wait=False)
-        self._streams.shutdown(wait=False)
+    @functools.wraps(behavior)
+    def on_its_pool(request: Any, context: grpc.ServicerContext) -> Any:
+        return behavior(request, context)
+
+    on_its_pool.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return on_its_pool

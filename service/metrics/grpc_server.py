@@ -23,9 +23,9 @@ def _labels(call: calls.Call) -> tuple[str, str, str]:
     return (call.grpc_type, call.service, call.method)
 
 
-class ServerMetrics:
+class ServerMetrics(calls.Reporter):
     """Started, handled, messages, handling time and in-flight RPCs by method, and the records of batch
-    responses (a `calls.Reporter`)."""
+    responses."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
         self.started_total = Counter(

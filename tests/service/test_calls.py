@@ -55,3 +55,25 @@ def test_go_code_names_cover_every_code_as_grpc_go_spells_them() -> None:
     assert set(calls.GO_CODE_NAMES) == set(grpc.StatusCode)
     assert calls.GO_CODE_NAMES[grpc.StatusCode.CANCELLED] == "Canceled"  # one L, as in grpc-go
     assert calls.GO_CODE_NAMES[grpc.StatusCode.RESOURCE_EXHAUSTED] == "ResourceExhausted"
+
+
+def test_a_methods_wrapped_handler_is_built_once() -> None:
+    """Every RPC passes through the interceptor: it wraps each method's handler once, not per call, and
+    leaves unknown methods (no handler) alone."""
+    looked_up: list[str] = []
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+
+    def continuation(details: Any) -> Any:
+        looked_up.append(details.method)
+        return handler if details.method == "/x.Y/Known" else None
+
+    def details(method: str) -> Any:
+        return type("Details", (), {"method": method, "invocation_metadata": ()})()
+
+    interceptor = calls.Interceptor(calls.Reporter())
+    first = interceptor.intercept_service(continuation, details("/x.Y/Known"))
+    assert first is not None and first is not handler and first.unary_unary is not handler.unary_unary
+    assert interceptor.intercept_service(continuation, details("/x.Y/Known")) is first
+    assert interceptor.intercept_service(continuation, details("/x.Y/Unknown")) is None
+    assert interceptor.intercept_service(continuation, details("/x.Y/Unknown")) is None
+    assert looked_up == ["/x.Y/Known", "/x.Y/Unknown", "/x.Y/Unknown"]
