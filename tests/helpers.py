@@ -4,6 +4,7 @@ exchanges with the emulator; and reading an error's rich details back."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import http.client
@@ -80,6 +81,18 @@ def update_request(contents: dict[str, str]) -> pb.BatchUpdateRequest:
             for record_id, text in contents.items()
         ],
     )
+
+
+@dataclasses.dataclass
+class Ledger:
+    """What one record may hold after updates whose outcome a client could not know (an RPC that failed,
+    or never answered): its last acknowledged content, or one of those sent after it."""
+
+    acknowledged: str
+    uncertain: list[str] = dataclasses.field(default_factory=list)
+
+    def allowed(self) -> set[str]:
+        return {self.acknowledged, *self.uncertain}
 
 
 def metadata_of_every_kind() -> dict[str, pb.MetadataValue]:
@@ -217,10 +230,11 @@ def read_json_line(stream: IO[str], message: str) -> dict[str, object]:
 
 @contextlib.contextmanager
 def service_process(
-    *, read_log: bool = False, **variables: str
+    *, read_log: bool = False, log_tail: collections.deque[str] | None = None, **variables: str
 ) -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
     """`python -m service` in a process of its own, and its start line. Unless the test reads the rest
-    of the log (`read_log`), it is drained, so that no pipe fills. Killed when the block ends."""
+    of the log (`read_log`), it is drained (into `log_tail` when given, for a failure's message), so
+    that no pipe fills. Killed when the block ends."""
     process = subprocess.Popen(
         [sys.executable, "-m", "service"],
         cwd=ROOT,
@@ -232,7 +246,8 @@ def service_process(
         assert process.stderr is not None
         start = read_json_line(process.stderr, f"serving {SERVICE_NAME}")
         if not read_log:
-            threading.Thread(target=process.stderr.read, daemon=True).start()
+            drain = process.stderr.read if log_tail is None else lambda: log_tail.extend(process.stderr)
+            threading.Thread(target=drain, daemon=True).start()
         yield process, start
     finally:
         if process.poll() is None:

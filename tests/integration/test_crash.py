@@ -16,7 +16,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,10 +27,9 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 
 from tests.helpers import (
     MEMORY_ID,
-    ROOT,
-    read_json_line,
+    Ledger,
     record_create,
-    service_env,
+    service_process,
     update_request,
 )
 
@@ -42,7 +40,6 @@ ACKNOWLEDGED_BEFORE_KILL = 40
 MAX_UPDATES_PER_CLIENT = 10_000
 TRAFFIC_TIMEOUT_SECONDS = 60.0
 RPC_TIMEOUT_SECONDS = 30.0
-START_LINE = "serving agentcore.memory.v1.MemoryRecordsService"
 
 
 @dataclasses.dataclass
@@ -55,37 +52,10 @@ class Served:
 @contextlib.contextmanager
 def serving(db_path: Path) -> Iterator[Served]:
     """`python -m service` in local mode on `db_path`, killed on the way out if still running."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=service_env(AGENTCORE_BACKEND="local", LOCAL_DB_PATH=str(db_path), SHUTDOWN_GRACE_SECONDS="2"),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        start = read_json_line(process.stderr, START_LINE)
-        log_tail: collections.deque[str] = collections.deque(maxlen=20)
-        # One log line per RPC: drained, or the pipe fills and the server blocks.
-        threading.Thread(target=log_tail.extend, args=(process.stderr,), daemon=True).start()
-        port = start["grpcPort"]
-        assert isinstance(port, int)
-        yield Served(process, port, log_tail)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-@dataclasses.dataclass
-class Ledger:
-    """What one record may hold: the last acknowledged content, or one sent after it, unanswered."""
-
-    acknowledged: str
-    unanswered: list[str] = dataclasses.field(default_factory=list)
-
-    def allowed(self) -> set[str]:
-        return {self.acknowledged, *self.unanswered}
+    log_tail: collections.deque[str] = collections.deque(maxlen=20)
+    variables = {"AGENTCORE_BACKEND": "local", "LOCAL_DB_PATH": str(db_path), "SHUTDOWN_GRACE_SECONDS": "2"}
+    with service_process(log_tail=log_tail, **variables) as (process, start):
+        yield Served(process, int(str(start["grpcPort"])), log_tail)
 
 
 class Progress:
@@ -191,13 +161,13 @@ def update_until_killed(
                 response = stub.BatchUpdate(request, timeout=RPC_TIMEOUT_SECONDS)
             except grpc.RpcError as error:
                 for record_id, text in contents.items():
-                    ledgers[record_id].unanswered.append(text)
+                    ledgers[record_id].uncertain.append(text)
                 code: grpc.StatusCode = error.code()
                 return code
             assert list(response.failed_records) == [], response
             assert {result.memory_record_id for result in response.successful_records} == set(contents)
             for record_id, text in contents.items():
                 ledgers[record_id].acknowledged = text
-                ledgers[record_id].unanswered.clear()
+                ledgers[record_id].uncertain.clear()
             progress.acknowledge()
     return None

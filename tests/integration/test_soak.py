@@ -30,6 +30,7 @@ from service.metrics import Metrics
 from service.settings import Backend
 from tests.helpers import (
     MEMORY_ID,
+    Ledger,
     RunningService,
     record_create,
     run_service,
@@ -49,17 +50,6 @@ SERVICE_ERROR_RATE = 0.1
 THROTTLE_RATE = 0.1
 DROP_CONNECTION_RATE = 0.05
 BATCH_UPDATE = "BatchUpdate"
-
-
-@dataclasses.dataclass
-class Ledger:
-    """What one record may hold: the last acknowledged content, or one of the ambiguous ones sent after."""
-
-    acknowledged: str
-    ambiguous_since: list[str] = dataclasses.field(default_factory=list)
-
-    def allowed(self) -> set[str]:
-        return {self.acknowledged, *self.ambiguous_since}
 
 
 @dataclasses.dataclass
@@ -204,7 +194,7 @@ def update_until_time_is_up(
         except grpc.RpcError as error:
             report.codes[GO_CODE_NAMES[error.code()]] += 1
             for record_id, text in contents.items():
-                ledgers[record_id].ambiguous_since.append(text)
+                ledgers[record_id].uncertain.append(text)
             report.ambiguous += len(contents)
             continue
         report.codes["OK"] += 1
@@ -213,7 +203,7 @@ def update_until_time_is_up(
         assert succeeded | failed == set(contents) and not succeeded & failed, response
         for record_id in succeeded:
             ledgers[record_id].acknowledged = contents[record_id]
-            ledgers[record_id].ambiguous_since.clear()
+            ledgers[record_id].uncertain.clear()
         report.acknowledged += len(succeeded)
         report.not_applied += len(failed)
     return report
