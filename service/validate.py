@@ -11,6 +11,7 @@ Patterns are full matches, as AWS applies them (the model's patterns carry no an
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -194,23 +195,54 @@ def check_values(request: message.Message) -> None:
     """Refuse what a proto can carry but AWS cannot, wherever the request sets it: timestamps outside
     years 1 to 9999 (or nanos out of range), and enum numbers the proto does not define."""
     violations: Violations = []
-    _check_fields(request, "", violations)
+    _check_fields(request, "", violations)  # paths grow as `records[0].` + the field name
     if violations:
         raise InvalidRequestError(violations)
 
 
 def _check_fields(value: message.Message, path: str, out: Violations) -> None:
-    for field, field_value in value.ListFields():
-        field_path = f"{path}.{field.name}" if path else field.name
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
-            for key, member in field_value.items():
-                _check_value(value_field, member, f'{field_path}["{key}"]', out)
-        elif field.is_repeated:
-            for index, member in enumerate(field_value):
-                _check_value(field, member, f"{field_path}[{index}]", out)
-        else:
-            _check_value(field, field_value, field_path, out)
+    for field in _checked_fields(value.DESCRIPTOR):
+        if field.is_repeated:
+            members = getattr(value, field.name)
+            value_field = _map_value(field)
+            if value_field is not None:
+                for key, member in members.items():
+                    _check_value(value_field, member, f'{path}{field.name}["{key}"]', out)
+            else:
+                for index, member in enumerate(members):
+                    _check_value(field, member, f"{path}{field.name}[{index}]", out)
+        elif field.message_type is None or value.HasField(field.name):
+            _check_value(field, getattr(value, field.name), path + field.name, out)
+
+
+@functools.cache
+def _checked_fields(message_type: descriptor.Descriptor) -> tuple[descriptor.FieldDescriptor, ...]:
+    """The fields of `message_type` that can hold an enum or a timestamp, found once per message type:
+    every request passes here, and most of its fields (text, ids) need nothing."""
+    return tuple(field for field in message_type.fields if _can_hold_checked_value(field))
+
+
+def _can_hold_checked_value(field: descriptor.FieldDescriptor) -> bool:
+    if field.enum_type is not None:
+        return True
+    if field.message_type is None:
+        return False
+    value_field = _map_value(field)
+    if value_field is not None:
+        return _can_hold_checked_value(value_field)
+    return field.message_type is timestamp_pb2.Timestamp.DESCRIPTOR or bool(
+        _checked_fields(field.message_type)
+    )
+
+
+@functools.cache
+def _map_value(field: descriptor.FieldDescriptor) -> descriptor.FieldDescriptor | None:
+    """The value field of a map field's entries; None for any other field."""
+    entry = field.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        return None
+    value_field: descriptor.FieldDescriptor = entry.fields_by_name["value"]
+    return value_field
 
 
 def _check_value(field: descriptor.FieldDescriptor, value: Any, path: str, out: Violations) -> None:
@@ -222,7 +254,7 @@ def _check_value(field: descriptor.FieldDescriptor, value: Any, path: str, out: 
         if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
             out.append(FieldViolation(path, "must be a valid timestamp between years 1 and 9999"))
     elif isinstance(value, message.Message):
-        _check_fields(value, path, out)
+        _check_fields(value, path + ".", out)
 
 
 def check_params(
