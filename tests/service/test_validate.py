@@ -66,6 +66,16 @@ INVALID: list[tuple[str, Any, str]] = [
         "records[0].timestamp",
     ),
     (
+        "metadata date out of range",
+        create(good_create(metadata={"k": pb.MetadataValue(date_time_value={"seconds": 10**12})})),
+        'records[0].metadata["k"].date_time_value',
+    ),
+    (
+        "nanos out of range",
+        update(good_update(timestamp=timestamp_pb2.Timestamp(seconds=1, nanos=-1))),
+        "records[0].timestamp",
+    ),
+    (
         "request identifier pattern",
         create(good_create(request_identifier="r 1")),
         "records[0].request_identifier",
