@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
@@ -43,7 +44,8 @@ GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
 
 @dataclasses.dataclass
 class Call:
-    """What is known of one RPC while it runs: gathered by every layer, read when it finishes."""
+    """What is known of one RPC while it runs: gathered by every layer, read when it finishes. What
+    follows from the method (service, method, operation) is worked out once."""
 
     context: grpc.ServicerContext
     full_method: str = ""
@@ -60,15 +62,15 @@ class Call:
     default_deadline: float | None = None
     refused: str | None = None  # why admission refused the RPC, if it did
 
-    @property
+    @functools.cached_property
     def service(self) -> str:
         return self.full_method.lstrip("/").partition("/")[0]
 
-    @property
+    @functools.cached_property
     def method(self) -> str:
         return self.full_method.rpartition("/")[2]
 
-    @property
+    @functools.cached_property
     def operation(self) -> operations.Operation[Any, Any] | None:
         """The table's entry, for the facade's own RPCs (not health or reflection)."""
         return operations.BY_FULL_METHOD.get(self.full_method)
