@@ -31,6 +31,17 @@ def test_the_score_is_bm25(checked_client: Any, namespace: str) -> None:
     assert found["score"] == pytest.approx(math.log(2), rel=1e-12)
 
 
+def test_the_score_normalises_by_length(checked_client: Any, namespace: str) -> None:
+    short, long, _ = create_texts(checked_client, namespace, "tea", "tea with milk", "coffee")
+    found = retrieve(checked_client, namespace, "tea")
+    # N = 3, df = 2: idf = ln(1 + 1.5 / 2.5); lengths 1 and 3 against an average of 5/3.
+    idf = math.log(1.6)
+    assert [(s["memoryRecordId"], s["score"]) for s in found] == [
+        (short, pytest.approx(idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 1 / (5 / 3))), rel=1e-12)),
+        (long, pytest.approx(idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 3 / (5 / 3))), rel=1e-12)),
+    ]
+
+
 def test_records_rank_by_relevance_then_id(checked_client: Any, namespace: str) -> None:
     both, twice, once, twin, _unrelated = create_texts(
         checked_client,
