@@ -206,7 +206,8 @@ class Supervisor:
                 self._kill(process)
                 clean = False
                 continue
-            if code != 0:
+            # -SIGTERM: a worker still starting, before it could handle the signal, had nothing in flight.
+            if code not in (0, -signal.SIGTERM):
                 log.error("worker stopped with an error", extra={"workerPid": process.pid, "exitCode": code})
                 clean = False
         return 0 if clean else 1
