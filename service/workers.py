@@ -95,9 +95,13 @@ def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound to host:port (port 0: a free one) with SO_REUSEPORT, not listening: the workers
     can bind beside it, any other program cannot. Raises OSError naming the address if it is taken."""
     address = host.removeprefix("[").removesuffix("]")
+    # grpc falls back from [::] to 0.0.0.0 on a host without IPv6; so does the reservation.
+    candidates = [address, "0.0.0.0"] if address == "::" else [address]
     failure: OSError | None = None
-    for family, kind, proto, _, sockaddr in socket.getaddrinfo(
-        address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    for family, kind, proto, _, sockaddr in (
+        found
+        for candidate in candidates
+        for found in socket.getaddrinfo(candidate, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     ):
         try:
             # Without SO_REUSEPORT, so that a holder that shares ports is found too.
