@@ -46,8 +46,13 @@ class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message, and every `extra` field.
 
     A protobuf message, as a field, a message argument or the message itself, is logged by its type
-    name only: requests and records carry record text.
+    name only: requests and records carry record text. `with_pid` adds the process id, which tells the
+    lines of several worker processes apart.
     """
+
+    def __init__(self, *, with_pid: bool = False) -> None:
+        super().__init__()
+        self._with_pid = with_pid
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -56,6 +61,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": _message(record),
         }
+        if self._with_pid:
+            entry["pid"] = record.process
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES:
                 entry[key] = value
@@ -81,10 +88,10 @@ def _message(record: logging.LogRecord) -> str:
     return record.getMessage()
 
 
-def configure(level: str) -> None:
+def configure(level: str, *, with_pid: bool = False) -> None:
     """Route every logger to one JSON handler on stderr at `level`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(with_pid=with_pid))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
