@@ -42,7 +42,8 @@ def snake(name: str) -> str:
 
 def to_datetime(timestamp: timestamp_pb2.Timestamp) -> dt.datetime:
     """A proto Timestamp as an aware UTC datetime, truncated to the microsecond."""
-    return _EPOCH + dt.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
+    # Positional arguments: timedelta's keywords cost twice the time, on every record's timestamp.
+    return _EPOCH + dt.timedelta(0, timestamp.seconds, timestamp.nanos // 1000)
 
 
 def to_timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:

@@ -187,21 +187,37 @@ class _Compiler:
             + " set"
         )
 
+        # One loop per way of reading, so that the loops test nothing per member but what they must.
+        always = tuple((f, n, c) for f, n, how, c in members if how == _ALWAYS)
+        if_set = tuple((f, n, c) for f, n, how, c in members if how == _IF_SET)
+        if_not_empty = tuple((f, n, c) for f, n, how, c in members if how == _IF_NOT_EMPTY)
+
         def convert(value: Any, path: str | None, out: Violations) -> dict[str, Any]:
             params: dict[str, Any] = {}
             prefix = f"{path}." if path else ""
-            for field_name, name, how, convert_member in members:
-                if how == _IF_SET:
-                    if not value.HasField(field_name):
-                        continue
+            for field_name, name, convert_member in always:
+                member = getattr(value, field_name)
+                params[name] = (
+                    member
+                    if convert_member is None
+                    else convert_member(member, None if path is None else prefix + field_name, out)
+                )
+            for field_name, name, convert_member in if_set:
+                if value.HasField(field_name):
                     member = getattr(value, field_name)
-                else:
-                    member = getattr(value, field_name)
-                    if how == _IF_NOT_EMPTY and not member:
-                        continue
-                if convert_member is not None:
-                    member = convert_member(member, None if path is None else prefix + field_name, out)
-                params[name] = member
+                    params[name] = (
+                        member
+                        if convert_member is None
+                        else convert_member(member, None if path is None else prefix + field_name, out)
+                    )
+            for field_name, name, convert_member in if_not_empty:
+                member = getattr(value, field_name)
+                if member:
+                    params[name] = (
+                        member
+                        if convert_member is None
+                        else convert_member(member, None if path is None else prefix + field_name, out)
+                    )
             for name, field_name in missing:
                 if name not in params:
                     out.append(FieldViolation(prefix + field_name, "is required"))
