@@ -134,9 +134,14 @@ def start_facade(emulator_url: str, *, callgrind_out: Path | None = None, **sett
     return Process(popen, f"127.0.0.1:{port}", callgrind_out)
 
 
-def start_echo() -> Process:
+def start_echo(model: str = "sync") -> Process:
+    """bench/echo.py serving in `model` (sync, aio or aio-thread)."""
     popen = subprocess.Popen(
-        [sys.executable, "-m", "bench.echo"], cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bench.echo", model],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert popen.stdout is not None
     port = int(popen.stdout.readline())

@@ -78,8 +78,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def table(results: dict[str, Any]) -> str:
+    models = results["echo"].get("models", {"sync": results["echo"]["latencies"]})
+    floors = ", ".join(f"{model} {percentile(found, 0.5) * MS:.3f}" for model, found in models.items())
     lines = [
-        f"echo floor (bare gRPC round trip): p50 {percentile(results['echo']['latencies'], 0.5) * MS:.3f} ms",
+        f"echo floor (bare gRPC round trip), p50 ms by serving model: {floors} (the facade serves sync)",
         "",
         "| scenario | callers | upstream | direct p50 / p99 ms | facade p50 / p99 ms | added p50 ms "
         "| throughput facade/direct | CPU ms/call facade / direct |",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.echo import MODELS as ECHO_MODELS
 from bench.processes import ROOT, Caller, Process, start_caller, start_echo, start_emulator, start_facade
 
 __all__ = ["ROOT", "Plan", "run"]
@@ -65,18 +66,21 @@ def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _echo_floor(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
-    progress("echo floor: a bare gRPC round trip, same serving model")
-    server = start_echo()
-    caller = start_caller("echo", server.address)
+    """The bare round trip of each serving model, interleaved; `latencies` is the facade's (sync)."""
+    progress(f"echo floor: a bare gRPC round trip, serving models {', '.join(ECHO_MODELS)}")
+    servers = {model: start_echo(model) for model in ECHO_MODELS}
+    callers = {model: start_caller("echo", server.address) for model, server in servers.items()}
     try:
-        caller.send({"op": "get", "calls": max(10, plan.calls // 4), "callers": 1})  # warm
-        latencies: list[float] = []
+        for caller in callers.values():
+            caller.send({"op": "get", "calls": max(10, plan.calls // 4), "callers": 1})  # warm
+        models: dict[str, list[float]] = {model: [] for model in ECHO_MODELS}
         for _ in range(plan.rounds):
-            latencies += caller.send({"op": "get", "calls": plan.calls, "callers": 1})["latencies"]
-        return {"latencies": latencies}
+            for model, caller in callers.items():
+                models[model] += caller.send({"op": "get", "calls": plan.calls, "callers": 1})["latencies"]
+        return {"latencies": models["sync"], "models": models}
     finally:
-        caller.stop()
-        server.stop()
+        for process in [*callers.values(), *servers.values()]:
+            process.stop()
 
 
 def _latency_phase(plan: Plan, latency: float, progress: Callable[[str], None]) -> list[dict[str, Any]]:
