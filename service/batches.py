@@ -37,11 +37,11 @@ if TYPE_CHECKING:
 NO_ANSWER_STATUS = 504
 # The error_code of a record whose call AWS answered 2xx with a reply that could not be read.
 UNREADABLE_ANSWER_STATUS = 502
-# The field that identifies a record of each batch operation, for duplicates and failed records.
+# The field that identifies a record of each batch operation, for duplicates: (proto, model) names.
 _RECORD_KEYS = {
-    "BatchCreate": "request_identifier",
-    "BatchUpdate": "memory_record_id",
-    "BatchDelete": "memory_record_id",
+    "BatchCreate": ("request_identifier", "requestIdentifier"),
+    "BatchUpdate": ("memory_record_id", "memoryRecordId"),
+    "BatchDelete": ("memory_record_id", "memoryRecordId"),
 }
 
 
@@ -68,7 +68,7 @@ def chunk_client_token(client_token: str, params: dict[str, Any], records: Seque
 def _duplicates(operation: Operation[Any, Any], records: Sequence[Any]) -> list[FieldViolation]:
     """A violation for each record whose id (or request identifier) an earlier record has. The id itself
     is not quoted: ids are the caller's data."""
-    key = _RECORD_KEYS[operation.rpc]
+    key, _ = _RECORD_KEYS[operation.rpc]
     first_index: dict[str, int] = {}
     violations = []
     for index, record in enumerate(records):
@@ -98,38 +98,39 @@ class Batches:
     ) -> None:
         self._client = client
         self._admission = admission
-        self._max_records = max_records
         self._concurrency = concurrency
         self._executor = executor
+        # The model's checks, with its per-call limit on `records` replaced by MAX_BATCH_RECORDS.
+        self._converters = validate.compile_requests(operations.service_model(), batch_records=max_records)
+        self._chunk_sizes = {op.rpc: chunk_size(op) for op in operations.OPERATIONS if op.batch}
 
     def validated_params(self, operation: Operation[Any, Any], request: Any) -> dict[str, Any]:
         """The boto3 parameters of the whole batch, or InvalidRequestError: the model's checks with its
         per-call record limit replaced by MAX_BATCH_RECORDS, and no repeated record id."""
-        if len(request.records) > self._max_records:
-            raise InvalidRequestError(
-                [FieldViolation("records", f"must have at most {self._max_records} entries")]
-            )
-        violations = _duplicates(operation, request.records)
-        validate.check_values(request)
-        params = operation.to_params(request)
         try:
-            validate.check_params(request, params)
+            params = validate.validated_params(operation, request, self._converters)
         except InvalidRequestError as invalid:
-            # The model's own limit on `records` is per AWS call: the facade splits beyond it.
-            splits = len(request.records) > chunk_size(operation)
-            violations += [v for v in invalid.violations if not (splits and v.field == "records")]
-        if violations:
-            raise InvalidRequestError(violations)
+            raise InvalidRequestError(
+                [*_duplicates(operation, request.records), *invalid.violations]
+            ) from None
+        # Most batches repeat nothing: a set of the converted ids says so at a seventh of naming them.
+        _, model_key = _RECORD_KEYS[operation.rpc]
+        records = params["records"]
+        if len({record[model_key] for record in records}) != len(records):
+            violations = _duplicates(operation, request.records)
+            if violations:
+                raise InvalidRequestError(violations)
         return params
 
     def call(
         self, operation: Operation[Any, Any], request: Any, params: dict[str, Any], call: calls.Call
     ) -> Any:
         """The merged response of the AWS calls that serve `request` (parameters `params`)."""
-        size = chunk_size(operation)
+        size = self._chunk_sizes[operation.rpc]
         count = len(request.records)
-        # An empty batch is still one call, so that AWS answers it as it would.
-        bounds = [(start, min(start + size, count)) for start in range(0, count, size)] or [(0, 0)]
+        if count <= size:  # one call, answered as it is (an empty batch too, as AWS would answer it)
+            return self._send(operation, self._chunk_params(operation, request, params, 0, count), call)
+        bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
         chunks = [self._chunk_params(operation, request, params, start, end) for start, end in bounds]
         outcomes = self._run(
             call, [functools.partial(self._call_one, operation, chunk, call) for chunk in chunks]
@@ -156,8 +157,11 @@ class Batches:
     def _chunk_params(
         self, operation: Operation[Any, Any], request: Any, params: dict[str, Any], start: int, end: int
     ) -> dict[str, Any]:
+        derive_token = operation.rpc == "BatchCreate" and request.HasField("client_token")
+        if not derive_token and start == 0 and end == len(params["records"]):
+            return params  # the whole batch in one call: nothing to copy
         chunk = {**params, "records": params["records"][start:end]}
-        if operation.rpc == "BatchCreate" and request.HasField("client_token"):
+        if derive_token:
             chunk["clientToken"] = chunk_client_token(
                 request.client_token, params, request.records[start:end]
             )
@@ -167,6 +171,9 @@ class Batches:
         gone = upstream.caller_gone(call.context)
         if gone is not None:
             raise gone
+        return self._send(operation, params, call)
+
+    def _send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
         with self._admission.turn(call):
             reply = operation.call_aws(self._client, params)
         return operation.to_response(reply)
@@ -174,8 +181,6 @@ class Batches:
     def _run(self, call: calls.Call, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
         """Each task's result or exception, in order; at most BATCH_CONCURRENCY at once. Once the caller
         is gone no further task starts, and the list is cut short there."""
-        if len(tasks) == 1:
-            return [_outcome(tasks[0])]
         outcomes: list[Any] = [None] * len(tasks)
         pending: dict[futures.Future[Any], int] = {}
         started = 0

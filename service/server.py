@@ -1,13 +1,16 @@
 """create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
 
 The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection,
-behind the metrics and access-log interceptors; serve() also serves Prometheus metrics on METRICS_PORT.
+behind the metrics and access-log interceptors; serve() also serves Prometheus metrics on METRICS_PORT,
+unless it runs as one worker of several (`SharedServing`, service/workers.py), whose supervisor does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import threading
 import time
@@ -45,10 +48,12 @@ def create_server(
     health_servicer: health.HealthServicer | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     metrics: Metrics | None = None,
+    share_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound.
 
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
+    `share_port`: bind with SO_REUSEPORT, beside the other workers of one supervisor.
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
     metrics.aws_calls.instrument(client)
@@ -73,7 +78,8 @@ def create_server(
         ],
         options=[
             # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
-            ("grpc.so_reuseport", 0),
+            # Workers share theirs on purpose: their supervisor has checked that no one else holds it.
+            ("grpc.so_reuseport", int(share_port)),
             # The largest batch MAX_BATCH_RECORDS allows must fit (gRPC's default is 4 MiB).
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
@@ -113,46 +119,66 @@ def create_server(
     return server, port
 
 
+def local_emulator(settings: Settings) -> Emulator:
+    """The embedded emulator of the local backend (not started)."""
+    return Emulator(
+        memory_ids=settings.local_memory_ids,
+        db_path=settings.local_db_path,
+        # The journal of request bodies serves tests; a served emulator keeps no record text.
+        journal_size=0,
+        faults=settings.local_faults,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedServing:
+    """How serve() runs as one worker of a supervisor (service/workers.py): on a port shared with the
+    other workers, without /metrics of its own (the supervisor merges every worker's), and in local mode
+    with the supervisor's emulator, so that every worker sees the same records."""
+
+    emulator_url: str | None
+
+
 def serve(
     settings: Settings,
     *,
     stop: threading.Event | None = None,
     on_serving: Callable[[int, int], None] | None = None,
+    shared: SharedServing | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT (or `stop` is set), then drain in-flight RPCs and exit.
-    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones)."""
+    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones; metrics port
+    0 when `shared`)."""
     stop = stop or threading.Event()
     with contextlib.ExitStack() as resources:
         endpoint_url = None
         if settings.backend is Backend.LOCAL:
-            emulator = resources.enter_context(
-                Emulator(
-                    memory_ids=settings.local_memory_ids,
-                    db_path=settings.local_db_path,
-                    # The journal of request bodies serves tests; a served emulator keeps no record text.
-                    journal_size=0,
-                    faults=settings.local_faults,
-                )
-            )
-            endpoint_url = emulator.endpoint_url
+            if shared is None:
+                endpoint_url = resources.enter_context(local_emulator(settings)).endpoint_url
+            else:
+                endpoint_url = shared.emulator_url
         client = aws.create_client(settings, endpoint_url=endpoint_url)
         metrics = Metrics(backend=settings.backend.value)
-        # Same host as gRPC; bound first, so that a port clash fails the start before serving.
-        metrics_port, stop_metrics = exposition.start_http_server(
-            metrics.registry, settings.grpc_host, settings.metrics_port
-        )
-        resources.callback(stop_metrics)
+        metrics_port = 0
+        if shared is None:
+            # Same host as gRPC; bound first, so that a port clash fails the start before serving.
+            metrics_port, stop_metrics = exposition.start_http_server(
+                exposition.registry_to_serve(metrics.registry), settings.grpc_host, settings.metrics_port
+            )
+            resources.callback(stop_metrics)
         health_servicer = health.HealthServicer()
-        server, port = create_server(settings, client, health_servicer=health_servicer, metrics=metrics)
+        server, port = create_server(
+            settings, client, health_servicer=health_servicer, metrics=metrics, share_port=shared is not None
+        )
         server.start()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
         log.info(
-            f"serving {SERVICE_NAME}",
+            f"serving {SERVICE_NAME}" if shared is None else "worker serving",
             extra={
                 "grpcPort": port,
-                "metricsPort": metrics_port,
+                **({"metricsPort": metrics_port} if shared is None else {"workerPid": os.getpid()}),
                 "backend": settings.backend.value,
                 "awsEndpoint": client.meta.endpoint_url,
                 "region": client.meta.region_name,

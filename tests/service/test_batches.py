@@ -9,7 +9,7 @@ import botocore.exceptions
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import batches, operations, settings, translate
+from service import batches, operations, settings, translate, validate
 from service.errors import InvalidRequestError
 from service.settings import Settings
 from tests.helpers import MEMORY_ID, RECORD_ID, record_create, timestamp
@@ -81,7 +81,9 @@ def test_the_largest_list_page_is_what_the_readme_says() -> None:
 
 def test_chunk_tokens_follow_token_and_content() -> None:
     records = [record_create(request_identifier=f"r{i}") for i in range(3)]
-    params = translate.to_boto_batch_create(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records))
+    params = validate.validated_params(
+        operations.BATCH_CREATE, pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records)
+    )
     token = batches.chunk_client_token("t", params, records)
     assert token == batches.chunk_client_token("t", params, list(records))
     assert token != batches.chunk_client_token("u", params, records)
@@ -115,7 +117,33 @@ def test_beyond_100_only_the_per_call_limit_is_lifted() -> None:
             operations.BATCH_DELETE,
             pb.BatchDeleteRequest(memory_id=MEMORY_ID, records=[*records, records[0]]),
         )
-    assert [v.field for v in caught.value.violations] == ["records"]
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("records[150].memory_record_id", "repeats records[0].memory_record_id"),
+        ("records", "must have at most 150 entries"),
+    ]
+    # Nothing else is lifted: a record id the model refuses is named at any index.
+    records[120] = pb.MemoryRecordDelete(memory_record_id="mem-1")
+    with pytest.raises(InvalidRequestError) as caught:
+        checker.validated_params(
+            operations.BATCH_DELETE, pb.BatchDeleteRequest(memory_id=MEMORY_ID, records=records)
+        )
+    assert [v.field for v in caught.value.violations] == ["records[120].memory_record_id"]
+    # The per-call converters keep the model's 100.
+    with pytest.raises(InvalidRequestError) as caught:
+        validate.validated_params(
+            operations.BATCH_DELETE, pb.BatchDeleteRequest(memory_id=MEMORY_ID, records=records[:101])
+        )
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("records", "must have at most 100 entries")
+    ]
+
+
+def test_only_a_list_member_takes_a_maximum_of_entries() -> None:
+    shape = operations.service_model().operation_model("BatchDeleteMemoryRecords").input_shape
+    with pytest.raises(validate.ModelMismatchError, match="no entries"):
+        validate.compile_request(shape, pb.BatchDeleteRequest.DESCRIPTOR, max_entries={"memoryId": 3})
+    with pytest.raises(validate.ModelMismatchError, match="no members recordz"):
+        validate.compile_request(shape, pb.BatchDeleteRequest.DESCRIPTOR, max_entries={"recordz": 3})
 
 
 def client_error(status: int, code: str) -> botocore.exceptions.ClientError:

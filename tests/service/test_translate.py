@@ -1,4 +1,4 @@
-"""translate.py: every field both ways, presence and absence, exact timestamps."""
+"""translate.py: every reply field, presence and absence, exact timestamps (requests: test_validate.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from dateutil import tz
 
-from service import operations, translate
+from service import translate
 from tests.helpers import timestamp
 
 MEMORY_ID = "demo_memory-0123456789"
@@ -44,147 +44,6 @@ class TestTimestamps:
             assert translate.to_timestamp(translate.to_datetime(timestamp(seconds, nanos))) == timestamp(
                 seconds, nanos
             )
-
-
-class TestBatchCreateRequest:
-    def test_every_field(self) -> None:
-        request = pb.BatchCreateRequest(
-            memory_id=MEMORY_ID,
-            client_token="token-1",
-            record_expiry_specification=pb.RecordExpirySpecification(record_expiry_duration_days=45),
-            records=[
-                pb.MemoryRecordCreate(
-                    request_identifier="r1",
-                    namespaces=["users/alice"],
-                    content=pb.MemoryContent(text="likes tea"),
-                    timestamp=timestamp(1_700_000_000, 250_000_000),
-                    memory_strategy_id="manual",
-                    metadata={
-                        "s": pb.MetadataValue(string_value="v"),
-                        "l": pb.MetadataValue(string_list_value=pb.StringList(values=["a", "b"])),
-                        "n": pb.MetadataValue(number_value=2.5),
-                        "d": pb.MetadataValue(date_time_value=timestamp(1_600_000_000, 1_000)),
-                    },
-                )
-            ],
-        )
-        assert translate.to_boto_batch_create(request) == {
-            "memoryId": MEMORY_ID,
-            "clientToken": "token-1",
-            "recordExpirySpecification": {"recordExpiryDurationDays": 45},
-            "records": [
-                {
-                    "requestIdentifier": "r1",
-                    "namespaces": ["users/alice"],
-                    "content": {"text": "likes tea"},
-                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 250_000, tzinfo=UTC),
-                    "memoryStrategyId": "manual",
-                    "metadata": {
-                        "s": {"stringValue": "v"},
-                        "l": {"stringListValue": ["a", "b"]},
-                        "n": {"numberValue": 2.5},
-                        "d": {"dateTimeValue": dt.datetime(2020, 9, 13, 12, 26, 40, 1, tzinfo=UTC)},
-                    },
-                }
-            ],
-        }
-
-    def test_unset_optional_fields_are_not_sent(self) -> None:
-        request = pb.BatchCreateRequest(
-            memory_id=MEMORY_ID,
-            records=[
-                pb.MemoryRecordCreate(
-                    request_identifier="r1", content=pb.MemoryContent(text="x"), timestamp=timestamp(1)
-                )
-            ],
-        )
-        assert translate.to_boto_batch_create(request) == {
-            "memoryId": MEMORY_ID,
-            "records": [
-                {
-                    "requestIdentifier": "r1",
-                    "namespaces": [],
-                    "content": {"text": "x"},
-                    "timestamp": dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
-                }
-            ],
-        }
-
-    def test_set_but_empty_optional_scalars_are_sent(self) -> None:
-        request = pb.BatchCreateRequest(memory_id=MEMORY_ID, client_token="")
-        request.records.add(memory_strategy_id="")
-        params = translate.to_boto_batch_create(request)
-        assert params["clientToken"] == ""
-        assert params["records"][0]["memoryStrategyId"] == ""
-        assert "content" not in params["records"][0]
-        assert "timestamp" not in params["records"][0]
-
-    def test_expiry_action(self) -> None:
-        request = pb.BatchCreateRequest(
-            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE)
-        )
-        assert translate.to_boto_batch_create(request)["recordExpirySpecification"] == {"action": "REMOVE"}
-
-
-class TestBatchUpdateRequest:
-    def test_every_field(self) -> None:
-        request = pb.BatchUpdateRequest(
-            memory_id=MEMORY_ID,
-            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
-            records=[
-                pb.MemoryRecordUpdate(
-                    memory_record_id=RECORD_ID,
-                    timestamp=timestamp(1_700_000_000, 999_999_999),
-                    content=pb.MemoryContent(text="prefers coffee"),
-                    namespaces=pb.NamespaceList(values=["users/bob"]),
-                    source_namespaces=pb.NamespaceList(values=["users/alice"]),
-                    memory_strategy_id="s-1",
-                    metadata={"n": pb.MetadataValue(number_value=-0.5)},
-                )
-            ],
-        )
-        assert translate.to_boto_batch_update(request) == {
-            "memoryId": MEMORY_ID,
-            "recordExpirySpecification": {"action": "REMOVE"},
-            "records": [
-                {
-                    "memoryRecordId": RECORD_ID,
-                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 999_999, tzinfo=UTC),
-                    "content": {"text": "prefers coffee"},
-                    "namespaces": ["users/bob"],
-                    "sourceNamespaces": ["users/alice"],
-                    "memoryStrategyId": "s-1",
-                    "metadata": {"n": {"numberValue": -0.5}},
-                }
-            ],
-        }
-
-    def test_only_what_is_set_is_sent(self) -> None:
-        request = pb.BatchUpdateRequest(
-            memory_id=MEMORY_ID, records=[pb.MemoryRecordUpdate(memory_record_id=RECORD_ID)]
-        )
-        assert translate.to_boto_batch_update(request) == {
-            "memoryId": MEMORY_ID,
-            "records": [{"memoryRecordId": RECORD_ID}],
-        }
-
-    def test_empty_namespace_list_is_sent_as_empty(self) -> None:
-        record = pb.MemoryRecordUpdate(memory_record_id=RECORD_ID, namespaces=pb.NamespaceList())
-        params = translate.to_boto_batch_update(pb.BatchUpdateRequest(records=[record]))
-        assert params["records"][0]["namespaces"] == []
-        assert "sourceNamespaces" not in params["records"][0]
-
-
-class TestGetRequest:
-    def test_namespace_only_when_set(self) -> None:
-        assert translate.to_boto_get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)) == {
-            "memoryId": MEMORY_ID,
-            "memoryRecordId": RECORD_ID,
-        }
-        with_namespace = pb.GetRequest(
-            memory_id=MEMORY_ID, memory_record_id=RECORD_ID, namespace="users/alice"
-        )
-        assert translate.to_boto_get(with_namespace)["namespace"] == "users/alice"
 
 
 class TestReplies:
@@ -268,83 +127,6 @@ class TestReplies:
         assert not record.HasField("timestamp")
         assert not record.HasField("expires_at")
         assert len(record.metadata) == 0
-
-
-class TestDataPlaneRequests:
-    def test_delete_and_batch_delete(self) -> None:
-        assert translate.to_boto_delete(
-            pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
-        ) == {
-            "memoryId": MEMORY_ID,
-            "memoryRecordId": RECORD_ID,
-        }
-        batch = pb.BatchDeleteRequest(
-            memory_id=MEMORY_ID,
-            records=[
-                pb.MemoryRecordDelete(memory_record_id=RECORD_ID, namespace="n"),
-                pb.MemoryRecordDelete(),
-            ],
-        )
-        assert translate.to_boto_batch_delete(batch) == {
-            "memoryId": MEMORY_ID,
-            "records": [{"memoryRecordId": RECORD_ID, "namespace": "n"}, {"memoryRecordId": ""}],
-        }
-
-    def test_list_sends_what_is_set_and_paging_by_aip_158(self) -> None:
-        assert translate.to_boto_list(pb.ListRequest(memory_id=MEMORY_ID)) == {"memoryId": MEMORY_ID}
-        request = pb.ListRequest(
-            memory_id=MEMORY_ID,
-            namespace="",
-            namespace_path="users",
-            memory_strategy_id="s",
-            page_size=5,
-            page_token="t",
-            metadata_filters=[
-                pb.MetadataFilter(
-                    left=pb.MetadataFilterLeft(metadata_key="k"), operator=pb.METADATA_FILTER_OPERATOR_EXISTS
-                )
-            ],
-        )
-        assert translate.to_boto_list(request) == {
-            "memoryId": MEMORY_ID,
-            "namespace": "",
-            "namespacePath": "users",
-            "memoryStrategyId": "s",
-            "maxResults": 5,
-            "nextToken": "t",
-            "metadataFilters": [{"left": {"metadataKey": "k"}, "operator": "EXISTS"}],
-        }
-
-    def test_retrieve_with_every_operator_name(self) -> None:
-        for number, name in enumerate(
-            operations.service_model().shape_for("MemoryRecordOperatorType").enum, 1
-        ):
-            assert pb.MetadataFilterOperator.Name(number) == f"METADATA_FILTER_OPERATOR_{name}"
-        criteria = pb.SearchCriteria(
-            search_query="q",
-            top_k=0,
-            metadata_filters=[
-                pb.MetadataFilter(
-                    left=pb.MetadataFilterLeft(),
-                    right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue(number_value=2.5)),
-                )
-            ],
-        )
-        params = translate.to_boto_retrieve(pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=criteria))
-        # An unset operator and an empty left side are sent as such, so that validation names them.
-        assert params == {
-            "memoryId": MEMORY_ID,
-            "searchCriteria": {
-                "searchQuery": "q",
-                "topK": 0,
-                "metadataFilters": [{"left": {}, "right": {"metadataValue": {"numberValue": 2.5}}}],
-            },
-        }
-
-    def test_paging_members_have_aip_158_names(self) -> None:
-        assert translate.snake("maxResults") == "page_size"
-        assert translate.snake("nextToken") == "page_token"
-        assert translate.snake("namespacePath") == "namespace_path"
 
 
 SUMMARY = {
