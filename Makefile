@@ -27,7 +27,7 @@ $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(PIP_INSTALL) -r requirements-bench.txt
 	touch $@
 
-# buf (the protobuf linter), pinned in package-lock.json.
+# buf (the protobuf linter) and the Node.js client tests' packages, pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
