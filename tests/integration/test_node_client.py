@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
 
 from tests.helpers import ROOT, service_process
 
@@ -47,3 +49,21 @@ def test_a_node_client_calls_every_rpc_and_decodes_the_errors() -> None:
     assert result.returncode == 0, f"node --test failed:\n{output}"
     # A skipped test proves nothing: none may be.
     assert "\u2139 fail 0" in output and "\u2139 skipped 0" in output, output
+
+
+def test_the_readme_command_types_every_rpc_for_typescript(tmp_path: Path) -> None:
+    node_or_skip()
+    # The command of the README's "Call it from your language".
+    command = [
+        str(ROOT / "node_modules" / ".bin" / "proto-loader-gen-types"),
+        *("--keepCase", "--longs=String", "--enums=String", "--arrays", "--objects", "--oneofs"),
+        *("--grpcLib=@grpc/grpc-js", "-I", "protos", f"--outDir={tmp_path}"),
+        "agentcore/memory/v1/memory_records.proto",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    typed = (tmp_path / "agentcore" / "memory" / "v1" / "MemoryRecordsService.ts").read_text()
+    methods = pb.DESCRIPTOR.services_by_name["MemoryRecordsService"].methods
+    assert methods
+    for method in methods:
+        assert f"  {method.name}(argument: _agentcore_memory_v1_{method.input_type.name}," in typed
