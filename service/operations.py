@@ -99,8 +99,60 @@ GET = Operation(
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     batch=False,
 )
+DELETE = Operation(
+    rpc="Delete",
+    request_type=pb.DeleteRequest,
+    response_type=pb.DeleteResponse,
+    aws_operation="DeleteMemoryRecord",
+    call_aws=lambda client, params: client.delete_memory_record(**params),
+    to_params=translate.to_boto_delete,
+    to_response=translate.from_boto_delete,
+    resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
+    batch=False,
+)
+BATCH_DELETE = Operation(
+    rpc="BatchDelete",
+    request_type=pb.BatchDeleteRequest,
+    response_type=pb.BatchDeleteResponse,
+    aws_operation="BatchDeleteMemoryRecords",
+    call_aws=lambda client, params: client.batch_delete_memory_records(**params),
+    to_params=translate.to_boto_batch_delete,
+    to_response=translate.from_boto_batch_delete,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=True,
+)
+LIST = Operation(
+    rpc="List",
+    request_type=pb.ListRequest,
+    response_type=pb.ListResponse,
+    aws_operation="ListMemoryRecords",
+    call_aws=lambda client, params: client.list_memory_records(**params),
+    to_params=translate.to_boto_list,
+    to_response=translate.from_boto_list,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=False,
+)
+RETRIEVE = Operation(
+    rpc="Retrieve",
+    request_type=pb.RetrieveRequest,
+    response_type=pb.RetrieveResponse,
+    aws_operation="RetrieveMemoryRecords",
+    call_aws=lambda client, params: client.retrieve_memory_records(**params),
+    to_params=translate.to_boto_retrieve,
+    to_response=translate.from_boto_retrieve,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=False,
+)
 
-OPERATIONS: tuple[Operation[Any, Any], ...] = (BATCH_CREATE, BATCH_UPDATE, GET)
+OPERATIONS: tuple[Operation[Any, Any], ...] = (
+    BATCH_CREATE,
+    BATCH_UPDATE,
+    GET,
+    DELETE,
+    BATCH_DELETE,
+    LIST,
+    RETRIEVE,
+)
 BY_FULL_METHOD: Mapping[str, Operation[Any, Any]] = {op.full_method: op for op in OPERATIONS}
 
 

@@ -12,7 +12,7 @@ import calendar
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.protobuf import timestamp_pb2
@@ -28,14 +28,18 @@ _STATUS_FROM_BOTO = {
     "FAILED": pb.MEMORY_RECORD_STATUS_FAILED,
 }
 _EXPIRY_ACTION_TO_BOTO = {pb.RECORD_EXPIRY_ACTION_REMOVE: "REMOVE"}
+_OPERATOR_PREFIX = "METADATA_FILTER_OPERATOR_"
+# AWS members whose proto field follows AIP-158 rather than the AWS name.
+_PROTO_NAMES = {"maxResults": "page_size", "nextToken": "page_token"}
 
 
 # --- names ------------------------------------------------------------------------------------
 
 
 def snake(name: str) -> str:
-    """An AWS member name as its proto field name: `memoryRecordId` -> `memory_record_id`."""
-    return _CAMEL.sub("_", name).lower()
+    """An AWS member name as its proto field name: `memoryRecordId` -> `memory_record_id`, and the
+    paging members as AIP-158 names them (`maxResults` -> `page_size`, `nextToken` -> `page_token`)."""
+    return _PROTO_NAMES.get(name) or _CAMEL.sub("_", name).lower()
 
 
 # --- timestamps -------------------------------------------------------------------------------
@@ -88,6 +92,91 @@ def to_boto_get(request: pb.GetRequest) -> BotoParams:
     if request.HasField("namespace"):
         params["namespace"] = request.namespace
     return params
+
+
+def to_boto_delete(request: pb.DeleteRequest) -> BotoParams:
+    """Parameters of `delete_memory_record` for a Delete request."""
+    params: BotoParams = {"memoryId": request.memory_id, "memoryRecordId": request.memory_record_id}
+    if request.HasField("namespace"):
+        params["namespace"] = request.namespace
+    return params
+
+
+def to_boto_batch_delete(request: pb.BatchDeleteRequest) -> BotoParams:
+    """Parameters of `batch_delete_memory_records` for a BatchDelete request."""
+    records: list[BotoParams] = []
+    for record in request.records:
+        boto_record: BotoParams = {"memoryRecordId": record.memory_record_id}
+        if record.HasField("namespace"):
+            boto_record["namespace"] = record.namespace
+        records.append(boto_record)
+    return {"memoryId": request.memory_id, "records": records}
+
+
+def to_boto_list(request: pb.ListRequest) -> BotoParams:
+    """Parameters of `list_memory_records` for a List request."""
+    params: BotoParams = {"memoryId": request.memory_id}
+    if request.HasField("namespace"):
+        params["namespace"] = request.namespace
+    if request.HasField("namespace_path"):
+        params["namespacePath"] = request.namespace_path
+    if request.HasField("memory_strategy_id"):
+        params["memoryStrategyId"] = request.memory_strategy_id
+    if request.metadata_filters:
+        params["metadataFilters"] = _to_boto_filters(request.metadata_filters)
+    return _with_page(params, request)
+
+
+def to_boto_retrieve(request: pb.RetrieveRequest) -> BotoParams:
+    """Parameters of `retrieve_memory_records` for a Retrieve request."""
+    params: BotoParams = {"memoryId": request.memory_id}
+    if request.HasField("namespace"):
+        params["namespace"] = request.namespace
+    if request.HasField("namespace_path"):
+        params["namespacePath"] = request.namespace_path
+    if request.HasField("search_criteria"):
+        criteria = request.search_criteria
+        # searchQuery is required: always sent, so that an empty one is named.
+        boto_criteria: BotoParams = {"searchQuery": criteria.search_query}
+        if criteria.HasField("memory_strategy_id"):
+            boto_criteria["memoryStrategyId"] = criteria.memory_strategy_id
+        if criteria.HasField("top_k"):
+            boto_criteria["topK"] = criteria.top_k
+        if criteria.metadata_filters:
+            boto_criteria["metadataFilters"] = _to_boto_filters(criteria.metadata_filters)
+        params["searchCriteria"] = boto_criteria
+    return _with_page(params, request)
+
+
+def _with_page(params: BotoParams, request: pb.ListRequest | pb.RetrieveRequest) -> BotoParams:
+    # AIP-158: 0 and "" mean "not set".
+    if request.page_size:
+        params["maxResults"] = request.page_size
+    if request.page_token:
+        params["nextToken"] = request.page_token
+    return params
+
+
+def _to_boto_filters(filters: Sequence[pb.MetadataFilter]) -> list[BotoParams]:
+    boto_filters: list[BotoParams] = []
+    for metadata_filter in filters:
+        boto_filter: BotoParams = {}
+        if metadata_filter.HasField("left"):
+            left = metadata_filter.left
+            boto_filter["left"] = {"metadataKey": left.metadata_key} if left.HasField("metadata_key") else {}
+        if metadata_filter.operator:
+            # Unset is not sent (AWS requires it: validation names it); unknown numbers are refused earlier.
+            name = pb.MetadataFilterOperator.Name(metadata_filter.operator)
+            boto_filter["operator"] = name.removeprefix(_OPERATOR_PREFIX)
+        if metadata_filter.HasField("right"):
+            right = metadata_filter.right
+            boto_filter["right"] = (
+                {"metadataValue": _to_boto_metadata_value(right.metadata_value)}
+                if right.HasField("metadata_value")
+                else {}
+            )
+        boto_filters.append(boto_filter)
+    return boto_filters
 
 
 def _to_boto_record_create(record: pb.MemoryRecordCreate) -> BotoParams:
@@ -194,13 +283,63 @@ def from_boto_get(reply: BotoReply) -> pb.GetResponse:
     return pb.GetResponse(memory_record=from_boto_record(reply["memoryRecord"]))
 
 
+def from_boto_delete(reply: BotoReply) -> pb.DeleteResponse:
+    """A Delete response from a `delete_memory_record` reply."""
+    _require(reply, "memoryRecordId")
+    return pb.DeleteResponse(memory_record_id=reply["memoryRecordId"])
+
+
+def from_boto_batch_delete(reply: BotoReply) -> pb.BatchDeleteResponse:
+    """A BatchDelete response from a `batch_delete_memory_records` reply."""
+    _require(reply, "successfulRecords", "failedRecords")
+    return pb.BatchDeleteResponse(
+        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
+        failed_records=_from_boto_results(reply.get("failedRecords", ())),
+    )
+
+
+def from_boto_list(reply: BotoReply) -> pb.ListResponse:
+    """A List response from a `list_memory_records` reply; the last page has no next_page_token."""
+    _require(reply, "memoryRecordSummaries")
+    return pb.ListResponse(
+        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
+        next_page_token=reply.get("nextToken", ""),
+    )
+
+
+def from_boto_retrieve(reply: BotoReply) -> pb.RetrieveResponse:
+    """A Retrieve response from a `retrieve_memory_records` reply."""
+    _require(reply, "memoryRecordSummaries")
+    return pb.RetrieveResponse(
+        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
+        next_page_token=reply.get("nextToken", ""),
+    )
+
+
 def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
     """A MemoryRecord from AWS's MemoryRecord shape."""
+    record = _from_boto_stored(pb.MemoryRecord(), boto_record)
+    if "expiresAt" in boto_record:
+        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
+    return record
+
+
+def _from_boto_summary(boto_summary: BotoReply) -> pb.MemoryRecordSummary:
+    """A MemoryRecordSummary from AWS's MemoryRecordSummary shape."""
+    summary = _from_boto_stored(pb.MemoryRecordSummary(), boto_summary)
+    if "score" in boto_summary:
+        summary.score = boto_summary["score"]
+    return summary
+
+
+_Stored = TypeVar("_Stored", pb.MemoryRecord, pb.MemoryRecordSummary)
+
+
+def _from_boto_stored(record: _Stored, boto_record: BotoReply) -> _Stored:
+    """`record` with the members a MemoryRecord and a MemoryRecordSummary share, each when returned."""
     _require(boto_record, "memoryRecordId")
-    record = pb.MemoryRecord(
-        memory_record_id=boto_record["memoryRecordId"],
-        namespaces=boto_record.get("namespaces", ()),
-    )
+    record.memory_record_id = boto_record["memoryRecordId"]
+    record.namespaces.extend(boto_record.get("namespaces", ()))
     if "content" in boto_record:
         record.content.CopyFrom(_from_boto_content(boto_record["content"]))
     if "memoryStrategyId" in boto_record:
@@ -211,8 +350,6 @@ def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
         record.timestamp.CopyFrom(to_timestamp(boto_record["timestamp"]))
     for key, value in boto_record.get("metadata", {}).items():
         record.metadata[key].CopyFrom(_from_boto_metadata_value(value))
-    if "expiresAt" in boto_record:
-        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
     return record
 
 

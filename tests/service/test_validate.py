@@ -50,7 +50,70 @@ INVALID: list[tuple[str, Any, str]] = [
     ("memory id too short", create(good_create(), memory_id="m-1"), "memory_id"),
     ("memory id pattern", create(good_create(), memory_id="1memory-0123456789"), "memory_id"),
     ("memory id missing", update(good_update(), memory_id=""), "memory_id"),
-    ("101 records", create(*[good_create(request_identifier=f"r{i}") for i in range(101)]), "records"),
+    ("1001 records", create(*[good_create(request_identifier=f"r{i}") for i in range(1001)]), "records"),
+    (
+        "create: a request identifier twice",
+        create(good_create(request_identifier="a"), good_create(request_identifier="a")),
+        "records[1].request_identifier",
+    ),
+    ("update: a record id twice", update(good_update(), good_update()), "records[1].memory_record_id"),
+    (
+        "batch delete: a record id twice",
+        pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID, records=[pb.MemoryRecordDelete(memory_record_id=RECORD_ID)] * 2
+        ),
+        "records[1].memory_record_id",
+    ),
+    (
+        "batch delete: 101 records, one of them invalid",
+        pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID,
+            records=[pb.MemoryRecordDelete(memory_record_id=RECORD_ID[:-3] + f"{i:03}") for i in range(100)]
+            + [pb.MemoryRecordDelete(memory_record_id="mem-1")],
+        ),
+        "records[100].memory_record_id",
+    ),
+    ("delete: record id missing", pb.DeleteRequest(memory_id=MEMORY_ID), "memory_record_id"),
+    ("list: page size over 100", pb.ListRequest(memory_id=MEMORY_ID, page_size=101), "page_size"),
+    (
+        "list: a filter without operator",
+        pb.ListRequest(
+            memory_id=MEMORY_ID,
+            metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"))],
+        ),
+        "metadata_filters[0].operator",
+    ),
+    (
+        "list: an operator this version does not know",
+        pb.ListRequest(
+            memory_id=MEMORY_ID,
+            metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"), operator=99)],
+        ),
+        "metadata_filters[0].operator",
+    ),
+    ("retrieve: no search criteria", pb.RetrieveRequest(memory_id=MEMORY_ID), "search_criteria"),
+    (
+        "retrieve: top k 0",
+        pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=pb.SearchCriteria(search_query="q", top_k=0)),
+        "search_criteria.top_k",
+    ),
+    (
+        "retrieve: a filter value of no kind",
+        pb.RetrieveRequest(
+            memory_id=MEMORY_ID,
+            search_criteria=pb.SearchCriteria(
+                search_query="q",
+                metadata_filters=[
+                    pb.MetadataFilter(
+                        left=pb.MetadataFilterLeft(metadata_key="k"),
+                        operator=pb.METADATA_FILTER_OPERATOR_EQUALS_TO,
+                        right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue()),
+                    )
+                ],
+            ),
+        ),
+        "search_criteria.metadata_filters[0].right.metadata_value",
+    ),
     ("content missing", create(good_create(content=None)), "records[0].content"),
     ("content oneof unset", create(good_create(content=pb.MemoryContent())), "records[0].content"),
     ("empty text", create(good_create(content=pb.MemoryContent(text=""))), "records[0].content.text"),
@@ -161,11 +224,8 @@ INVALID: list[tuple[str, Any, str]] = [
 def test_refused_before_aws_naming_the_field(
     local_service: RunningService, emulator: Emulator, request_message: Any, field: str
 ) -> None:
-    method = {
-        pb.BatchCreateRequest: local_service.stub.BatchCreate,
-        pb.BatchUpdateRequest: local_service.stub.BatchUpdate,
-        pb.GetRequest: local_service.stub.Get,
-    }[type(request_message)]
+    [rpc] = [op.rpc for op in operations.OPERATIONS if op.request_type is type(request_message)]
+    method = getattr(local_service.stub, rpc)
     with pytest.raises(grpc.RpcError) as caught:
         method(request_message, timeout=10)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
