@@ -116,7 +116,7 @@ describe('BatchCreate, BatchUpdate, Get', () => {
   test('invalid fields are INVALID_ARGUMENT with a BadRequest naming each by its proto path', async () => {
     const record = { ...newRecord(''), namespaces: ['bad namespace!'] };
     const status = await failure(
-      call(client, 'BatchCreate', { memory_id: MEMORY_ID, records: [newRecord('fine'), record] }),
+      call(client, 'BatchCreate', { memory_id: MEMORY_ID, records: [newRecord('fine', 'r1'), { ...record, request_identifier: 'r2' }] }),
       grpc.status.INVALID_ARGUMENT,
     );
     assert.equal(status.details.ErrorInfo.reason, 'INVALID_ARGUMENT');
@@ -161,6 +161,176 @@ describe('BatchCreate, BatchUpdate, Get', () => {
     );
     assert.equal(status.details.ErrorInfo.reason, 'AWS_RESOURCE_NOT_FOUND');
     assert.equal(status.details.ResourceInfo.resource_name, `memories/${UNKNOWN_MEMORY_ID}`);
+  });
+});
+
+const recordOf = (namespace) => (text, index) => ({
+  ...newRecord(text, `r${index}`, namespace),
+  metadata: { topic: { string_value: index % 2 === 0 ? 'even' : 'odd' } },
+});
+
+/** Every summary of a List or Retrieve, page after page (AIP-158), and the number of pages. */
+async function allPages(method, request) {
+  const summaries = [];
+  let pages = 0;
+  let pageToken = '';
+  do {
+    const reply = await call(client, method, { ...request, page_token: pageToken });
+    summaries.push(...reply.memory_record_summaries);
+    pages += 1;
+    pageToken = reply.next_page_token ?? ''; // unset on the last page (proto3: empty is unset)
+  } while (pageToken !== '' && pages < 100);
+  return { summaries, pages };
+}
+
+describe('Delete, BatchDelete', () => {
+  test('a deleted record is gone', async () => {
+    const [recordId] = await create([newRecord('to forget')]);
+    const reply = await call(client, 'Delete', { memory_id: MEMORY_ID, memory_record_id: recordId });
+    assert.deepEqual(reply, { memory_record_id: recordId });
+    const status = await failure(
+      call(client, 'Get', { memory_id: MEMORY_ID, memory_record_id: recordId }),
+      grpc.status.NOT_FOUND,
+    );
+    assert.equal(status.details.ErrorInfo.reason, 'AWS_RESOURCE_NOT_FOUND');
+  });
+
+  test('deleting an unknown record is NOT_FOUND from DeleteMemoryRecord', async () => {
+    const status = await failure(
+      call(client, 'Delete', { memory_id: MEMORY_ID, memory_record_id: UNKNOWN_RECORD_ID }),
+      grpc.status.NOT_FOUND,
+    );
+    assert.equal(status.details.ErrorInfo.reason, 'AWS_RESOURCE_NOT_FOUND');
+    assert.equal(status.details.ErrorInfo.metadata.operation, 'DeleteMemoryRecord');
+  });
+
+  test('a batch delete deletes the records it names; an unknown one fails alone', async () => {
+    const recordIds = await create([newRecord('one', 'r1'), newRecord('two', 'r2')]);
+    const reply = await call(client, 'BatchDelete', {
+      memory_id: MEMORY_ID,
+      records: [...recordIds, UNKNOWN_RECORD_ID].map((id) => ({ memory_record_id: id })),
+    });
+    assert.deepEqual(
+      reply.successful_records.map((r) => [r.memory_record_id, r.status]),
+      recordIds.map((id) => [id, 'MEMORY_RECORD_STATUS_SUCCEEDED']),
+    );
+    assert.deepEqual(
+      reply.failed_records.map((r) => [r.memory_record_id, r.status, r.error_code]),
+      [[UNKNOWN_RECORD_ID, 'MEMORY_RECORD_STATUS_FAILED', 404]],
+    );
+    for (const id of recordIds) {
+      await failure(call(client, 'Get', { memory_id: MEMORY_ID, memory_record_id: id }), grpc.status.NOT_FOUND);
+    }
+  });
+
+  test('a record id twice in one batch delete is INVALID_ARGUMENT naming the second', async () => {
+    const status = await failure(
+      call(client, 'BatchDelete', {
+        memory_id: MEMORY_ID,
+        records: [{ memory_record_id: UNKNOWN_RECORD_ID }, { memory_record_id: UNKNOWN_RECORD_ID }],
+      }),
+      grpc.status.INVALID_ARGUMENT,
+    );
+    assert.deepEqual(fieldPaths(status), ['records[1].memory_record_id']);
+  });
+});
+
+describe('List, Retrieve', () => {
+  const namespace = `${NAMESPACE}/search`;
+  const texts = ['Alice likes green tea', 'Bob drinks black coffee', 'green tea keeps Carol awake', 'Dan naps'];
+  let recordIds;
+
+  test('setup: records to list and search', async () => {
+    recordIds = await create(texts.map(recordOf(namespace)));
+    assert.equal(recordIds.length, texts.length);
+  });
+
+  test('List pages through a namespace, every record once', async () => {
+    const { summaries, pages } = await allPages('List', { memory_id: MEMORY_ID, namespace, page_size: 3 });
+    assert.equal(pages, 2);
+    assert.deepEqual(summaries.map((s) => s.memory_record_id).sort(), [...recordIds].sort());
+    const byId = new Map(summaries.map((s) => [s.memory_record_id, s]));
+    const first = byId.get(recordIds[0]);
+    assert.equal(first.content.text, texts[0]);
+    assert.deepEqual(first.namespaces, [namespace]);
+    assert.equal(first.memory_strategy_id, 'manual');
+    assert.equal(first.metadata.topic.string_value, 'even');
+    assert.ok(first.created_at.seconds > 0);
+    assert.equal(first.score, undefined, 'a listed record has no score');
+  });
+
+  test('List filters by metadata and by namespace path', async () => {
+    const { summaries } = await allPages('List', {
+      memory_id: MEMORY_ID,
+      namespace_path: NAMESPACE,
+      metadata_filters: [
+        {
+          left: { metadata_key: 'topic' },
+          operator: 'METADATA_FILTER_OPERATOR_EQUALS_TO',
+          right: { metadata_value: { string_value: 'odd' } },
+        },
+      ],
+    });
+    assert.deepEqual(summaries.map((s) => s.memory_record_id).sort(), [recordIds[1], recordIds[3]].sort());
+  });
+
+  test('Retrieve ranks what matches the query, best first, with scores', async () => {
+    const reply = await call(client, 'Retrieve', {
+      memory_id: MEMORY_ID,
+      namespace,
+      search_criteria: { search_query: 'green tea' },
+    });
+    const found = reply.memory_record_summaries;
+    assert.deepEqual(found.map((s) => s.memory_record_id).sort(), [recordIds[0], recordIds[2]].sort());
+    assert.ok(found.every((s) => typeof s.score === 'number' && s.score > 0));
+    assert.ok(found[0].score >= found[1].score, 'best first');
+    assert.equal(reply.next_page_token, undefined, 'one page');
+
+    const top = await call(client, 'Retrieve', {
+      memory_id: MEMORY_ID,
+      namespace,
+      search_criteria: { search_query: 'green tea', top_k: 1 },
+    });
+    assert.deepEqual(top.memory_record_summaries.map((s) => s.memory_record_id), [found[0].memory_record_id]);
+  });
+
+  test('Retrieve without a query and List with a page too large are INVALID_ARGUMENT', async () => {
+    const retrieve = await failure(
+      call(client, 'Retrieve', { memory_id: MEMORY_ID, search_criteria: { search_query: '' } }),
+      grpc.status.INVALID_ARGUMENT,
+    );
+    assert.deepEqual(fieldPaths(retrieve), ['search_criteria.search_query']);
+    const list = await failure(
+      call(client, 'List', { memory_id: MEMORY_ID, page_size: 101 }),
+      grpc.status.INVALID_ARGUMENT,
+    );
+    assert.deepEqual(fieldPaths(list), ['page_size']);
+  });
+
+  test('the largest page (100 summaries of 16,000 characters) needs the receive limit clients set', async () => {
+    const largest = `${NAMESPACE}/largest`;
+    const text = '\u{1F375}'.repeat(16_000); // 4 bytes each in UTF-8: the most bytes a character takes
+    // In batches of 25: boto3 escapes each such character as 12 bytes of JSON, and 100 of these records
+    // would be over the emulator's 16 MiB request body.
+    for (let batch = 0; batch < 4; batch += 1) {
+      await create(Array.from({ length: 25 }, (_, index) => newRecord(text, `r${index}`, largest)));
+    }
+    const request = { memory_id: MEMORY_ID, namespace: largest, page_size: 100 };
+    const page = await call(client, 'List', request);
+    assert.equal(page.memory_record_summaries.length, 100);
+    assert.ok(page.memory_record_summaries.every((s) => s.content.text === text));
+
+    const withDefaultLimit = connect(ADDRESS, undefined, { 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+    try {
+      await assert.rejects(call(withDefaultLimit, 'List', request), { code: grpc.status.RESOURCE_EXHAUSTED });
+    } finally {
+      withDefaultLimit.close();
+    }
+    const reply = await call(client, 'BatchDelete', {
+      memory_id: MEMORY_ID,
+      records: page.memory_record_summaries.map((s) => ({ memory_record_id: s.memory_record_id })),
+    });
+    assert.equal(reply.successful_records.length, 100);
   });
 });
 
