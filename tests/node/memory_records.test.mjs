@@ -116,7 +116,10 @@ describe('BatchCreate, BatchUpdate, Get', () => {
   test('invalid fields are INVALID_ARGUMENT with a BadRequest naming each by its proto path', async () => {
     const record = { ...newRecord(''), namespaces: ['bad namespace!'] };
     const status = await failure(
-      call(client, 'BatchCreate', { memory_id: MEMORY_ID, records: [newRecord('fine', 'r1'), { ...record, request_identifier: 'r2' }] }),
+      call(client, 'BatchCreate', {
+        memory_id: MEMORY_ID,
+        records: [newRecord('fine', 'r1'), { ...record, request_identifier: 'r2' }],
+      }),
       grpc.status.INVALID_ARGUMENT,
     );
     assert.equal(status.details.ErrorInfo.reason, 'INVALID_ARGUMENT');
