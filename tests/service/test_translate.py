@@ -8,7 +8,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from dateutil import tz
 
-from service import translate
+from service import operations, translate
 from tests.helpers import timestamp
 
 MEMORY_ID = "demo_memory-0123456789"
@@ -268,3 +268,127 @@ class TestReplies:
         assert not record.HasField("timestamp")
         assert not record.HasField("expires_at")
         assert len(record.metadata) == 0
+
+
+class TestDataPlaneRequests:
+    def test_delete_and_batch_delete(self) -> None:
+        assert translate.to_boto_delete(
+            pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        ) == {
+            "memoryId": MEMORY_ID,
+            "memoryRecordId": RECORD_ID,
+        }
+        batch = pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID,
+            records=[
+                pb.MemoryRecordDelete(memory_record_id=RECORD_ID, namespace="n"),
+                pb.MemoryRecordDelete(),
+            ],
+        )
+        assert translate.to_boto_batch_delete(batch) == {
+            "memoryId": MEMORY_ID,
+            "records": [{"memoryRecordId": RECORD_ID, "namespace": "n"}, {"memoryRecordId": ""}],
+        }
+
+    def test_list_sends_what_is_set_and_paging_by_aip_158(self) -> None:
+        assert translate.to_boto_list(pb.ListRequest(memory_id=MEMORY_ID)) == {"memoryId": MEMORY_ID}
+        request = pb.ListRequest(
+            memory_id=MEMORY_ID,
+            namespace="",
+            namespace_path="users",
+            memory_strategy_id="s",
+            page_size=5,
+            page_token="t",
+            metadata_filters=[
+                pb.MetadataFilter(
+                    left=pb.MetadataFilterLeft(metadata_key="k"), operator=pb.METADATA_FILTER_OPERATOR_EXISTS
+                )
+            ],
+        )
+        assert translate.to_boto_list(request) == {
+            "memoryId": MEMORY_ID,
+            "namespace": "",
+            "namespacePath": "users",
+            "memoryStrategyId": "s",
+            "maxResults": 5,
+            "nextToken": "t",
+            "metadataFilters": [{"left": {"metadataKey": "k"}, "operator": "EXISTS"}],
+        }
+
+    def test_retrieve_with_every_operator_name(self) -> None:
+        for number, name in enumerate(
+            operations.service_model().shape_for("MemoryRecordOperatorType").enum, 1
+        ):
+            assert pb.MetadataFilterOperator.Name(number) == f"METADATA_FILTER_OPERATOR_{name}"
+        criteria = pb.SearchCriteria(
+            search_query="q",
+            top_k=0,
+            metadata_filters=[
+                pb.MetadataFilter(
+                    left=pb.MetadataFilterLeft(),
+                    right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue(number_value=2.5)),
+                )
+            ],
+        )
+        params = translate.to_boto_retrieve(pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=criteria))
+        # An unset operator and an empty left side are sent as such, so that validation names them.
+        assert params == {
+            "memoryId": MEMORY_ID,
+            "searchCriteria": {
+                "searchQuery": "q",
+                "topK": 0,
+                "metadataFilters": [{"left": {}, "right": {"metadataValue": {"numberValue": 2.5}}}],
+            },
+        }
+
+    def test_paging_members_have_aip_158_names(self) -> None:
+        assert translate.snake("maxResults") == "page_size"
+        assert translate.snake("nextToken") == "page_token"
+        assert translate.snake("namespacePath") == "namespace_path"
+
+
+SUMMARY = {
+    "memoryRecordId": RECORD_ID,
+    "content": {"text": "likes tea"},
+    "memoryStrategyId": "s",
+    "namespaces": ["users/alice"],
+    "createdAt": dt.datetime(2024, 11, 25, 18, 40, tzinfo=UTC),
+    "score": 0.5,
+    "metadata": {"k": {"stringValue": "v"}},
+}
+
+
+class TestDataPlaneReplies:
+    def test_delete(self) -> None:
+        assert translate.from_boto_delete({"memoryRecordId": RECORD_ID}) == pb.DeleteResponse(
+            memory_record_id=RECORD_ID
+        )
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_delete({})
+
+    def test_batch_delete(self) -> None:
+        reply = {
+            "successfulRecords": [{"memoryRecordId": RECORD_ID, "status": "SUCCEEDED"}],
+            "failedRecords": [],
+        }
+        response = translate.from_boto_batch_delete(reply)
+        assert response.successful_records[0].status == pb.MEMORY_RECORD_STATUS_SUCCEEDED
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_batch_delete({"successfulRecords": []})
+
+    def test_retrieve_keeps_the_score_and_the_token(self) -> None:
+        response = translate.from_boto_retrieve({"memoryRecordSummaries": [SUMMARY], "nextToken": "n"})
+        [summary] = response.memory_record_summaries
+        assert summary.HasField("score") and summary.score == 0.5
+        assert summary.memory_strategy_id == "s" and summary.created_at == timestamp(1_732_560_000)
+        assert summary.metadata["k"].string_value == "v"
+        assert not summary.HasField("timestamp")
+        assert response.next_page_token == "n"
+
+    def test_list_last_page_has_no_token_and_no_score(self) -> None:
+        summary = {key: value for key, value in SUMMARY.items() if key != "score"}
+        response = translate.from_boto_list({"memoryRecordSummaries": [summary]})
+        assert response.next_page_token == ""
+        assert not response.memory_record_summaries[0].HasField("score")
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_list({"message": "<html>"})
