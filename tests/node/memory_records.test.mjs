@@ -310,22 +310,42 @@ describe('List, Retrieve', () => {
     assert.deepEqual(fieldPaths(list), ['page_size']);
   });
 
-  test('the largest page (100 summaries of 16,000 characters) needs the receive limit clients set', async () => {
-    const largest = `${NAMESPACE}/largest`;
-    const text = '\u{1F375}'.repeat(16_000); // 4 bytes each in UTF-8: the most bytes a character takes
+  test('the largest page fits the receive limit clients set, and not the default', async () => {
+    // Every member at AWS's limits: 16,000 characters of 4 bytes each in UTF-8, a namespace of 1,024
+    // characters, a strategy id of 100, 20 metadata keys of 128 with 5 values of 64 each.
+    const largest = `${NAMESPACE}/largest/`.padEnd(1024, 'x');
+    const text = '\u{1F375}'.repeat(16_000);
+    const metadata = Object.fromEntries(
+      Array.from({ length: 20 }, (_, index) => [
+        `key${index}`.padEnd(128, 'k'),
+        { string_list_value: { values: Array.from({ length: 5 }, () => 'v'.repeat(64)) } },
+      ]),
+    );
+    const record = (index) => ({
+      ...newRecord(text, `r${index}`, largest),
+      memory_strategy_id: 's'.repeat(100),
+      metadata,
+    });
     // In batches of 25: boto3 escapes each such character as 12 bytes of JSON, and 100 of these records
     // would be over the emulator's 16 MiB request body.
     for (let batch = 0; batch < 4; batch += 1) {
-      await create(Array.from({ length: 25 }, (_, index) => newRecord(text, `r${index}`, largest)));
+      await create(Array.from({ length: 25 }, (_, index) => record(index)));
     }
     const request = { memory_id: MEMORY_ID, namespace: largest, page_size: 100 };
     const page = await call(client, 'List', request);
     assert.equal(page.memory_record_summaries.length, 100);
-    assert.ok(page.memory_record_summaries.every((s) => s.content.text === text));
+    assert.ok(page.memory_record_summaries.every((s) => s.content.text === text && s.namespaces[0] === largest));
+    assert.ok(Object.keys(page.memory_record_summaries[0].metadata).length === 20);
 
     const withDefaultLimit = connect(ADDRESS, undefined, { 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+    // gRPC's default; the message names the page's size.
     try {
-      await assert.rejects(call(withDefaultLimit, 'List', request), { code: grpc.status.RESOURCE_EXHAUSTED });
+      await assert.rejects(call(withDefaultLimit, 'List', request), (error) => {
+        assert.equal(error.code, grpc.status.RESOURCE_EXHAUSTED);
+        const size = Number(/larger than max \((\d+) vs/.exec(error.details)[1]);
+        assert.ok(size > 7 * 1024 * 1024 && size < 8 * 1024 * 1024, `page of ${size} bytes`);
+        return true;
+      });
     } finally {
       withDefaultLimit.close();
     }
