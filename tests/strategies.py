@@ -56,6 +56,9 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "page_token": st.just(""),
     "search_query": st.text(min_size=1, max_size=100),
     "top_k": st.integers(1, 100),
+    "search_criteria": st.fixed_dictionaries(
+        {"search_query": st.text(min_size=1, max_size=100)}, optional={"top_k": st.integers(1, 100)}
+    ),
     "metadata_filters": st.lists(
         st.fixed_dictionaries(
             {
