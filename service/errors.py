@@ -12,16 +12,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import botocore.exceptions
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, operations, translate, upstream
+from service import admission, calls, operations, translate, upstream
 from service.operations import Resource
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
@@ -180,7 +180,38 @@ def names_an_identity(aws_text: str) -> bool:
 
 
 def _without_values(aws_text: str) -> str:
-    return _QUOTED_VALUE.sub("Value at '", aws_text)[:MAX_MESSAGE_CHARACTERS]
+    """AWS's text without the values it quotes, nor any string of the request being served (memory and
+    record ids, namespaces, text: AWS echoes them, as in "Memory record <id> not found")."""
+    text = _QUOTED_VALUE.sub("Value at '", aws_text)
+    call = calls.current()
+    if call is not None and call.request is not None:
+        text = redact_request_values(text, call.request)
+    return text[:MAX_MESSAGE_CHARACTERS]
+
+
+def redact_request_values(text: str, request: message.Message) -> str:
+    """`text` with every whole occurrence of a string of `request` (at any depth) replaced by `[redacted]`."""
+    values = sorted({value for value in _strings(request) if value}, key=len, reverse=True)
+    if not values:
+        return text
+    # Whole occurrences only: a namespace `a` must not eat the letter a of every word.
+    pattern = "|".join(re.escape(value) for value in values)
+    return re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", "[redacted]", text)
+
+
+def _strings(value: message.Message) -> Iterator[str]:
+    for field, content in value.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            items: Iterable[Any] = [*content.keys(), *content.values()]
+        elif isinstance(content, (str, message.Message)):
+            items = (content,)
+        else:
+            items = content if isinstance(content, Iterable) else ()  # repeated, or a number
+        for item in items:
+            if isinstance(item, str):
+                yield item
+            elif isinstance(item, message.Message):
+                yield from _strings(item)
 
 
 def _for_operators(aws_text: str) -> str:

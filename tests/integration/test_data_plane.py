@@ -51,6 +51,23 @@ def test_delete_of_an_unknown_record_is_not_found(local_service: RunningService)
             pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=10
         )
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+    # The emulator, as AWS, names the record in its message; the caller's logs must not get it back.
+    assert "ResourceNotFoundException: Memory record [redacted] not found" in caught.value.details()
+    assert UNKNOWN_RECORD_ID not in caught.value.details()
+
+
+def test_aws_messages_never_carry_the_ids_of_the_request(local_service: RunningService) -> None:
+    memory_id = "unknown_memory-0123456789"
+    with pytest.raises(grpc.RpcError) as caught:
+        local_service.stub.BatchDelete(
+            pb.BatchDeleteRequest(
+                memory_id=memory_id, records=[pb.MemoryRecordDelete(memory_record_id=UNKNOWN_RECORD_ID)]
+            ),
+            timeout=10,
+        )
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+    assert "[redacted]" in caught.value.details()
+    assert memory_id not in caught.value.details()
 
 
 def test_batch_delete_beyond_100_records_in_request_order(

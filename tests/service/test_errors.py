@@ -7,6 +7,7 @@ from typing import Any
 import botocore.exceptions
 import grpc
 import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2, status_pb2
 
 from service import errors
@@ -89,3 +90,14 @@ def test_connection_failure_is_unavailable_with_retry_info() -> None:
     proto, details = unpack(errors.to_status(exc))
     assert proto.code == grpc.StatusCode.UNAVAILABLE.value[0]
     assert error_details_pb2.RetryInfo in details
+
+
+def test_request_values_are_redacted_whole_and_at_any_depth() -> None:
+    request = pb.BatchUpdateRequest(
+        memory_id="mem-1", records=[pb.MemoryRecordUpdate(memory_record_id="rec-abc")]
+    )
+    request.records[0].metadata["colour"].string_value = "a"
+    text = "Memory record rec-abc not found in mem-1 (rec-abcd, colour, a, area)"
+    assert errors.redact_request_values(text, request) == (
+        "Memory record [redacted] not found in [redacted] (rec-abcd, [redacted], [redacted], area)"
+    )
