@@ -138,9 +138,7 @@ class Batches:
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         gone = next((f for f in failed if isinstance(f, upstream.CallerGoneError)), None)
         if gone is not None or len(outcomes) < len(chunks):
-            raise (
-                gone or upstream.caller_gone(call.context) or upstream.CancelledError("the caller went away")
-            )
+            raise gone or _why_stopped(call)
         if failed and len(failed) == len(outcomes):
             raise failed[0]  # as a single call would fail
         response = operation.response_type()
@@ -196,6 +194,15 @@ class Batches:
             for future in done:
                 outcomes[pending.pop(future)] = future.result()
         return outcomes
+
+
+def _why_stopped(call: calls.Call) -> upstream.CallerGoneError:
+    """Why chunks stopped starting: the caller went away, or the RPC's deadline (the caller's, or
+    DEFAULT_DEADLINE_SECONDS, which the caller's context does not know) passed."""
+    gone = upstream.caller_gone(call.context)
+    if gone is not None:
+        return gone
+    return upstream.DeadlineExceededError("the deadline passed before every chunk was sent")
 
 
 def _caller_waits(call: calls.Call) -> bool:

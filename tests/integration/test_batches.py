@@ -255,6 +255,17 @@ def test_the_deadline_bounds_every_chunk(emulator: Emulator) -> None:
         assert upstream_calls(service, CREATE) <= 3
 
 
+def test_the_default_deadline_between_chunks_is_deadline_exceeded_not_cancelled(emulator: Emulator) -> None:
+    # The caller sets no deadline; DEFAULT_DEADLINE_SECONDS passes while chunks wait their turn.
+    for service in service_for(emulator, batch_concurrency=1, default_deadline_seconds=1.0):
+        concurrency_probe(emulator, 0.3)
+        with pytest.raises(grpc.RpcError) as caught:
+            service.stub.BatchCreate(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=creates(1000)))
+        assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED, caught.value.details()
+        time.sleep(0.4)
+        assert len(emulator.received(CREATE)) <= 5, "no call starts after the deadline"
+
+
 def test_a_cancelled_rpc_starts_no_further_chunk(emulator: Emulator) -> None:
     for service in service_for(emulator, batch_concurrency=1):
         concurrency_probe(emulator, 0.3)
