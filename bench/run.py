@@ -1,6 +1,6 @@
 """The phases of a bench run: the echo floor, latency and throughput (A B interleaved, at 0 and 20 ms of
-injected AWS latency), throughput with 1 and 2 worker processes, instructions under callgrind, and RSS
-over a long run."""
+injected AWS latency), throughput with 1 and 2 worker processes, a 1,000-record batch at 200 ms,
+instructions under callgrind, and RSS over a long run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import large_batch
 from bench.echo import MODELS as ECHO_MODELS
 from bench.processes import ROOT, Caller, Process, start_caller, start_echo, start_emulator, start_facade
 
@@ -59,6 +60,8 @@ def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
     for latency in UPSTREAM_LATENCIES:
         results["scenarios"] += _latency_phase(plan, latency, progress)
     results["workers"] = _workers_phase(plan, progress)
+    progress("a 1,000-record BatchUpdate at 200 ms upstream: the facade against a boto3 loop")
+    results["large_batch"] = large_batch.measure(plan.rounds)
     if plan.instruction_calls:
         results["instructions"] = _instruction_phase(plan, progress)
     results["rss"] = _rss_phase(plan, progress)
