@@ -1,7 +1,8 @@
 """The contract proven from another language: the Node.js client tests (tests/node/, `node --test`)
 against `python -m service` with the embedded emulator, so that one runner reports them. Node and the
-client's packages come from `make test` (npm ci, pinned in package-lock.json); without them the test
-skips on a developer's machine and fails in CI."""
+client's packages come from `make test` (npm ci, pinned in package-lock.json, which `make lint` needs
+anyway for buf): without node the test skips on a developer's machine and fails in CI; node without the
+packages is a broken install and fails everywhere."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ NODE_TEST_TIMEOUT_SECONDS = 300
 def node_or_skip() -> str:
     """The path of `node`, with the client's packages installed next to package.json."""
     node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
-        reason = "node or the npm packages are missing: `make test` installs them (npm ci)"
+    if node is None:
+        reason = "node is not installed"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
+    if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        pytest.fail("the npm packages are missing: `make test` installs them (npm ci)")
     return node
 
 
