@@ -293,10 +293,14 @@ def _compile_enum(enum_type: descriptor.EnumDescriptor, check: Convert | None) -
 
     def convert(value: int, path: str | None, out: Violations) -> str | None:
         name = names.get(value)
+        if name is not None and check is not None:
+            refused: Violations = []
+            name = check(name, path, refused)
+            if refused:
+                name = None  # the model's message would list its strings; the caller sends proto names
         if name is None:
             out.append(FieldViolation(path or "", unknown_message))
-            return None
-        return name if check is None else check(name, path, out)
+        return name
 
     return convert
 

@@ -531,6 +531,14 @@ class TestRetrieveParams:
             request = pb.ListRequest(memory_id=MEMORY_ID, metadata_filters=[key_filter(number)])
             assert params_of(operations.LIST, request)["metadataFilters"][0]["operator"] == name
 
+    def test_an_unset_operator_is_refused_with_the_names_a_caller_can_send(self) -> None:
+        request = pb.ListRequest(memory_id=MEMORY_ID, namespace="a", metadata_filters=[key_filter(0)])
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.LIST, request)
+        [violation] = caught.value.violations
+        assert violation.field == "metadata_filters[0].operator"
+        assert violation.description.startswith("must be one of METADATA_FILTER_OPERATOR_EQUALS_TO, ")
+
     def test_search_criteria_and_a_value_filter(self) -> None:
         criteria = pb.SearchCriteria(
             search_query="q",
