@@ -4,9 +4,11 @@ import os
 import sys
 
 from service import logs
+from service.authz import PolicyError
 from service.aws import AwsConfigurationError
 from service.server import serve
 from service.settings import Settings, SettingsError
+from service.tls import TlsError
 
 
 def main() -> int:
@@ -18,7 +20,7 @@ def main() -> int:
     logs.configure(settings.log_level)
     try:
         serve(settings)
-    except AwsConfigurationError as exc:
+    except (AwsConfigurationError, TlsError, PolicyError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

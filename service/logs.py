@@ -94,8 +94,8 @@ def configure(level: str) -> None:
 
 
 class AccessLog(calls.Reporter):
-    """One line per finished RPC: method, code, duration, AWS's request id and error code, and record
-    counts of batches."""
+    """One line per finished RPC: method, code, duration, the caller's identity, AWS's request id and
+    error code, and record counts of batches."""
 
     def __init__(self) -> None:
         self._log = logging.getLogger(ACCESS_LOGGER)
@@ -110,6 +110,7 @@ class AccessLog(calls.Reporter):
             "method": call.full_method,
             "grpcCode": calls.GO_CODE_NAMES[code],
             "durationSeconds": round(call.seconds(), 6),
+            "caller": call.caller,
         }
         if call.aws_request_id:
             fields["awsRequestId"] = call.aws_request_id

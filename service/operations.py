@@ -47,6 +47,46 @@ class Resource:
 
 
 @dataclasses.dataclass(frozen=True)
+class NamespaceScope:
+    """What the authorization policy needs of a request, or of each record of a batch: the namespaces it
+    names (a namespace-restricted caller must be allowed every one), and whether AWS itself keeps the
+    call inside them (`confined`). Acting on record ids is confined only by the API's own atomic check
+    (Get's `namespace`, BatchUpdate's `sourceNamespaces`: AWS refuses a record not in them), which a
+    restricted caller must therefore use: no extra call, no race."""
+
+    named: Callable[[Any], tuple[str, ...]]
+    confined: Callable[[Any], bool]
+
+
+# A new record lives in the namespaces it names (AWS requires one).
+NEW_RECORD = NamespaceScope(
+    named=lambda record: tuple(record.namespaces), confined=lambda record: bool(record.namespaces)
+)
+# `source_namespaces` confines an update; the new `namespaces` must be allowed too (moving a record), and an
+# empty new list would take the record out of every namespace.
+UPDATED_RECORD = NamespaceScope(
+    named=lambda record: (*record.source_namespaces.values, *record.namespaces.values),
+    confined=lambda record: (
+        bool(record.source_namespaces.values)
+        and (not record.HasField("namespaces") or bool(record.namespaces.values))
+    ),
+)
+# Get, and (issue 10) Delete and each record of BatchDelete: `namespace` confines the call.
+NAMED_RECORD = NamespaceScope(
+    named=lambda request: (request.namespace,) if request.HasField("namespace") else (),
+    confined=lambda request: request.HasField("namespace"),
+)
+# (Issue 10) List and Retrieve: `namespace` (exact) or `namespace_path` (a hierarchy) filters what AWS
+# returns; naming neither would search every namespace.
+NAMESPACE_FILTER = NamespaceScope(
+    named=lambda request: tuple(
+        getattr(request, field) for field in ("namespace", "namespace_path") if request.HasField(field)
+    ),
+    confined=lambda request: request.HasField("namespace") or request.HasField("namespace_path"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
 class Operation(Generic[Request, Response]):
     """One RPC and the one boto3 call that serves it."""
 
@@ -59,6 +99,8 @@ class Operation(Generic[Request, Response]):
     to_response: Callable[[Mapping[str, Any]], Response]
     resource: Callable[[Request], Resource]
     batch: bool  # requests carry `records`; responses carry successful_records and failed_records
+    # Of each record when `batch` (a record refused by the policy fails on its own), else of the request.
+    namespaces: NamespaceScope
 
     @property
     def full_method(self) -> str:
@@ -76,6 +118,7 @@ BATCH_CREATE = Operation(
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    namespaces=NEW_RECORD,
 )
 BATCH_UPDATE = Operation(
     rpc="BatchUpdate",
@@ -87,6 +130,7 @@ BATCH_UPDATE = Operation(
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    namespaces=UPDATED_RECORD,
 )
 GET = Operation(
     rpc="Get",
@@ -98,6 +142,7 @@ GET = Operation(
     to_response=translate.from_boto_get,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     batch=False,
+    namespaces=NAMED_RECORD,
 )
 
 OPERATIONS: tuple[Operation[Any, Any], ...] = (BATCH_CREATE, BATCH_UPDATE, GET)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from service import calls, errors, operations, upstream, validate
+from service import authz, calls, errors, operations, upstream, validate
 from service.admission import Admission, OverloadedError
 from service.operations import Operation
 
@@ -26,10 +26,16 @@ class MemoryRecordsServicer:
     """`agentcore.memory.v1.MemoryRecordsService` on top of one shared boto3 client."""
 
     def __init__(
-        self, client: BedrockAgentCoreClient, admission: Admission, *, default_deadline_seconds: float
+        self,
+        client: BedrockAgentCoreClient,
+        admission: Admission,
+        *,
+        default_deadline_seconds: float,
+        authorizer: authz.Authorizer | None = None,
     ) -> None:
         self._client = client
         self._admission = admission
+        self._authorizer = authorizer or authz.Authorizer(None)
         self._default_deadline_seconds = default_deadline_seconds
 
     def add_to_server(self, server: grpc.Server) -> None:
@@ -61,14 +67,21 @@ class MemoryRecordsServicer:
                 with self._admission.admitted(len(raw)):
                     request = call.request = validate.parse(operation, raw)
                     params = validate.validated_params(operation, request)
+                    verdict = self._authorizer.verdict(operation, request, call.caller)
+                    params = verdict.narrowed(params)
+                    if operation.batch and not params["records"]:
+                        return verdict.completed(operation, request, None)  # nothing left for AWS
                     with self._admission.turn(call):
                         reply = operation.call_aws(self._client, params)
-                    return operation.to_response(reply)
+                    return verdict.completed(operation, request, operation.to_response(reply))
             except Exception as exc:
                 failure: BaseException = exc
                 if isinstance(exc, OverloadedError):
                     call.refused = exc.reason
-                elif not isinstance(exc, errors.InvalidRequestError | errors.MalformedRequestError):
+                elif not isinstance(
+                    exc,
+                    errors.InvalidRequestError | errors.MalformedRequestError | authz.CallerNotAllowedError,
+                ):
                     # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
                     failure = upstream.caller_gone(context) or exc
                 resource = operation.resource(request) if request is not None else None

@@ -8,6 +8,10 @@ in-flight gauge sums live processes, build info takes the max).
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+import threading
+import wsgiref.simple_server
 from collections.abc import Callable
 
 import prometheus_client
@@ -39,11 +43,43 @@ def registry_to_serve(registry: CollectorRegistry) -> CollectorRegistry:
     return merged
 
 
-def start_http_server(registry: CollectorRegistry, host: str, port: int) -> tuple[int, Callable[[], None]]:
-    """Serve /metrics on host:port (port 0: any free port); the bound port and a stop function."""
-    httpd, thread = prometheus_client.start_http_server(
-        port, addr=host.removeprefix("[").removesuffix("]"), registry=registry_to_serve(registry)
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape every few seconds is not news
+
+
+def start_http_server(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    *,
+    tls: Callable[[], ssl.SSLContext] | None = None,
+) -> tuple[int, Callable[[], None]]:
+    """Serve /metrics on host:port (port 0: any free port), over HTTPS when `tls` gives the context for
+    each new connection; the bound port and a stop function."""
+    address = host.removeprefix("[").removesuffix("]")
+
+    class Server(prometheus_client.exposition.ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(
+            address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
+
+        def get_request(self) -> tuple[socket.socket, object]:
+            connection, peer = self.socket.accept()
+            if tls is None:
+                return connection, peer
+            # The handshake happens on the request's own thread, at its first read, not in this loop.
+            return tls().wrap_socket(connection, server_side=True, do_handshake_on_connect=False), peer
+
+    httpd = wsgiref.simple_server.make_server(
+        address,
+        port,
+        prometheus_client.make_wsgi_app(registry_to_serve(registry)),
+        Server,
+        handler_class=_QuietHandler,
     )
+    thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
 
     def stop() -> None:
         httpd.shutdown()
