@@ -160,11 +160,11 @@ class PolicyFile:
         path: str,
         *,
         on_reload: Callable[[bool], None] = lambda ok: None,
-        check_interval_seconds: float = CHECK_INTERVAL_SECONDS,
+        check_interval_seconds: float | None = None,
     ) -> None:
         self.path = path
         self._on_reload = on_reload
-        self._interval = check_interval_seconds
+        self._interval = CHECK_INTERVAL_SECONDS if check_interval_seconds is None else check_interval_seconds
         self._lock = threading.Lock()
         self._checked_at = time.monotonic()
         self._signature = self._stat()
