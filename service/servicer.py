@@ -1,4 +1,4 @@
-"""The servicer: one generic method, driven by the operation table. Admit, parse, validate,
+"""The servicer: one generic method, driven by the operation table. Admit, parse, validate, authorize,
 translate, wait for a turn, call boto3 once, translate back.
 
 A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller
