@@ -1,7 +1,11 @@
 """The operation table: every RPC of MemoryRecordsService, described once.
 
 The servicer, validation, the metrics and the error details all read this table, so adding an RPC is
-one entry here (plus its translate functions and their tests).
+one entry here (plus its reply function in translate.py and their tests). Its request needs no code:
+validate.py compiles the request's conversion and checks from the botocore model and the proto
+descriptors, and fails at import when they do not fit (a proto field the model lacks, a required
+member the proto lacks); a proto field whose name is not the model member's in snake case is declared
+in `renamed`.
 """
 
 from __future__ import annotations
@@ -95,12 +99,14 @@ class Operation(Generic[Request, Response]):
     response_type: type[Response]
     aws_operation: str  # the botocore operation name, also the `operation` label of the metrics
     call_aws: Callable[[BedrockAgentCoreClient, dict[str, Any]], Mapping[str, Any]]
-    to_params: Callable[[Request], dict[str, Any]]
     to_response: Callable[[Mapping[str, Any]], Response]
     resource: Callable[[Request], Resource]
     batch: bool  # requests carry `records`; responses carry successful_records and failed_records
     # Of each record when `batch` (a record refused by the policy fails on its own), else of the request.
     namespaces: NamespaceScope
+    # Proto field names (in any message of the request) whose model member is not their camelCase
+    # spelling, as {"page_size": "maxResults"}.
+    renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def full_method(self) -> str:
@@ -114,7 +120,6 @@ BATCH_CREATE = Operation(
     response_type=pb.BatchCreateResponse,
     aws_operation="BatchCreateMemoryRecords",
     call_aws=lambda client, params: client.batch_create_memory_records(**params),
-    to_params=translate.to_boto_batch_create,
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
@@ -126,7 +131,6 @@ BATCH_UPDATE = Operation(
     response_type=pb.BatchUpdateResponse,
     aws_operation="BatchUpdateMemoryRecords",
     call_aws=lambda client, params: client.batch_update_memory_records(**params),
-    to_params=translate.to_boto_batch_update,
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
@@ -138,7 +142,6 @@ GET = Operation(
     response_type=pb.GetResponse,
     aws_operation="GetMemoryRecord",
     call_aws=lambda client, params: client.get_memory_record(**params),
-    to_params=translate.to_boto_get,
     to_response=translate.from_boto_get,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     batch=False,

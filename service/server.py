@@ -2,14 +2,18 @@
 
 The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection
 (unless GRPC_REFLECTION=false), behind the metrics and access-log interceptors, in plaintext or over
-(mutual) TLS. serve() also serves Prometheus metrics on METRICS_HOST:METRICS_PORT (HTTPS when set), and
-health alone in plaintext on HEALTH_PORT when set, for probes that cannot present a client certificate.
+(mutual) TLS. serve() also serves Prometheus metrics on METRICS_HOST:METRICS_PORT (HTTPS when set),
+unless it runs as one worker of several (`SharedServing`, service/workers.py), whose supervisor does;
+and health alone in plaintext on HEALTH_PORT when set, for probes that cannot present a client
+certificate (each worker on the port its supervisor reserved, as on the gRPC port).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import ssl
 import threading
@@ -26,6 +30,7 @@ from emulator import Emulator
 from service import authz, aws, logs, tls
 from service.admission import Admission
 from service.metrics import Metrics, exposition
+from service.metrics.security import ConfigMetrics
 from service.operations import SERVICE_NAME
 from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
@@ -49,10 +54,12 @@ def create_server(
     health_servicer: health.HealthServicer | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     metrics: Metrics | None = None,
+    share_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound.
 
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
+    `share_port`: bind with SO_REUSEPORT, beside the other workers of one supervisor.
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
     metrics.aws_calls.instrument(client)
@@ -77,7 +84,8 @@ def create_server(
         ],
         options=[
             # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
-            ("grpc.so_reuseport", 0),
+            # Workers share theirs on purpose: their supervisor has checked that no one else holds it.
+            ("grpc.so_reuseport", int(share_port)),
             # The largest batch AWS accepts must fit (gRPC's default is 4 MiB).
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
@@ -137,16 +145,37 @@ def authorizer(settings: Settings, metrics: Metrics) -> authz.Authorizer:
 
 
 def create_health_server(
-    settings: Settings, health_servicer: health.HealthServicer
+    settings: Settings, health_servicer: health.HealthServicer, *, share_port: bool = False
 ) -> tuple[grpc.Server, int]:
-    """A plaintext server (not started) on `settings.grpc_host:health_port` with grpc.health.v1 alone."""
+    """A plaintext server (not started) on `settings.grpc_host:health_port` with grpc.health.v1 alone;
+    `share_port` as create_server's. A worker's answers its own state, as its gRPC port does."""
     assert settings.health_port is not None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-health"),
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", int(share_port))],
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server, _bind(server, f"{settings.grpc_host}:{settings.health_port}", None)
+
+
+def local_emulator(settings: Settings) -> Emulator:
+    """The embedded emulator of the local backend (not started)."""
+    return Emulator(
+        memory_ids=settings.local_memory_ids,
+        db_path=settings.local_db_path,
+        # The journal of request bodies serves tests; a served emulator keeps no record text.
+        journal_size=0,
+        faults=settings.local_faults,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedServing:
+    """How serve() runs as one worker of a supervisor (service/workers.py): on a port shared with the
+    other workers, without /metrics of its own (the supervisor merges every worker's), and in local mode
+    with the supervisor's emulator, so that every worker sees the same records."""
+
+    emulator_url: str | None
 
 
 def serve(
@@ -154,38 +183,40 @@ def serve(
     *,
     stop: threading.Event | None = None,
     on_serving: Callable[[int, int], None] | None = None,
+    shared: SharedServing | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT (or `stop` is set), then drain in-flight RPCs and exit.
-    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones)."""
+    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones; metrics port
+    0 when `shared`)."""
     stop = stop or threading.Event()
     with contextlib.ExitStack() as resources:
         endpoint_url = None
         if settings.backend is Backend.LOCAL:
-            emulator = resources.enter_context(
-                Emulator(
-                    memory_ids=settings.local_memory_ids,
-                    db_path=settings.local_db_path,
-                    # The journal of request bodies serves tests; a served emulator keeps no record text.
-                    journal_size=0,
-                    faults=settings.local_faults,
-                )
-            )
-            endpoint_url = emulator.endpoint_url
+            if shared is None:
+                endpoint_url = resources.enter_context(local_emulator(settings)).endpoint_url
+            else:
+                endpoint_url = shared.emulator_url
         client = aws.create_client(settings, endpoint_url=endpoint_url)
         metrics = Metrics(backend=settings.backend.value)
-        # Bound first, so that a port clash fails the start before serving.
-        metrics_port, stop_metrics = exposition.start_http_server(
-            metrics.registry,
-            settings.metrics_listen_host,
-            settings.metrics_port,
-            tls=metrics_tls(settings, metrics),
-        )
-        resources.callback(stop_metrics)
+        metrics_port = 0
+        if shared is None:
+            # Bound first, so that a port clash fails the start before serving.
+            metrics_port, stop_metrics = exposition.start_http_server(
+                exposition.registry_to_serve(metrics.registry),
+                settings.metrics_listen_host,
+                settings.metrics_port,
+                tls=metrics_tls(settings, metrics.security),
+            )
+            resources.callback(stop_metrics)
         health_servicer = health.HealthServicer()
-        server, port = create_server(settings, client, health_servicer=health_servicer, metrics=metrics)
+        server, port = create_server(
+            settings, client, health_servicer=health_servicer, metrics=metrics, share_port=shared is not None
+        )
         health_port = None
         if settings.health_port is not None:
-            health_server, health_port = create_health_server(settings, health_servicer)
+            health_server, health_port = create_health_server(
+                settings, health_servicer, share_port=shared is not None
+            )
             health_server.start()
             resources.callback(lambda: health_server.stop(None).wait())
         server.start()
@@ -193,14 +224,15 @@ def serve(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
         log.info(
-            f"serving {SERVICE_NAME}",
+            f"serving {SERVICE_NAME}" if shared is None else "worker serving",
             extra={
                 "grpcPort": port,
-                "metricsPort": metrics_port,
                 **({"healthPort": health_port} if health_port is not None else {}),
-                "transport": _transport(settings),
-                "metricsTransport": "https" if settings.metrics_tls_cert_file else "http",
-                "authorization": settings.authz_policy_file or "none: every caller may call every method",
+                **(
+                    {"metricsPort": metrics_port, **security_fields(settings)}
+                    if shared is None
+                    else {"workerPid": os.getpid()}
+                ),
                 "backend": settings.backend.value,
                 "awsEndpoint": client.meta.endpoint_url,
                 "region": client.meta.region_name,
@@ -218,7 +250,7 @@ def serve(
         log.info("stopped")
 
 
-def metrics_tls(settings: Settings, metrics: Metrics) -> Callable[[], ssl.SSLContext] | None:
+def metrics_tls(settings: Settings, config: ConfigMetrics) -> Callable[[], ssl.SSLContext] | None:
     """The TLS context source of /metrics, when METRICS_TLS_CERT_FILE is set."""
     if settings.metrics_tls_cert_file is None or settings.metrics_tls_key_file is None:
         return None
@@ -226,13 +258,21 @@ def metrics_tls(settings: Settings, metrics: Metrics) -> Callable[[], ssl.SSLCon
         settings.metrics_tls_cert_file,
         settings.metrics_tls_key_file,
         listener="metrics",
-        on_reload=metrics.security.reload_reporter("metrics_tls"),
+        on_reload=config.reload_reporter("metrics_tls"),
     )
-    metrics.security.watch_certificate("metrics", lambda: (pair.current.not_before, pair.current.not_after))
+    config.watch_certificate("metrics", lambda: (pair.current.not_before, pair.current.not_after))
     return tls.ssl_contexts(pair)
 
 
-def _transport(settings: Settings) -> str:
+def security_fields(settings: Settings) -> dict[str, str]:
+    """The "serving" line's account of the transports and the policy."""
+    transport = "plaintext"
     if settings.tls_client_ca_file is not None:
-        return "mutual TLS"
-    return "TLS" if settings.tls_cert_file is not None else "plaintext"
+        transport = "mutual TLS"
+    elif settings.tls_cert_file is not None:
+        transport = "TLS"
+    return {
+        "transport": transport,
+        "metricsTransport": "https" if settings.metrics_tls_cert_file else "http",
+        "authorization": settings.authz_policy_file or "none: every caller may call every method",
+    }

@@ -38,6 +38,11 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the environment variable."""
 
 
+# `python -m service`'s exit code when the configuration is wrong (a setting, or AWS's): a restart of the
+# same process cannot help.
+EXIT_CONFIGURATION_ERROR = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class Variable:
     """One environment variable, as declared by `setting()`."""
@@ -90,6 +95,8 @@ def _whole_number(*, minimum: int, maximum: int | None = None) -> Parser[int]:
 
 
 _port = _whole_number(minimum=0, maximum=65535)
+# More processes than this would be a typo rather than a plan: each holds a boto3 client and grpc's pools.
+MAX_WORKER_PROCESSES = 64
 
 
 def _unless_blank(name: str, raw: str) -> str | None:
@@ -276,6 +283,14 @@ class Settings:
         parse=_whole_number(minimum=1),
         meaning="RPCs that call AWS at once; boto3's connection pool is as large. Admitted RPCs beyond "
         "it wait for a turn (see [Overload](#overload))",
+    )
+    workers: int = setting(
+        env="WORKERS",
+        default="1",
+        parse=_whole_number(minimum=1, maximum=MAX_WORKER_PROCESSES),
+        meaning="serving processes sharing `GRPC_PORT`; above 1 a supervisor starts them, restarts any "
+        "that dies, serves their merged metrics on `METRICS_PORT`, and (local backend) runs the one "
+        "emulator they all use (see [Worker processes](#worker-processes))",
     )
     max_concurrent_rpcs: int = setting(
         env="MAX_CONCURRENT_RPCS",

@@ -93,7 +93,8 @@ class WatchedPair:
     """The certificate files of one listener, and the last pair of them that loaded.
 
     `refresh()` is safe to call from any thread (gRPC calls it at every handshake). `on_reload(ok)` is
-    told of every reload attempt after the start, for the metrics.
+    told of every reload attempt after the start, for the metrics. `quiet`: a reader of files that other
+    processes serve and log about (the supervisor of workers) logs nothing itself.
     """
 
     def __init__(
@@ -104,9 +105,11 @@ class WatchedPair:
         *,
         listener: str,
         on_reload: Callable[[bool], None] = lambda ok: None,
+        quiet: bool = False,
     ) -> None:
         self.files = (cert_file, key_file, client_ca_file)
         self.listener = listener
+        self._quiet = quiet
         self._on_reload = on_reload
         self._lock = threading.Lock()
         self._signature = self._stat()
@@ -136,19 +139,20 @@ class WatchedPair:
             try:
                 pair = load_pair(*self.files[:2], self.files[2])
             except TlsError as exc:
-                log.error(
-                    "certificate files changed but do not load; the last good certificate stays in use",
-                    extra={
-                        "listener": self.listener,
-                        "problem": str(exc),
-                        "serial": f"{self.current.serial:x}",
-                    },
-                )
+                if not self._quiet:
+                    log.error(
+                        "certificate files changed but do not load; the last good certificate stays in use",
+                        extra={
+                            "listener": self.listener,
+                            "problem": str(exc),
+                            "serial": f"{self.current.serial:x}",
+                        },
+                    )
                 self._on_reload(False)
                 return None
             changed = pair != self.current
             self.current = pair
-        if changed:
+        if changed and not self._quiet:
             log.info("certificate reloaded", extra={"listener": self.listener, "serial": f"{pair.serial:x}"})
         self._on_reload(True)
         return pair if changed else None

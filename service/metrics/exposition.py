@@ -1,8 +1,9 @@
 """The /metrics endpoint, and what it serves with one process or several.
 
-Several worker processes: set PROMETHEUS_MULTIPROC_DIR (an empty directory) before the process starts;
-prometheus_client then keeps every value in per-process files and `registry_to_serve` merges them (the
-in-flight gauge sums live processes, build info takes the max).
+Several worker processes (service/workers.py): each starts with PROMETHEUS_MULTIPROC_DIR set to one empty
+directory; prometheus_client then keeps every value in per-process files and `merged_registry` merges
+them (the in-flight gauge sums live processes, build info takes the max). The supervisor adds its own
+series (worker restarts, certificates) to theirs.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import socket
 import ssl
 import threading
 import wsgiref.simple_server
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import prometheus_client
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -34,13 +37,40 @@ def add_process_collectors(registry: CollectorRegistry) -> None:
         prometheus_client.GCCollector(registry=registry)
 
 
+def merged_registry(directory: str, own: CollectorRegistry | None = None) -> CollectorRegistry:
+    """Every process's values in the multiprocess `directory`, merged at each scrape, with the series
+    of `own` (the supervisor's) added to the families of the same name."""
+    workers = CollectorRegistry()
+    MultiProcessCollector(workers, path=directory)  # type: ignore[no-untyped-call]
+    if own is None:
+        return workers
+    merged = CollectorRegistry()
+    merged.register(_Joined(workers, own))
+    return merged
+
+
+class _Joined(Collector):
+    """The families of two registries, one family per name: two families of one name would make the
+    exposition invalid. The registries' series must not share labels (none is summed)."""
+
+    def __init__(self, first: CollectorRegistry, second: CollectorRegistry) -> None:
+        self._registries = (first, second)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for registry in self._registries:
+            for family in registry.collect():
+                known = families.setdefault(family.name, family)
+                if known is not family:
+                    known.samples.extend(family.samples)
+        yield from families.values()
+
+
 def registry_to_serve(registry: CollectorRegistry) -> CollectorRegistry:
     """`registry`, or every worker process's values in multiprocess mode."""
     if not multiprocess_mode():
         return registry
-    merged = CollectorRegistry()
-    MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
-    return merged
+    return merged_registry(os.environ[MULTIPROCESS_ENV])
 
 
 class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
@@ -55,8 +85,8 @@ def start_http_server(
     *,
     tls: Callable[[], ssl.SSLContext] | None = None,
 ) -> tuple[int, Callable[[], None]]:
-    """Serve /metrics on host:port (port 0: any free port), over HTTPS when `tls` gives the context for
-    each new connection; the bound port and a stop function."""
+    """Serve `registry` at /metrics on host:port (port 0: any free port), over HTTPS when `tls` gives
+    the context for each new connection; the bound port and a stop function."""
     address = host.removeprefix("[").removesuffix("]")
 
     class Server(prometheus_client.exposition.ThreadingWSGIServer):
@@ -74,7 +104,7 @@ def start_http_server(
     httpd = wsgiref.simple_server.make_server(
         address,
         port,
-        prometheus_client.make_wsgi_app(registry_to_serve(registry)),
+        prometheus_client.make_wsgi_app(registry),
         Server,
         handler_class=_QuietHandler,
     )

@@ -1,5 +1,10 @@
 """Security metrics: authorization decisions, reloads of certificate and policy files, and the served
-certificates' remaining validity (computed at each scrape, from the pair each listener serves now)."""
+certificates' remaining validity (computed at each scrape, from the pair each listener serves now).
+
+With WORKERS > 1 the workers count decisions and reloads of what they serve (gRPC's certificates, the
+policy) in the multiprocess files; the supervisor, which serves /metrics, reports its own certificate's
+reloads and every listener's certificate validity (`ConfigMetrics` alone), beside the workers' values.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +23,10 @@ CONFIGS = ("tls", "metrics_tls", "authz_policy")
 Validity = Callable[[], tuple[float, float]]
 
 
-class SecurityMetrics:
+class ConfigMetrics:
+    """Reloads of watched files, and the validity of the certificates the listeners serve."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.authz_decisions = Counter(
-            "agentcore_authz_decisions_total",
-            "Calls judged by the authorization policy, by decision (deny: refused whole or in part).",
-            ("decision",),
-            registry=registry,
-        )
-        for decision in DECISIONS:
-            self.authz_decisions.labels(decision)
         self.reloads = Counter(
             "agentcore_config_reloads_total",
             "Reloads of changed certificate or policy files, by outcome (failure: the last good one stays).",
@@ -38,14 +37,12 @@ class SecurityMetrics:
             "agentcore_config_last_reload_successful",
             "1 when the last reload of the file succeeded (or none was needed), 0 when it was refused.",
             ("config",),
-            multiprocess_mode="min",
+            # Several workers: 0 while any live one refused its last reload; a dead one's value goes.
+            multiprocess_mode="livemin",
             registry=registry,
         )
         self._certificates: dict[str, Validity] = {}
         registry.register(_CertificateCollector(self._certificates))
-
-    def count_decision(self, decision: str) -> None:
-        self.authz_decisions.labels(decision).inc()
 
     def reload_reporter(self, config: str) -> Callable[[bool], None]:
         """What a watched file reports each reload to; its series start at success."""
@@ -61,6 +58,24 @@ class SecurityMetrics:
 
     def watch_certificate(self, listener: str, validity: Validity) -> None:
         self._certificates[listener] = validity
+
+
+class SecurityMetrics(ConfigMetrics):
+    """ConfigMetrics, and the authorization policy's decisions."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.authz_decisions = Counter(
+            "agentcore_authz_decisions_total",
+            "Calls judged by the authorization policy, by decision (deny: refused whole or in part).",
+            ("decision",),
+            registry=registry,
+        )
+        for decision in DECISIONS:
+            self.authz_decisions.labels(decision)
+
+    def count_decision(self, decision: str) -> None:
+        self.authz_decisions.labels(decision).inc()
 
 
 class _CertificateCollector(Collector):

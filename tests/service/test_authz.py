@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import authz, operations
+from service import authz, operations, validate
 from service.authz import Authorizer, CallerNotAllowedError, Policy, PolicyError, PolicyFile
 from tests.helpers import MEMORY_ID, RECORD_ID, record_create, timestamp
 
@@ -196,7 +196,7 @@ def test_batch_create_refuses_each_record_outside_the_callers_namespaces_on_its_
     verdict = authorizer.verdict(operations.BATCH_CREATE, request, CHAT)
     assert verdict.refused == {1, 3, 4}
     assert decisions == ["deny"]
-    params = verdict.narrowed(operations.BATCH_CREATE.to_params(request))
+    params = verdict.narrowed(validate.validated_params(operations.BATCH_CREATE, request))
     assert [record["requestIdentifier"] for record in params["records"]] == ["r0", "r2"]
     response = verdict.completed(operations.BATCH_CREATE, request, pb.BatchCreateResponse())
     assert [(r.request_identifier, r.error_code) for r in response.failed_records] == [

@@ -4,6 +4,7 @@ INVALID_ARGUMENT naming the proto field, and AWS (the emulator) never sees it.""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 import botocore.model
@@ -19,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator import Emulator
-from service import operations, translate, validate
+from service import operations, validate
 from service.errors import InvalidRequestError
-from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, record_create
+from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, record_create, timestamp
 from tests.strategies import build, messages
 
 NOW = timestamp_pb2.Timestamp(seconds=1_732_560_000)
@@ -202,12 +203,11 @@ def test_limits_come_from_the_botocore_model() -> None:
     loader = botocore.session.get_session().get_component("data_loader")
     model_json = copy.deepcopy(loader.load_service_model("bedrock-agentcore", "service-2"))
     model_json["shapes"]["MemoryRecordsCreateInputList"]["max"] = 2
-    checkers = validate.compile_checkers(botocore.model.ServiceModel(model_json, "bedrock-agentcore"))
+    converters = validate.compile_requests(botocore.model.ServiceModel(model_json, "bedrock-agentcore"))
+    validate.validated_params(operations.BATCH_CREATE, create(good_create()), converters)
     request = create(*[good_create(request_identifier=f"r{i}") for i in range(3)])
-    params = translate.to_boto_batch_create(request)
-    validate.check_params(request, translate.to_boto_batch_create(create(good_create())), checkers)
     with pytest.raises(InvalidRequestError) as caught:
-        validate.check_params(request, params, checkers)
+        validate.validated_params(operations.BATCH_CREATE, request, converters)
     assert [v.field for v in caught.value.violations] == ["records"]
 
 
@@ -252,3 +252,168 @@ def test_what_we_accept_botocore_accepts(operation: operations.Operation[Any, An
 
     check()
     assert accepted > 30, accepted  # the property was exercised, not only refusals
+
+
+# --- what a valid request becomes: every field, presence and absence --------------------------
+
+UTC = dt.UTC
+
+
+def params_of(operation: operations.Operation[Any, Any], request: Any) -> dict[str, Any]:
+    return validate.validated_params(operation, request)
+
+
+class TestBatchCreateParams:
+    def test_every_field(self) -> None:
+        request = create(
+            pb.MemoryRecordCreate(
+                request_identifier="r1",
+                namespaces=["users/alice"],
+                content=pb.MemoryContent(text="likes tea"),
+                timestamp=timestamp(1_700_000_000, 250_000_000),
+                memory_strategy_id="manual",
+                metadata={
+                    "s": pb.MetadataValue(string_value="v"),
+                    "l": pb.MetadataValue(string_list_value=pb.StringList(values=["a", "b"])),
+                    "n": pb.MetadataValue(number_value=2.5),
+                    "d": pb.MetadataValue(date_time_value=timestamp(1_600_000_000, 1_000)),
+                },
+            ),
+            client_token="token-1",
+            record_expiry_specification=pb.RecordExpirySpecification(record_expiry_duration_days=45),
+        )
+        assert params_of(operations.BATCH_CREATE, request) == {
+            "memoryId": MEMORY_ID,
+            "clientToken": "token-1",
+            "recordExpirySpecification": {"recordExpiryDurationDays": 45},
+            "records": [
+                {
+                    "requestIdentifier": "r1",
+                    "namespaces": ["users/alice"],
+                    "content": {"text": "likes tea"},
+                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 250_000, tzinfo=UTC),
+                    "memoryStrategyId": "manual",
+                    "metadata": {
+                        "s": {"stringValue": "v"},
+                        "l": {"stringListValue": ["a", "b"]},
+                        "n": {"numberValue": 2.5},
+                        "d": {"dateTimeValue": dt.datetime(2020, 9, 13, 12, 26, 40, 1, tzinfo=UTC)},
+                    },
+                }
+            ],
+        }
+
+    def test_unset_optional_fields_are_not_sent(self) -> None:
+        record = pb.MemoryRecordCreate(
+            request_identifier="r1", content=pb.MemoryContent(text="x"), timestamp=timestamp(1)
+        )
+        assert params_of(operations.BATCH_CREATE, create(record)) == {
+            "memoryId": MEMORY_ID,
+            "records": [
+                {
+                    "requestIdentifier": "r1",
+                    "namespaces": [],
+                    "content": {"text": "x"},
+                    "timestamp": dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+                }
+            ],
+        }
+
+    def test_set_but_empty_optional_scalars_are_sent(self) -> None:
+        assert params_of(operations.BATCH_CREATE, create(good_create(), client_token=""))["clientToken"] == ""
+        # An empty strategy id is sent, so the model's length names it; unset messages are missing.
+        request = create(pb.MemoryRecordCreate(request_identifier="r1", memory_strategy_id=""))
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.BATCH_CREATE, request)
+        assert {(v.field, v.description) for v in caught.value.violations} == {
+            ("records[0].memory_strategy_id", "must have 1 to 100 characters"),
+            ("records[0].content", "is required"),
+            ("records[0].timestamp", "is required"),
+        }
+
+    def test_expiry_action(self) -> None:
+        request = create(
+            good_create(),
+            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
+        )
+        assert params_of(operations.BATCH_CREATE, request)["recordExpirySpecification"] == {
+            "action": "REMOVE"
+        }
+
+    def test_enum_number_the_proto_lacks_is_named(self) -> None:
+        request = create(good_create(), record_expiry_specification=pb.RecordExpirySpecification(action=7))
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.BATCH_CREATE, request)
+        assert [(v.field, v.description) for v in caught.value.violations] == [
+            ("record_expiry_specification.action", "must be one of RECORD_EXPIRY_ACTION_REMOVE")
+        ]
+
+
+class TestBatchUpdateParams:
+    def test_every_field(self) -> None:
+        request = update(
+            pb.MemoryRecordUpdate(
+                memory_record_id=RECORD_ID,
+                timestamp=timestamp(1_700_000_000, 999_999_999),
+                content=pb.MemoryContent(text="prefers coffee"),
+                namespaces=pb.NamespaceList(values=["users/bob"]),
+                source_namespaces=pb.NamespaceList(values=["users/alice"]),
+                memory_strategy_id="s-1",
+                metadata={"n": pb.MetadataValue(number_value=-0.5)},
+            ),
+            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
+        )
+        assert params_of(operations.BATCH_UPDATE, request) == {
+            "memoryId": MEMORY_ID,
+            "recordExpirySpecification": {"action": "REMOVE"},
+            "records": [
+                {
+                    "memoryRecordId": RECORD_ID,
+                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 999_999, tzinfo=UTC),
+                    "content": {"text": "prefers coffee"},
+                    "namespaces": ["users/bob"],
+                    "sourceNamespaces": ["users/alice"],
+                    "memoryStrategyId": "s-1",
+                    "metadata": {"n": {"numberValue": -0.5}},
+                }
+            ],
+        }
+
+    def test_only_what_is_set_is_sent(self) -> None:
+        assert params_of(operations.BATCH_UPDATE, update(good_update())) == {
+            "memoryId": MEMORY_ID,
+            "records": [
+                {"memoryRecordId": RECORD_ID, "timestamp": dt.datetime(2024, 11, 25, 18, 40, tzinfo=UTC)}
+            ],
+        }
+
+    def test_empty_namespace_list_is_sent_as_empty(self) -> None:
+        params = params_of(operations.BATCH_UPDATE, update(good_update(namespaces=pb.NamespaceList())))
+        assert params["records"][0]["namespaces"] == []
+        assert "sourceNamespaces" not in params["records"][0]
+
+
+class TestGetParams:
+    def test_namespace_only_when_set(self) -> None:
+        request = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        assert params_of(operations.GET, request) == {"memoryId": MEMORY_ID, "memoryRecordId": RECORD_ID}
+        request.namespace = "users/alice"
+        assert params_of(operations.GET, request)["namespace"] == "users/alice"
+
+
+def test_a_request_that_does_not_fit_the_model_fails_when_compiled() -> None:
+    """A new RPC whose proto has a field the model lacks, or lacks a required member, fails at import;
+    a field of another name is declared as renamed."""
+    model = operations.service_model()
+    get = model.operation_model("GetMemoryRecord").input_shape
+    listing = model.operation_model("ListMemoryRecords").input_shape
+    with pytest.raises(validate.ModelMismatchError, match="records, record_expiry_specification"):
+        validate.compile_request(listing, pb.BatchUpdateRequest.DESCRIPTOR)
+    with pytest.raises(validate.ModelMismatchError, match="memoryRecordId"):
+        validate.compile_request(get, pb.BatchCreateRequest.DESCRIPTOR)
+    swap = {"memory_record_id": "memoryId", "memory_id": "memoryRecordId"}
+    convert = validate.compile_request(get, pb.GetRequest.DESCRIPTOR, swap)
+    assert convert(pb.GetRequest(memory_id="a", memory_record_id="b"), None, []) == {
+        "memoryId": "b",
+        "memoryRecordId": "a",
+    }
