@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-input --no-cache-dir
+# The contract as last accepted: a buf image of protos/, which `buf breaking` compares protos/ with.
+CONTRACT_BASELINE := contract/memory_records.binpb
 
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test soak bench lint generate check-generated emulator clean
+.PHONY: run test soak bench lint generate check-generated check-contract contract-baseline emulator clean
 
 # The runtime set, enough to serve.
 $(VENV)/.runtime: requirements.txt
@@ -27,7 +29,7 @@ $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(PIP_INSTALL) -r requirements-bench.txt
 	touch $@
 
-# buf (the protobuf linter), pinned in package-lock.json.
+# buf (the protobuf linter) and the Node.js client tests' packages, pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
@@ -56,6 +58,16 @@ check-generated: $(VENV)/.dev
 	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
+## Fail when protos/ breaks the accepted contract (buf breaking, FILE rules, against $(CONTRACT_BASELINE)):
+## a removed or renumbered field, a changed type, a renamed RPC... fails the build on any branch.
+check-contract: node_modules/.installed
+	node_modules/.bin/buf breaking --against $(CONTRACT_BASELINE)
+
+## Accept protos/ as the contract: run it, and commit the baseline, after a compatible change
+## (a new RPC, message or field). Source info is left out, so comments alone never need it.
+contract-baseline: node_modules/.installed
+	node_modules/.bin/buf build --exclude-source-info -o $(CONTRACT_BASELINE)
+
 ## ruff (lint and format), mypy (strict, on service/, emulator/ and bench/), hadolint on the Dockerfile,
 ## buf lint (STANDARD + COMMENTS) on the protos.
 lint: $(VENV)/.dev node_modules/.installed
@@ -66,7 +78,7 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/buf lint
 
 ## Everything CI checks.
-test: $(VENV)/.dev check-generated lint
+test: $(VENV)/.dev check-generated check-contract lint
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`

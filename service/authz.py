@@ -238,35 +238,52 @@ class Verdict:
         """The boto3 parameters without the refused records (a batch's records are in request order)."""
         if not self.refused:
             return params
-        kept = [record for index, record in enumerate(params["records"]) if index not in self.refused]
-        return {**params, "records": kept}
+        return {**params, "records": self.kept(params["records"])}
+
+    def kept(self, records: Sequence[Any]) -> Sequence[Any]:
+        """`records` (the request's, or their boto3 conversions) without the refused ones."""
+        if not self.refused:
+            return records
+        return [record for index, record in enumerate(records) if index not in self.refused]
 
     def completed(self, operation: operations.Operation[Any, Any], request: Any, response: Any) -> Any:
-        """`response` (None when AWS had nothing to do) with a failure for each refused record, last in
-        `failed_records`."""
+        """`response` (None when AWS had nothing to do) with a failure for each refused record, put in
+        `failed_records` at its place in request order, so that a caller can map results back."""
         if response is None:
             response = operation.response_type()
-        for index in sorted(self.refused):
-            response.failed_records.append(_refused_result(request.records[index]))
+        if not self.refused:
+            return response
+        records = request.records
+        key = operation.record_key
+        position = {
+            getattr(record, key): index
+            for index, record in enumerate(records)
+            if index not in self.refused and getattr(record, key)
+        }
+        placed = [(index, _refused_result(operation, records[index])) for index in self.refused]
+        last = -1  # a result AWS returned without a known id stays after the one before it
+        for result in response.failed_records:
+            last = position.get(getattr(result, key), last)
+            placed.append((last, result))
+        placed.sort(key=lambda entry: entry[0])  # stable: AWS's own order among equals
+        failed = [result for _, result in placed]
+        del response.failed_records[:]
+        response.failed_records.extend(failed)
         return response
 
 
 ALLOWED = Verdict()
 
 
-def _refused_result(record: Any) -> pb.MemoryRecordResult:
-    result = pb.MemoryRecordResult(
+def _refused_result(operation: operations.Operation[Any, Any], record: Any) -> pb.MemoryRecordResult:
+    key = operation.record_key
+    return pb.MemoryRecordResult(
         status=pb.MEMORY_RECORD_STATUS_FAILED,
         error_code=RECORD_REFUSED_CODE,
         error_message=f"{REASON}: the authorization policy does not let this caller act on this record's "
-        "namespaces; a caller restricted to namespaces must name the record's namespaces"
-        + (" (source_namespaces)" if isinstance(record, pb.MemoryRecordUpdate) else ""),
+        f"namespaces; a caller restricted to namespaces must name them ({operation.namespaces.must_name})",
+        **{key: getattr(record, key)},
     )
-    if isinstance(record, pb.MemoryRecordCreate):
-        result.request_identifier = record.request_identifier
-    else:
-        result.memory_record_id = record.memory_record_id
-    return result
 
 
 class Authorizer:
@@ -295,7 +312,9 @@ class Authorizer:
                     policy, operation, request, caller=caller, reason="namespace_not_allowed", rules=rules
                 )
                 raise CallerNotAllowedError(
-                    operation.rpc, policy.version, "without naming a namespace it is allowed (`namespace`)"
+                    operation.rpc,
+                    policy.version,
+                    f"outside the namespaces it is allowed, or without naming them ({scope.must_name})",
                 )
             self._count("allow")
             return ALLOWED

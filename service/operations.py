@@ -60,11 +60,14 @@ class NamespaceScope:
 
     named: Callable[[Any], tuple[str, ...]]
     confined: Callable[[Any], bool]
+    must_name: str  # what a restricted caller must name, for the message of a refusal
 
 
 # A new record lives in the namespaces it names (AWS requires one).
 NEW_RECORD = NamespaceScope(
-    named=lambda record: tuple(record.namespaces), confined=lambda record: bool(record.namespaces)
+    named=lambda record: tuple(record.namespaces),
+    confined=lambda record: bool(record.namespaces),
+    must_name="`namespaces`",
 )
 # `source_namespaces` confines an update; the new `namespaces` must be allowed too (moving a record), and an
 # empty new list would take the record out of every namespace.
@@ -74,19 +77,22 @@ UPDATED_RECORD = NamespaceScope(
         bool(record.source_namespaces.values)
         and (not record.HasField("namespaces") or bool(record.namespaces.values))
     ),
+    must_name="`source_namespaces`",
 )
-# Get, and (issue 10) Delete and each record of BatchDelete: `namespace` confines the call.
+# Get, Delete and each record of BatchDelete: `namespace` confines the call.
 NAMED_RECORD = NamespaceScope(
     named=lambda request: (request.namespace,) if request.HasField("namespace") else (),
     confined=lambda request: request.HasField("namespace"),
+    must_name="`namespace`",
 )
-# (Issue 10) List and Retrieve: `namespace` (exact) or `namespace_path` (a hierarchy) filters what AWS
+# List and Retrieve: `namespace` (exact) or `namespace_path` (a hierarchy) filters what AWS
 # returns; naming neither would search every namespace.
 NAMESPACE_FILTER = NamespaceScope(
     named=lambda request: tuple(
         getattr(request, field) for field in ("namespace", "namespace_path") if request.HasField(field)
     ),
     confined=lambda request: request.HasField("namespace") or request.HasField("namespace_path"),
+    must_name="`namespace` or `namespace_path`",
 )
 
 
@@ -104,6 +110,8 @@ class Operation(Generic[Request, Response]):
     batch: bool  # requests carry `records`; responses carry successful_records and failed_records
     # Of each record when `batch` (a record refused by the policy fails on its own), else of the request.
     namespaces: NamespaceScope
+    # Of a batch: the field that identifies a record, in the request and in its MemoryRecordResult.
+    record_key: str = ""
     # Proto field names (in any message of the request) whose model member is not their camelCase
     # spelling, as {"page_size": "maxResults"}.
     renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -114,6 +122,9 @@ class Operation(Generic[Request, Response]):
         return f"/{SERVICE_NAME}/{self.rpc}"
 
 
+# AIP-158's names of the paging members.
+PAGING: Mapping[str, str] = {"page_size": "maxResults", "page_token": "nextToken"}
+
 BATCH_CREATE = Operation(
     rpc="BatchCreate",
     request_type=pb.BatchCreateRequest,
@@ -123,6 +134,7 @@ BATCH_CREATE = Operation(
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    record_key="request_identifier",
     namespaces=NEW_RECORD,
 )
 BATCH_UPDATE = Operation(
@@ -134,6 +146,7 @@ BATCH_UPDATE = Operation(
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    record_key="memory_record_id",
     namespaces=UPDATED_RECORD,
 )
 GET = Operation(
@@ -147,8 +160,63 @@ GET = Operation(
     batch=False,
     namespaces=NAMED_RECORD,
 )
+DELETE = Operation(
+    rpc="Delete",
+    request_type=pb.DeleteRequest,
+    response_type=pb.DeleteResponse,
+    aws_operation="DeleteMemoryRecord",
+    call_aws=lambda client, params: client.delete_memory_record(**params),
+    to_response=translate.from_boto_delete,
+    resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
+    batch=False,
+    namespaces=NAMED_RECORD,
+)
+BATCH_DELETE = Operation(
+    rpc="BatchDelete",
+    request_type=pb.BatchDeleteRequest,
+    response_type=pb.BatchDeleteResponse,
+    aws_operation="BatchDeleteMemoryRecords",
+    call_aws=lambda client, params: client.batch_delete_memory_records(**params),
+    to_response=translate.from_boto_batch_delete,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=True,
+    record_key="memory_record_id",
+    namespaces=NAMED_RECORD,
+)
+LIST = Operation(
+    rpc="List",
+    request_type=pb.ListRequest,
+    response_type=pb.ListResponse,
+    aws_operation="ListMemoryRecords",
+    call_aws=lambda client, params: client.list_memory_records(**params),
+    to_response=translate.from_boto_list,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=False,
+    namespaces=NAMESPACE_FILTER,
+    renamed=PAGING,
+)
+RETRIEVE = Operation(
+    rpc="Retrieve",
+    request_type=pb.RetrieveRequest,
+    response_type=pb.RetrieveResponse,
+    aws_operation="RetrieveMemoryRecords",
+    call_aws=lambda client, params: client.retrieve_memory_records(**params),
+    to_response=translate.from_boto_retrieve,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=False,
+    namespaces=NAMESPACE_FILTER,
+    renamed=PAGING,
+)
 
-OPERATIONS: tuple[Operation[Any, Any], ...] = (BATCH_CREATE, BATCH_UPDATE, GET)
+OPERATIONS: tuple[Operation[Any, Any], ...] = (
+    BATCH_CREATE,
+    BATCH_UPDATE,
+    GET,
+    DELETE,
+    BATCH_DELETE,
+    LIST,
+    RETRIEVE,
+)
 BY_FULL_METHOD: Mapping[str, Operation[Any, Any]] = {op.full_method: op for op in OPERATIONS}
 
 

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from emulator import Emulator
 from service import authz, aws, logs, tls
 from service.admission import Admission
+from service.batches import Batches
 from service.metrics import Metrics, exposition
 from service.metrics.security import ConfigMetrics
 from service.operations import SERVICE_NAME
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 # Threads beyond the admitted RPCs, for the refusals of a burst.
 RESERVED_THREADS = 8
-# 100 records of 16,000 characters, 4 bytes each in UTF-8 at worst, plus namespaces and metadata.
-MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 log = logging.getLogger("service")
 
@@ -65,7 +64,7 @@ def create_server(
     metrics.aws_calls.instrument(client)
     admission = Admission(
         max_rpcs=settings.admitted_rpcs,
-        max_bytes=settings.max_inflight_bytes,
+        max_bytes=settings.inflight_bytes,
         max_running=settings.max_workers,
         count_waiting=metrics.server.waiting.inc,
     )
@@ -86,16 +85,27 @@ def create_server(
             # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
             # Workers share theirs on purpose: their supervisor has checked that no one else holds it.
             ("grpc.so_reuseport", int(share_port)),
-            # The largest batch AWS accepts must fit (gRPC's default is 4 MiB).
-            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            # The largest batch MAX_BATCH_RECORDS allows must fit (gRPC's default is 4 MiB).
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
             # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
             # admitted or refused wait in the client rather than in this process.
             ("grpc.http2.bdp_probe", 0),
         ],
     )
+    batches = Batches(
+        client,
+        admission,
+        max_records=settings.max_batch_records,
+        concurrency=settings.batch_concurrency,
+        # The calls of large batches; each also waits for a turn, so more threads than turns would idle.
+        executor=futures.ThreadPoolExecutor(
+            max_workers=settings.max_workers, thread_name_prefix="batch-call"
+        ),
+    )
     MemoryRecordsServicer(
         client,
         admission,
+        batches,
         default_deadline_seconds=settings.default_deadline_seconds,
         authorizer=authorizer(settings, metrics),
     ).add_to_server(server)

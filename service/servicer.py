@@ -1,5 +1,5 @@
 """The servicer: one generic method, driven by the operation table. Admit, parse, validate, authorize,
-translate, wait for a turn, call boto3 once, translate back.
+translate, wait for a turn, call boto3 once, translate back (batches: once per 100 records, batches.py).
 
 A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller
 as UNKNOWN. Requests arrive as bytes and are parsed here, so that bytes which are not the method's
@@ -16,6 +16,7 @@ import grpc
 
 from service import authz, calls, errors, operations, upstream, validate
 from service.admission import Admission, OverloadedError
+from service.batches import Batches
 from service.operations import Operation
 
 if TYPE_CHECKING:
@@ -29,12 +30,14 @@ class MemoryRecordsServicer:
         self,
         client: BedrockAgentCoreClient,
         admission: Admission,
+        batches: Batches,
         *,
         default_deadline_seconds: float,
         authorizer: authz.Authorizer | None = None,
     ) -> None:
         self._client = client
         self._admission = admission
+        self._batches = batches
         self._authorizer = authorizer or authz.Authorizer(None)
         self._default_deadline_seconds = default_deadline_seconds
 
@@ -66,14 +69,20 @@ class MemoryRecordsServicer:
                     raise gone  # its deadline passed while it waited in gRPC's queue
                 with self._admission.admitted(len(raw)):
                     request = call.request = validate.parse(operation, raw)
-                    params = validate.validated_params(operation, request)
+                    if not operation.batch:
+                        params = validate.validated_params(operation, request)
+                        self._authorizer.verdict(operation, request, call.caller)  # raises when denied
+                        with self._admission.turn(call):
+                            reply = operation.call_aws(self._client, params)
+                        return operation.to_response(reply)
+                    params = self._batches.validated_params(operation, request)
                     verdict = self._authorizer.verdict(operation, request, call.caller)
-                    params = verdict.narrowed(params)
-                    if operation.batch and not params["records"]:
+                    if verdict.refused and len(verdict.refused) == len(request.records):
                         return verdict.completed(operation, request, None)  # nothing left for AWS
-                    with self._admission.turn(call):
-                        reply = operation.call_aws(self._client, params)
-                    return verdict.completed(operation, request, operation.to_response(reply))
+                    response = self._batches.call(
+                        operation, request, verdict.narrowed(params), call, verdict.kept(request.records)
+                    )
+                    return verdict.completed(operation, request, response)
             except Exception as exc:
                 failure: BaseException = exc
                 if isinstance(exc, OverloadedError):

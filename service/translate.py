@@ -12,7 +12,7 @@ import calendar
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.protobuf import timestamp_pb2
@@ -93,13 +93,63 @@ def from_boto_get(reply: BotoReply) -> pb.GetResponse:
     return pb.GetResponse(memory_record=from_boto_record(reply["memoryRecord"]))
 
 
+def from_boto_delete(reply: BotoReply) -> pb.DeleteResponse:
+    """A Delete response from a `delete_memory_record` reply."""
+    _require(reply, "memoryRecordId")
+    return pb.DeleteResponse(memory_record_id=reply["memoryRecordId"])
+
+
+def from_boto_batch_delete(reply: BotoReply) -> pb.BatchDeleteResponse:
+    """A BatchDelete response from a `batch_delete_memory_records` reply."""
+    _require(reply, "successfulRecords", "failedRecords")
+    return pb.BatchDeleteResponse(
+        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
+        failed_records=_from_boto_results(reply.get("failedRecords", ())),
+    )
+
+
+def from_boto_list(reply: BotoReply) -> pb.ListResponse:
+    """A List response from a `list_memory_records` reply; the last page has no next_page_token."""
+    _require(reply, "memoryRecordSummaries")
+    return pb.ListResponse(
+        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
+        next_page_token=reply.get("nextToken", ""),
+    )
+
+
+def from_boto_retrieve(reply: BotoReply) -> pb.RetrieveResponse:
+    """A Retrieve response from a `retrieve_memory_records` reply."""
+    _require(reply, "memoryRecordSummaries")
+    return pb.RetrieveResponse(
+        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
+        next_page_token=reply.get("nextToken", ""),
+    )
+
+
 def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
     """A MemoryRecord from AWS's MemoryRecord shape."""
+    record = _from_boto_stored(pb.MemoryRecord(), boto_record)
+    if "expiresAt" in boto_record:
+        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
+    return record
+
+
+def _from_boto_summary(boto_summary: BotoReply) -> pb.MemoryRecordSummary:
+    """A MemoryRecordSummary from AWS's MemoryRecordSummary shape."""
+    summary = _from_boto_stored(pb.MemoryRecordSummary(), boto_summary)
+    if "score" in boto_summary:
+        summary.score = boto_summary["score"]
+    return summary
+
+
+_Stored = TypeVar("_Stored", pb.MemoryRecord, pb.MemoryRecordSummary)
+
+
+def _from_boto_stored(record: _Stored, boto_record: BotoReply) -> _Stored:
+    """`record` with the members a MemoryRecord and a MemoryRecordSummary share, each when returned."""
     _require(boto_record, "memoryRecordId")
-    record = pb.MemoryRecord(
-        memory_record_id=boto_record["memoryRecordId"],
-        namespaces=boto_record.get("namespaces", ()),
-    )
+    record.memory_record_id = boto_record["memoryRecordId"]
+    record.namespaces.extend(boto_record.get("namespaces", ()))
     if "content" in boto_record:
         record.content.CopyFrom(_from_boto_content(boto_record["content"]))
     if "memoryStrategyId" in boto_record:
@@ -110,8 +160,6 @@ def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
         record.timestamp.CopyFrom(to_timestamp(boto_record["timestamp"]))
     for key, value in boto_record.get("metadata", {}).items():
         record.metadata[key].CopyFrom(_from_boto_metadata_value(value))
-    if "expiresAt" in boto_record:
-        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
     return record
 
 

@@ -65,10 +65,11 @@ def _describe_length(minimum: int | None, maximum: int | None, unit: str) -> str
     return f"must have at most {maximum} {unit}"
 
 
-def _length_check(shape: Any, unit: str) -> tuple[int, float, str]:
-    """(minimum, maximum, message) of a sized shape; (0, inf) when it has no limits."""
-    minimum = shape.metadata.get("min")
-    maximum = shape.metadata.get("max")
+def _length_check(shape: Any, unit: str, maximum: int | None = None) -> tuple[int, float, str]:
+    """(minimum, maximum, message) of a sized shape; (0, inf) when it has no limits. `maximum` replaces
+    the model's."""
+    minimum = shape.metadata.get("min") or None  # a minimum of 0 limits nothing
+    maximum = shape.metadata.get("max") if maximum is None else maximum
     if minimum is None and maximum is None:
         return 0, math.inf, ""
     return minimum or 0, math.inf if maximum is None else maximum, _describe_length(minimum, maximum, unit)
@@ -78,9 +79,14 @@ class _Compiler:
     def __init__(self, renamed: Mapping[str, str]) -> None:
         self._renamed = renamed  # proto field name -> model member name
 
-    def field(self, shape: Any, field: descriptor.FieldDescriptor, where: str) -> Convert | None:
-        """The converter of one proto field's value (None: the value is sent as it is)."""
+    def field(
+        self, shape: Any, field: descriptor.FieldDescriptor, where: str, max_entries: int | None = None
+    ) -> Convert | None:
+        """The converter of one proto field's value (None: the value is sent as it is); `max_entries`
+        replaces the model's maximum of a list."""
         kind = shape.type_name
+        if max_entries is not None and (kind != "list" or not field.is_repeated):
+            raise ModelMismatchError(f"{where} is not a repeated field of a list, so it has no entries")
         if field.is_repeated and field.message_type is not None and field.message_type.GetOptions().map_entry:
             if kind != "map":
                 raise ModelMismatchError(f"{where} is a map; the model's {shape.name} is a {kind}")
@@ -88,7 +94,7 @@ class _Compiler:
         if field.is_repeated:
             if kind != "list":
                 raise ModelMismatchError(f"{where} is repeated; the model's {shape.name} is a {kind}")
-            return self._list(shape, field, where, wrapped=False)
+            return self._list(shape, field, where, wrapped=False, max_entries=max_entries)
         if kind == "list":  # a list in a singular field is a wrapper message holding it in `values`
             values = field.message_type.fields_by_name.get("values") if field.message_type else None
             if values is None or not values.is_repeated:
@@ -117,8 +123,16 @@ class _Compiler:
             return _check_finite
         return None
 
-    def _list(self, shape: Any, field: descriptor.FieldDescriptor, where: str, *, wrapped: bool) -> Convert:
-        minimum, maximum, message = _length_check(shape, "entries")
+    def _list(
+        self,
+        shape: Any,
+        field: descriptor.FieldDescriptor,
+        where: str,
+        *,
+        wrapped: bool,
+        max_entries: int | None = None,
+    ) -> Convert:
+        minimum, maximum, message = _length_check(shape, "entries", max_entries)
         convert_member = self._single(shape.member, field, f"{where}[]")
         member_prefix = ".values" if wrapped else ""
 
@@ -157,7 +171,13 @@ class _Compiler:
 
         return convert
 
-    def structure(self, shape: Any, proto: descriptor.Descriptor) -> Convert:
+    def structure(
+        self, shape: Any, proto: descriptor.Descriptor, max_entries: Mapping[str, int] | None = None
+    ) -> Convert:
+        """`max_entries`: model member -> the most entries of that list member, instead of the model's."""
+        max_entries = max_entries or {}
+        if unknown := set(max_entries) - set(shape.members):
+            raise ModelMismatchError(f"{shape.name} has no members {', '.join(sorted(unknown))}")
         required = set(shape.required_members)
         proto_names = {self._renamed.get(field.name, field.name): field for field in proto.fields}
         members: list[tuple[str, str, int, Convert | None]] = []
@@ -171,7 +191,9 @@ class _Compiler:
                     )
                 continue  # a member the proto does not offer
             named[name] = field.name
-            convert_field = self.field(member_shape, field, f"{proto.full_name}.{field.name}")
+            convert_field = self.field(
+                member_shape, field, f"{proto.full_name}.{field.name}", max_entries.get(name)
+            )
             how = _IF_SET if field.has_presence else _ALWAYS if name in required else _IF_NOT_EMPTY
             members.append((field.name, name, how, convert_field))
         if proto_names:
@@ -296,22 +318,30 @@ def _compile_integer(shape: Any) -> Convert | None:
 
 
 def compile_request(
-    input_shape: Any, request: descriptor.Descriptor, renamed: Mapping[str, str] | None = None
+    input_shape: Any,
+    request: descriptor.Descriptor,
+    renamed: Mapping[str, str] | None = None,
+    max_entries: Mapping[str, int] | None = None,
 ) -> Convert:
     """The converter of `request` messages into parameters of a botocore operation's `input_shape`;
-    ModelMismatchError when they do not fit."""
-    return _Compiler(renamed or {}).structure(input_shape, request)
+    ModelMismatchError when they do not fit. `max_entries` replaces the model's maximum of top-level
+    list members ({"records": 1000})."""
+    return _Compiler(renamed or {}).structure(input_shape, request, max_entries)
 
 
-def compile_requests(model: Any) -> dict[type[Any], Convert]:
-    """One converter per request message of the operation table, compiled from a botocore ServiceModel."""
+def compile_requests(model: Any, *, batch_records: int | None = None) -> dict[type[Any], Convert]:
+    """One converter per request message of the operation table, compiled from a botocore ServiceModel.
+    With `batch_records`, only the batch operations', whose `records` take up to that many instead of
+    the model's per-call maximum (batches.py splits them into calls AWS takes)."""
     return {
         operation.request_type: compile_request(
             model.operation_model(operation.aws_operation).input_shape,
             operation.request_type.DESCRIPTOR,
             operation.renamed,
+            None if batch_records is None else {"records": batch_records},
         )
         for operation in operations.OPERATIONS
+        if batch_records is None or operation.batch
     }
 
 

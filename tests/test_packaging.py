@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -40,3 +41,12 @@ def test_image_serves_aws_backend_with_the_service_entrypoint() -> None:
     assert 'ENTRYPOINT ["python", "-m", "service"]' in dockerfile
     for folder in ("generated", "emulator", "service"):
         assert f"COPY {folder}/ {folder}/" in dockerfile
+
+
+def test_every_npm_dependency_is_pinned_in_the_lock_file() -> None:
+    package = json.loads((ROOT / "package.json").read_text())
+    locked = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    for name, version in package["devDependencies"].items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"package.json: {name} {version} is not exact"
+        assert locked[f"node_modules/{name}"]["version"] == version, f"package-lock.json disagrees on {name}"
+        assert locked[f"node_modules/{name}"]["integrity"].startswith("sha512-")

@@ -127,5 +127,6 @@ class AwsCallMetrics:
         call = calls.current()
         if call is not None:
             call.aws_request_id = request_id
-            call.aws_error_code = code
+            # The calls of a large batch share one Call: a later success must not hide a failure.
+            call.aws_error_code = code or call.aws_error_code
         return str(operation)

@@ -34,6 +34,7 @@ from tests.certs import SERVER_NAME, Authority, channel_credentials, secure_chan
 from tests.helpers import (
     MEMORY_ID,
     ROOT,
+    UNKNOWN_RECORD_ID,
     create_one,
     details_of,
     emulator_client,
@@ -45,11 +46,17 @@ from tests.helpers import (
 )
 
 CHAT = "spiffe://cluster.local/ns/chat/sa/chat-api"
+READER = "spiffe://cluster.local/ns/search/sa/reader"
 POLICY = f"""
 rules:
   - name: chat-service
     principals: ["spiffe://cluster.local/ns/chat/sa/*"]
-    methods: ["BatchCreate", "BatchUpdate", "Get"]
+    methods: ["BatchCreate", "BatchUpdate", "Get", "Delete", "BatchDelete", "List", "Retrieve"]
+    memories: ["{MEMORY_ID}"]
+    namespaces: ["chat/"]
+  - name: chat-search
+    principals: ["{READER}"]
+    methods: ["List", "Retrieve"]
     memories: ["{MEMORY_ID}"]
     namespaces: ["chat/"]
 """
@@ -348,6 +355,120 @@ def test_the_policy_end_to_end(
     audit = [r for r in caplog.records if r.name == "service.audit"]
     assert len(audit) == 6
     assert {r.__dict__["caller"] for r in audit} == {CHAT, "spiffe://cluster.local/ns/billing/sa/billing"}
+
+
+def denied_code(call: Any, request: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request, timeout=10)
+    code: grpc.StatusCode = caught.value.code()
+    if code is grpc.StatusCode.PERMISSION_DENIED:
+        assert details_of(caught.value)[error_details_pb2.ErrorInfo].reason == "CALLER_NOT_ALLOWED"
+        assert "billing" not in (caught.value.details() or "")
+    return code
+
+
+def test_the_policy_end_to_end_for_delete_list_retrieve_and_batches_of_more_than_one_call(
+    files: Files, authority: Authority, emulator: Emulator, policy_path: Path
+) -> None:
+    aws_client = emulator_client(emulator.endpoint_url)
+    theirs = [create_one(aws_client, namespaces=["billing/alice"]) for _ in range(3)]
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    with facade(tls_settings(files, authz_policy_file=str(policy_path)), emulator) as (port, metrics):
+        chat = stub_for(port, authority, CHAT)
+        reader = stub_for(port, authority, READER)
+
+        # 230 records (three AWS calls), every 7th in another namespace: each refused record fails on its
+        # own, and both lists keep request order.
+        names = [f"r{index:03d}" for index in range(230)]
+        outside = {name for index, name in enumerate(names) if index % 7 == 3}
+        created = chat.BatchCreate(
+            pb.BatchCreateRequest(
+                memory_id=MEMORY_ID,
+                records=[
+                    record_create(
+                        request_identifier=name, namespaces=["billing/x" if name in outside else "chat/bulk"]
+                    )
+                    for name in names
+                ],
+            ),
+            timeout=30,
+        )
+        assert [r.request_identifier for r in created.failed_records] == sorted(outside)
+        assert {r.error_code for r in created.failed_records} == {403}
+        assert [r.request_identifier for r in created.successful_records] == [
+            name for name in names if name not in outside
+        ]
+        mine = [r.memory_record_id for r in created.successful_records]
+
+        # List and Retrieve: what they name must be under the caller's prefixes, and naming nothing is
+        # denied; AWS is not called for a denied one.
+        criteria = pb.SearchCriteria(search_query="tea", top_k=5)
+        for request, allowed in (
+            (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="chat"), True),
+            (pb.ListRequest(memory_id=MEMORY_ID, namespace="chat/bulk"), True),
+            (pb.ListRequest(memory_id=MEMORY_ID), False),
+            (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="billing"), False),
+            (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="/"), False),
+            (pb.RetrieveRequest(memory_id=MEMORY_ID, namespace="chat/bulk", search_criteria=criteria), True),
+            (pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=criteria), False),
+            (
+                pb.RetrieveRequest(memory_id=MEMORY_ID, namespace="billing/alice", search_criteria=criteria),
+                False,
+            ),
+        ):
+            method = chat.List if isinstance(request, pb.ListRequest) else chat.Retrieve
+            if allowed:
+                summaries = method(request, timeout=10).memory_record_summaries
+                assert summaries and all(s.namespaces == ["chat/bulk"] for s in summaries)
+            else:
+                before = aws_calls(metrics, "ListMemoryRecords") + aws_calls(metrics, "RetrieveMemoryRecords")
+                assert denied_code(method, request) is denied
+                after = aws_calls(metrics, "ListMemoryRecords") + aws_calls(metrics, "RetrieveMemoryRecords")
+                assert after == before
+        # A rule grants methods: the reader may search chat/ but not delete in it.
+        assert reader.List(pb.ListRequest(memory_id=MEMORY_ID, namespace="chat/bulk"), timeout=10)
+        delete_mine = pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=mine[0], namespace="chat/bulk")
+        assert denied_code(reader.Delete, delete_mine) is denied
+
+        # Delete: the namespace must be named and allowed; naming its own for another's record answers
+        # NOT_FOUND (AWS's answer); the other's record is left untouched.
+        assert chat.Delete(delete_mine, timeout=10).memory_record_id == mine[0]
+        for namespace, code in (
+            (None, denied),
+            ("billing/alice", denied),
+            ("chat/bulk", grpc.StatusCode.NOT_FOUND),
+        ):
+            request = pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=theirs[0], namespace=namespace)
+            assert denied_code(chat.Delete, request) is code
+        assert get_record(aws_client, theirs[0])["memoryRecordId"] == theirs[0]
+
+        # BatchDelete of 196 records (two AWS calls): another's record named in the caller's namespace
+        # (AWS refuses it, 403), one naming none and one naming another namespace (the facade refuses
+        # them), an unknown id (AWS: not found). The failures come back in request order, the others
+        # are deleted, another's records are left untouched.
+        deletions = [
+            pb.MemoryRecordDelete(memory_record_id=record_id, namespace="chat/bulk") for record_id in mine[1:]
+        ]
+        odd = {
+            10: pb.MemoryRecordDelete(memory_record_id=theirs[0], namespace="chat/bulk"),
+            60: pb.MemoryRecordDelete(memory_record_id=theirs[1]),
+            120: pb.MemoryRecordDelete(memory_record_id=theirs[2], namespace="billing/alice"),
+            170: pb.MemoryRecordDelete(memory_record_id=UNKNOWN_RECORD_ID, namespace="chat/bulk"),
+        }
+        for index, deletion in odd.items():
+            deletions.insert(index, deletion)
+        deleted = chat.BatchDelete(pb.BatchDeleteRequest(memory_id=MEMORY_ID, records=deletions), timeout=30)
+        assert [r.memory_record_id for r in deleted.failed_records] == [*theirs, UNKNOWN_RECORD_ID]
+        assert [r.error_message.startswith("CALLER_NOT_ALLOWED:") for r in deleted.failed_records] == [
+            False,
+            True,
+            True,
+            False,
+        ]
+        assert deleted.failed_records[0].error_code == 403
+        assert [r.memory_record_id for r in deleted.successful_records] == mine[1:]
+        for record_id in theirs:
+            assert get_record(aws_client, record_id)["namespaces"] == ["billing/alice"]
 
 
 def test_policy_changes_apply_without_a_restart_and_an_invalid_one_is_refused(

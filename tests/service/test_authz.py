@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import types
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ POLICY = """
 rules:
   - name: chat-service
     principals: ["spiffe://cluster.local/ns/chat/sa/*"]
-    methods: ["BatchCreate", "BatchUpdate", "Get"]
+    methods: ["BatchCreate", "BatchUpdate", "Get", "Delete", "BatchDelete", "List", "Retrieve"]
     memories: ["demo_memory-*"]
     namespaces: ["chat/"]
   - name: billing-reads
@@ -247,26 +246,71 @@ def test_an_unrestricted_rule_lets_every_record_through(tmp_path: Path) -> None:
     assert authorizer.verdict(operations.BATCH_UPDATE, request, CHAT) == authz.ALLOWED
 
 
-def filter_request(**fields: str) -> Any:
-    """A stand-in for issue 10's List and Retrieve requests (`namespace`, `namespace_path`)."""
-    return types.SimpleNamespace(memory_id=MEMORY_ID, HasField=lambda name: name in fields, **fields)
-
-
+@pytest.mark.parametrize("operation", [operations.LIST, operations.RETRIEVE], ids=lambda op: op.rpc)
 @pytest.mark.parametrize(
     ("fields", "allowed"),
     [
         ({}, False),  # naming no namespace would search them all
         ({"namespace": "chat/alice"}, True),
         ({"namespace_path": "chat/"}, True),
+        ({"namespace_path": "chat"}, True),
+        ({"namespace_path": "chatbot"}, False),
         ({"namespace_path": "/"}, False),
+        ({"namespace": "billing/x"}, False),
         ({"namespace": "chat/alice", "namespace_path": "billing/"}, False),
     ],
 )
 def test_list_and_retrieve_filters_must_stay_within_the_callers_namespaces(
-    fields: dict[str, str], allowed: bool
+    authorizer: Authorizer, operation: operations.Operation[Any, Any], fields: dict[str, str], allowed: bool
 ) -> None:
-    rule = Policy.parse(POLICY.encode()).rules[0]
-    assert rule.covers(operations.NAMESPACE_FILTER, filter_request(**fields)) is allowed
+    request = operation.request_type(memory_id=MEMORY_ID, **fields)
+    if allowed:
+        assert authorizer.verdict(operation, request, CHAT) == authz.ALLOWED
+    else:
+        with pytest.raises(CallerNotAllowedError, match="`namespace` or `namespace_path`"):
+            authorizer.verdict(operation, request, CHAT)
+
+
+@pytest.mark.parametrize(("namespace", "allowed"), [(None, False), ("billing/x", False), ("chat/a", True)])
+def test_delete_must_name_a_namespace_within_the_callers(
+    authorizer: Authorizer, namespace: str | None, allowed: bool
+) -> None:
+    request = pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID, namespace=namespace)
+    if allowed:
+        assert authorizer.verdict(operations.DELETE, request, CHAT) == authz.ALLOWED
+    else:
+        with pytest.raises(CallerNotAllowedError, match="`namespace`"):
+            authorizer.verdict(operations.DELETE, request, CHAT)
+
+
+def record_id(index: int) -> str:
+    return f"mem-{index:08d}-0000-0000-0000-000000000000"
+
+
+def test_batch_delete_refuses_each_record_not_named_within_the_callers_namespaces_in_request_order(
+    authorizer: Authorizer,
+) -> None:
+    namespaces = ["chat/a", None, "billing/x", "chat/b", "chatbot/y"]
+    request = pb.BatchDeleteRequest(
+        memory_id=MEMORY_ID,
+        records=[
+            pb.MemoryRecordDelete(memory_record_id=record_id(index), namespace=namespace)
+            for index, namespace in enumerate(namespaces)
+        ],
+    )
+    verdict = authorizer.verdict(operations.BATCH_DELETE, request, CHAT)
+    assert verdict.refused == {1, 2, 4}
+    params = verdict.narrowed(validate.validated_params(operations.BATCH_DELETE, request))
+    assert [record["memoryRecordId"] for record in params["records"]] == [record_id(0), record_id(3)]
+    # AWS failed record 3 (e.g. its namespace did not match): the merged list keeps request order.
+    aws_failed = pb.MemoryRecordResult(
+        memory_record_id=record_id(3), status=pb.MEMORY_RECORD_STATUS_FAILED, error_code=403
+    )
+    response = verdict.completed(
+        operations.BATCH_DELETE, request, pb.BatchDeleteResponse(failed_records=[aws_failed])
+    )
+    assert [r.memory_record_id for r in response.failed_records] == [record_id(i) for i in (1, 2, 3, 4)]
+    assert all("(`namespace`)" in r.error_message for r in response.failed_records if r != aws_failed)
 
 
 def test_no_policy_allows_everything_and_counts_nothing(decisions: list[str]) -> None:

@@ -127,3 +127,50 @@ class TestReplies:
         assert not record.HasField("timestamp")
         assert not record.HasField("expires_at")
         assert len(record.metadata) == 0
+
+
+SUMMARY = {
+    "memoryRecordId": RECORD_ID,
+    "content": {"text": "likes tea"},
+    "memoryStrategyId": "s",
+    "namespaces": ["users/alice"],
+    "createdAt": dt.datetime(2024, 11, 25, 18, 40, tzinfo=UTC),
+    "score": 0.5,
+    "metadata": {"k": {"stringValue": "v"}},
+}
+
+
+class TestDataPlaneReplies:
+    def test_delete(self) -> None:
+        assert translate.from_boto_delete({"memoryRecordId": RECORD_ID}) == pb.DeleteResponse(
+            memory_record_id=RECORD_ID
+        )
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_delete({})
+
+    def test_batch_delete(self) -> None:
+        reply = {
+            "successfulRecords": [{"memoryRecordId": RECORD_ID, "status": "SUCCEEDED"}],
+            "failedRecords": [],
+        }
+        response = translate.from_boto_batch_delete(reply)
+        assert response.successful_records[0].status == pb.MEMORY_RECORD_STATUS_SUCCEEDED
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_batch_delete({"successfulRecords": []})
+
+    def test_retrieve_keeps_the_score_and_the_token(self) -> None:
+        response = translate.from_boto_retrieve({"memoryRecordSummaries": [SUMMARY], "nextToken": "n"})
+        [summary] = response.memory_record_summaries
+        assert summary.HasField("score") and summary.score == 0.5
+        assert summary.memory_strategy_id == "s" and summary.created_at == timestamp(1_732_560_000)
+        assert summary.metadata["k"].string_value == "v"
+        assert not summary.HasField("timestamp")
+        assert response.next_page_token == "n"
+
+    def test_list_last_page_has_no_token_and_no_score(self) -> None:
+        summary = {key: value for key, value in SUMMARY.items() if key != "score"}
+        response = translate.from_boto_list({"memoryRecordSummaries": [summary]})
+        assert response.next_page_token == ""
+        assert not response.memory_record_summaries[0].HasField("score")
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_list({"message": "<html>"})

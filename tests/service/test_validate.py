@@ -51,7 +51,70 @@ INVALID: list[tuple[str, Any, str]] = [
     ("memory id too short", create(good_create(), memory_id="m-1"), "memory_id"),
     ("memory id pattern", create(good_create(), memory_id="1memory-0123456789"), "memory_id"),
     ("memory id missing", update(good_update(), memory_id=""), "memory_id"),
-    ("101 records", create(*[good_create(request_identifier=f"r{i}") for i in range(101)]), "records"),
+    ("1001 records", create(*[good_create(request_identifier=f"r{i}") for i in range(1001)]), "records"),
+    (
+        "create: a request identifier twice",
+        create(good_create(request_identifier="a"), good_create(request_identifier="a")),
+        "records[1].request_identifier",
+    ),
+    ("update: a record id twice", update(good_update(), good_update()), "records[1].memory_record_id"),
+    (
+        "batch delete: a record id twice",
+        pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID, records=[pb.MemoryRecordDelete(memory_record_id=RECORD_ID)] * 2
+        ),
+        "records[1].memory_record_id",
+    ),
+    (
+        "batch delete: 101 records, one of them invalid",
+        pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID,
+            records=[pb.MemoryRecordDelete(memory_record_id=RECORD_ID[:-3] + f"{i:03}") for i in range(100)]
+            + [pb.MemoryRecordDelete(memory_record_id="mem-1")],
+        ),
+        "records[100].memory_record_id",
+    ),
+    ("delete: record id missing", pb.DeleteRequest(memory_id=MEMORY_ID), "memory_record_id"),
+    ("list: page size over 100", pb.ListRequest(memory_id=MEMORY_ID, page_size=101), "page_size"),
+    (
+        "list: a filter without operator",
+        pb.ListRequest(
+            memory_id=MEMORY_ID,
+            metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"))],
+        ),
+        "metadata_filters[0].operator",
+    ),
+    (
+        "list: an operator this version does not know",
+        pb.ListRequest(
+            memory_id=MEMORY_ID,
+            metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"), operator=99)],
+        ),
+        "metadata_filters[0].operator",
+    ),
+    ("retrieve: no search criteria", pb.RetrieveRequest(memory_id=MEMORY_ID), "search_criteria"),
+    (
+        "retrieve: top k 0",
+        pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=pb.SearchCriteria(search_query="q", top_k=0)),
+        "search_criteria.top_k",
+    ),
+    (
+        "retrieve: a filter value of no kind",
+        pb.RetrieveRequest(
+            memory_id=MEMORY_ID,
+            search_criteria=pb.SearchCriteria(
+                search_query="q",
+                metadata_filters=[
+                    pb.MetadataFilter(
+                        left=pb.MetadataFilterLeft(metadata_key="k"),
+                        operator=pb.METADATA_FILTER_OPERATOR_EQUALS_TO,
+                        right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue()),
+                    )
+                ],
+            ),
+        ),
+        "search_criteria.metadata_filters[0].right.metadata_value",
+    ),
     ("content missing", create(good_create(content=None)), "records[0].content"),
     ("content oneof unset", create(good_create(content=pb.MemoryContent())), "records[0].content"),
     ("empty text", create(good_create(content=pb.MemoryContent(text=""))), "records[0].content.text"),
@@ -162,11 +225,8 @@ INVALID: list[tuple[str, Any, str]] = [
 def test_refused_before_aws_naming_the_field(
     local_service: RunningService, emulator: Emulator, request_message: Any, field: str
 ) -> None:
-    method = {
-        pb.BatchCreateRequest: local_service.stub.BatchCreate,
-        pb.BatchUpdateRequest: local_service.stub.BatchUpdate,
-        pb.GetRequest: local_service.stub.Get,
-    }[type(request_message)]
+    [rpc] = [op.rpc for op in operations.OPERATIONS if op.request_type is type(request_message)]
+    method = getattr(local_service.stub, rpc)
     with pytest.raises(grpc.RpcError) as caught:
         method(request_message, timeout=10)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -399,6 +459,120 @@ class TestGetParams:
         assert params_of(operations.GET, request) == {"memoryId": MEMORY_ID, "memoryRecordId": RECORD_ID}
         request.namespace = "users/alice"
         assert params_of(operations.GET, request)["namespace"] == "users/alice"
+
+
+class TestDeleteParams:
+    def test_delete_and_batch_delete(self) -> None:
+        request = pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        assert params_of(operations.DELETE, request) == {"memoryId": MEMORY_ID, "memoryRecordId": RECORD_ID}
+        request.namespace = "users/alice"
+        assert params_of(operations.DELETE, request)["namespace"] == "users/alice"
+        batch = pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID,
+            records=[
+                pb.MemoryRecordDelete(memory_record_id=RECORD_ID, namespace="n"),
+                pb.MemoryRecordDelete(memory_record_id=RECORD_ID[:-1] + "b"),
+            ],
+        )
+        assert params_of(operations.BATCH_DELETE, batch) == {
+            "memoryId": MEMORY_ID,
+            "records": [
+                {"memoryRecordId": RECORD_ID, "namespace": "n"},
+                {"memoryRecordId": RECORD_ID[:-1] + "b"},
+            ],
+        }
+
+
+def key_filter(operator: int = pb.METADATA_FILTER_OPERATOR_EXISTS, **fields: Any) -> pb.MetadataFilter:
+    return pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"), operator=operator, **fields)
+
+
+class TestListParams:
+    def test_sends_what_is_set_and_paging_by_aip_158(self) -> None:
+        assert params_of(operations.LIST, pb.ListRequest(memory_id=MEMORY_ID)) == {"memoryId": MEMORY_ID}
+        request = pb.ListRequest(
+            memory_id=MEMORY_ID,
+            namespace="users/alice",
+            namespace_path="users",
+            memory_strategy_id="s",
+            page_size=5,
+            page_token="t",
+            metadata_filters=[key_filter()],
+        )
+        assert params_of(operations.LIST, request) == {
+            "memoryId": MEMORY_ID,
+            "namespace": "users/alice",
+            "namespacePath": "users",
+            "memoryStrategyId": "s",
+            "maxResults": 5,
+            "nextToken": "t",
+            "metadataFilters": [{"left": {"metadataKey": "k"}, "operator": "EXISTS"}],
+        }
+
+    def test_page_size_zero_and_empty_token_mean_not_set(self) -> None:
+        request = pb.ListRequest(memory_id=MEMORY_ID, page_size=0, page_token="")
+        assert params_of(operations.LIST, request) == {"memoryId": MEMORY_ID}
+
+    def test_violations_name_the_proto_fields(self) -> None:
+        request = pb.ListRequest(memory_id=MEMORY_ID, page_size=-1, namespace_path="")
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.LIST, request)
+        assert [(v.field, v.description) for v in caught.value.violations] == [
+            ("namespace_path", "must have 1 to 1024 characters"),
+            ("page_size", "must be at least 1"),
+        ]
+
+
+class TestRetrieveParams:
+    def test_every_operator_name(self) -> None:
+        operators = operations.service_model().shape_for("MemoryRecordOperatorType").enum
+        for number, name in enumerate(operators, 1):
+            assert pb.MetadataFilterOperator.Name(number) == f"METADATA_FILTER_OPERATOR_{name}"
+            request = pb.ListRequest(memory_id=MEMORY_ID, metadata_filters=[key_filter(number)])
+            assert params_of(operations.LIST, request)["metadataFilters"][0]["operator"] == name
+
+    def test_search_criteria_and_a_value_filter(self) -> None:
+        criteria = pb.SearchCriteria(
+            search_query="q",
+            top_k=3,
+            memory_strategy_id="s",
+            metadata_filters=[
+                key_filter(
+                    pb.METADATA_FILTER_OPERATOR_EQUALS_TO,
+                    right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue(number_value=2.5)),
+                )
+            ],
+        )
+        request = pb.RetrieveRequest(
+            memory_id=MEMORY_ID, namespace="users/alice", search_criteria=criteria, page_size=10
+        )
+        assert params_of(operations.RETRIEVE, request) == {
+            "memoryId": MEMORY_ID,
+            "namespace": "users/alice",
+            "maxResults": 10,
+            "searchCriteria": {
+                "searchQuery": "q",
+                "topK": 3,
+                "memoryStrategyId": "s",
+                "metadataFilters": [
+                    {
+                        "left": {"metadataKey": "k"},
+                        "operator": "EQUALS_TO",
+                        "right": {"metadataValue": {"numberValue": 2.5}},
+                    }
+                ],
+            },
+        }
+
+    def test_an_empty_query_left_side_and_operator_are_named(self) -> None:
+        criteria = pb.SearchCriteria(metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft())])
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.RETRIEVE, pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=criteria))
+        assert {v.field for v in caught.value.violations} == {
+            "search_criteria.search_query",
+            "search_criteria.metadata_filters[0].left",
+            "search_criteria.metadata_filters[0].operator",
+        }
 
 
 def test_a_request_that_does_not_fit_the_model_fails_when_compiled() -> None:
