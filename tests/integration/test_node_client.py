@@ -78,7 +78,7 @@ def test_a_node_client_connects_over_mutual_tls(tmp_path: Path) -> None:
     ) as (_, start):
         run_node_tests(
             node,
-            [str(NODE_TESTS / "mtls" / "mutual_tls.test.mjs")],
+            [str(NODE_TESTS / "mutual_tls.mjs")],
             MEMORY_RECORDS_ADDRESS=f"127.0.0.1:{start['grpcPort']}",
             MEMORY_RECORDS_TLS_CA_FILE=str(tmp_path / "ca.crt"),
             MEMORY_RECORDS_TLS_CERT_FILE=str(tmp_path / "client.crt"),

@@ -1,13 +1,13 @@
 // The Node.js client over mutual TLS: one call with a client certificate succeeds (the server's policy
 // allows only this certificate's SPIFFE ID, so the call also proves the identity the server saw), and
-// a client without a certificate is refused at the handshake. Kept apart from ../*.test.mjs, which run
-// in plaintext: tests/integration/test_node_client.py starts a server with TLS_CLIENT_CA_FILE and passes
-// the PEM files of the client in MEMORY_RECORDS_TLS_{CA,CERT,KEY}_FILE.
+// a client without a certificate is refused at the handshake. Not named *.test.mjs, which run in
+// plaintext (also by `node --test tests/node/`): tests/integration/test_node_client.py starts a server
+// with TLS_CLIENT_CA_FILE and passes the client's PEM files in MEMORY_RECORDS_TLS_{CA,CERT,KEY}_FILE.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { call, connect, grpc } from '../client.mjs';
+import { call, connect, grpc } from './client.mjs';
 
 const ADDRESS = process.env.MEMORY_RECORDS_ADDRESS;
 const [ca, cert, key] = ['CA', 'CERT', 'KEY'].map((part) => {
