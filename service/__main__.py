@@ -5,9 +5,11 @@ import os
 import sys
 
 from service import logs, workers
+from service.authz import PolicyError
 from service.aws import AwsConfigurationError
 from service.server import serve
 from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError
+from service.tls import TlsError
 
 
 def main() -> int:
@@ -27,11 +29,11 @@ def main() -> int:
             return workers.supervise(settings)
         else:
             serve(settings)
-    except AwsConfigurationError as exc:
+    except (AwsConfigurationError, TlsError, PolicyError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIGURATION_ERROR
     except OSError as exc:
-        # Almost always a port already in use (GRPC_PORT or METRICS_PORT).
+        # Almost always a port already in use (GRPC_PORT, METRICS_PORT or HEALTH_PORT).
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -37,12 +37,6 @@ if TYPE_CHECKING:
 NO_ANSWER_STATUS = 504
 # The error_code of a record whose call AWS answered 2xx with a reply that could not be read.
 UNREADABLE_ANSWER_STATUS = 502
-# The field that identifies a record of each batch operation, for duplicates: (proto, model) names.
-_RECORD_KEYS = {
-    "BatchCreate": ("request_identifier", "requestIdentifier"),
-    "BatchUpdate": ("memory_record_id", "memoryRecordId"),
-    "BatchDelete": ("memory_record_id", "memoryRecordId"),
-}
 
 
 def chunk_size(operation: Operation[Any, Any]) -> int:
@@ -68,7 +62,7 @@ def chunk_client_token(client_token: str, params: dict[str, Any], records: Seque
 def _duplicates(operation: Operation[Any, Any], records: Sequence[Any]) -> list[FieldViolation]:
     """A violation for each record whose id (or request identifier) an earlier record has. The id itself
     is not quoted: ids are the caller's data."""
-    key, _ = _RECORD_KEYS[operation.rpc]
+    key = operation.record_key
     first_index: dict[str, int] = {}
     violations = []
     for index, record in enumerate(records):
@@ -103,6 +97,13 @@ class Batches:
         # The model's checks, with its per-call limit on `records` replaced by MAX_BATCH_RECORDS.
         self._converters = validate.compile_requests(operations.service_model(), batch_records=max_records)
         self._chunk_sizes = {op.rpc: chunk_size(op) for op in operations.OPERATIONS if op.batch}
+        self._model_record_keys = {
+            op.rpc: op.request_type.DESCRIPTOR.fields_by_name["records"]
+            .message_type.fields_by_name[op.record_key]
+            .json_name
+            for op in operations.OPERATIONS
+            if op.batch
+        }
 
     def validated_params(self, operation: Operation[Any, Any], request: Any) -> dict[str, Any]:
         """The boto3 parameters of the whole batch, or InvalidRequestError: the model's checks with its
@@ -114,7 +115,7 @@ class Batches:
                 [*_duplicates(operation, request.records), *invalid.violations]
             ) from None
         # Most batches repeat nothing: a set of the converted ids says so at a seventh of naming them.
-        _, model_key = _RECORD_KEYS[operation.rpc]
+        model_key = self._model_record_keys[operation.rpc]
         records = params["records"]
         if len({record[model_key] for record in records}) != len(records):
             violations = _duplicates(operation, request.records)
@@ -123,15 +124,24 @@ class Batches:
         return params
 
     def call(
-        self, operation: Operation[Any, Any], request: Any, params: dict[str, Any], call: calls.Call
+        self,
+        operation: Operation[Any, Any],
+        request: Any,
+        params: dict[str, Any],
+        call: calls.Call,
+        records: Sequence[Any] | None = None,
     ) -> Any:
-        """The merged response of the AWS calls that serve `request` (parameters `params`)."""
+        """The merged response of the AWS calls that serve `request` (parameters `params`). `records`:
+        the request's records that `params` carries (all of them unless the policy refused some)."""
+        records = request.records if records is None else records
         size = self._chunk_sizes[operation.rpc]
-        count = len(request.records)
+        count = len(records)
         if count <= size:  # one call, answered as it is (an empty batch too, as AWS would answer it)
-            return self._send(operation, self._chunk_params(operation, request, params, 0, count), call)
+            return self._send(
+                operation, self._chunk_params(operation, request, params, records, (0, count)), call
+            )
         bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
-        chunks = [self._chunk_params(operation, request, params, start, end) for start, end in bounds]
+        chunks = [self._chunk_params(operation, request, params, records, chunk) for chunk in bounds]
         outcomes = self._run(
             call, [functools.partial(self._call_one, operation, chunk, call) for chunk in chunks]
         )
@@ -153,16 +163,20 @@ class Batches:
         return response
 
     def _chunk_params(
-        self, operation: Operation[Any, Any], request: Any, params: dict[str, Any], start: int, end: int
+        self,
+        operation: Operation[Any, Any],
+        request: Any,
+        params: dict[str, Any],
+        records: Sequence[Any],
+        bounds: tuple[int, int],
     ) -> dict[str, Any]:
+        start, end = bounds
         derive_token = operation.rpc == "BatchCreate" and request.HasField("client_token")
         if not derive_token and start == 0 and end == len(params["records"]):
             return params  # the whole batch in one call: nothing to copy
         chunk = {**params, "records": params["records"][start:end]}
         if derive_token:
-            chunk["clientToken"] = chunk_client_token(
-                request.client_token, params, request.records[start:end]
-            )
+            chunk["clientToken"] = chunk_client_token(request.client_token, params, records[start:end])
         return chunk
 
     def _call_one(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from service import operations, upstream
+from service import operations, tls, upstream
 
 # grpc.StatusCode as grpc-go's codes.Code.String() spells it: the `grpc_code` label and `grpcCode` field.
 GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
@@ -69,6 +69,11 @@ class Call:
     @functools.cached_property
     def method(self) -> str:
         return self.full_method.rpartition("/")[2]
+
+    @functools.cached_property
+    def caller(self) -> str:
+        """Who is calling: the identity of its client certificate, or `anonymous` (tls.caller_of)."""
+        return tls.caller_of(self.context)
 
     @functools.cached_property
     def operation(self) -> operations.Operation[Any, Any] | None:

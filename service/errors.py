@@ -21,7 +21,7 @@ from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, calls, operations, translate, upstream
+from service import admission, authz, calls, operations, translate, upstream
 from service.operations import Resource
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
@@ -64,6 +64,9 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
         return _invalid(exc.violations)
     if isinstance(exc, MalformedRequestError):
         return _facade(code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", str(exc))
+    if isinstance(exc, authz.CallerNotAllowedError):
+        metadata = {"method": exc.method, "ruleSetVersion": exc.rule_set_version}
+        return _facade(code_pb2.PERMISSION_DENIED, authz.REASON, str(exc), metadata=metadata)
     if isinstance(exc, admission.OverloadedError):
         retry = _retry_info(admission.RETRY_DELAY_SECONDS)
         return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)
@@ -98,9 +101,11 @@ def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _facade(code: int, reason: str, message: str, *details: Any) -> grpc.Status:
+def _facade(
+    code: int, reason: str, message: str, *details: Any, metadata: dict[str, str] | None = None
+) -> grpc.Status:
     """A status for a failure the facade itself detected."""
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=FACADE_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=FACADE_DOMAIN, metadata=metadata)
     return _build(code, message, info, details)
 
 

@@ -152,8 +152,8 @@ def _sole_handler(logger: logging.Logger, level: int) -> _JsonHandler | None:
 
 
 class AccessLog(calls.Reporter):
-    """One line per finished RPC: method, code, duration, AWS's request id and error code, and record
-    counts of batches.
+    """One line per finished RPC: method, code, duration, the caller's identity, AWS's request id and
+    error code, and record counts of batches.
 
     While configure()'s handler is the only one, a line is written to it directly, as JsonFormatter
     would write its record: a LogRecord, its handler chain and its formatting cost about three times
@@ -175,6 +175,7 @@ class AccessLog(calls.Reporter):
             "method": call.full_method,
             "grpcCode": go_name,
             "durationSeconds": round(call.seconds(), 6),
+            "caller": call.caller,
         }
         if call.aws_request_id:
             fields["awsRequestId"] = call.aws_request_id

@@ -51,6 +51,52 @@ class Resource:
 
 
 @dataclasses.dataclass(frozen=True)
+class NamespaceScope:
+    """What the authorization policy needs of a request, or of each record of a batch: the namespaces it
+    names (a namespace-restricted caller must be allowed every one), and whether AWS itself keeps the
+    call inside them (`confined`). Acting on record ids is confined only by the API's own atomic check
+    (Get's `namespace`, BatchUpdate's `sourceNamespaces`: AWS refuses a record not in them), which a
+    restricted caller must therefore use: no extra call, no race."""
+
+    named: Callable[[Any], tuple[str, ...]]
+    confined: Callable[[Any], bool]
+    must_name: str  # what a restricted caller must name, for the message of a refusal
+
+
+# A new record lives in the namespaces it names (AWS requires one).
+NEW_RECORD = NamespaceScope(
+    named=lambda record: tuple(record.namespaces),
+    confined=lambda record: bool(record.namespaces),
+    must_name="`namespaces`",
+)
+# `source_namespaces` confines an update; the new `namespaces` must be allowed too (moving a record), and an
+# empty new list would take the record out of every namespace.
+UPDATED_RECORD = NamespaceScope(
+    named=lambda record: (*record.source_namespaces.values, *record.namespaces.values),
+    confined=lambda record: (
+        bool(record.source_namespaces.values)
+        and (not record.HasField("namespaces") or bool(record.namespaces.values))
+    ),
+    must_name="`source_namespaces`",
+)
+# Get, Delete and each record of BatchDelete: `namespace` confines the call.
+NAMED_RECORD = NamespaceScope(
+    named=lambda request: (request.namespace,) if request.HasField("namespace") else (),
+    confined=lambda request: request.HasField("namespace"),
+    must_name="`namespace`",
+)
+# List and Retrieve: `namespace` (exact) or `namespace_path` (a hierarchy) filters what AWS
+# returns; naming neither would search every namespace.
+NAMESPACE_FILTER = NamespaceScope(
+    named=lambda request: tuple(
+        getattr(request, field) for field in ("namespace", "namespace_path") if request.HasField(field)
+    ),
+    confined=lambda request: request.HasField("namespace") or request.HasField("namespace_path"),
+    must_name="`namespace` or `namespace_path`",
+)
+
+
+@dataclasses.dataclass(frozen=True)
 class Operation(Generic[Request, Response]):
     """One RPC and the one boto3 call that serves it."""
 
@@ -62,6 +108,10 @@ class Operation(Generic[Request, Response]):
     to_response: Callable[[Mapping[str, Any]], Response]
     resource: Callable[[Request], Resource]
     batch: bool  # requests carry `records`; responses carry successful_records and failed_records
+    # Of each record when `batch` (a record refused by the policy fails on its own), else of the request.
+    namespaces: NamespaceScope
+    # Of a batch: the field that identifies a record, in the request and in its MemoryRecordResult.
+    record_key: str = ""
     # Proto field names (in any message of the request) whose model member is not their camelCase
     # spelling, as {"page_size": "maxResults"}.
     renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -84,6 +134,8 @@ BATCH_CREATE = Operation(
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    record_key="request_identifier",
+    namespaces=NEW_RECORD,
 )
 BATCH_UPDATE = Operation(
     rpc="BatchUpdate",
@@ -94,6 +146,8 @@ BATCH_UPDATE = Operation(
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    record_key="memory_record_id",
+    namespaces=UPDATED_RECORD,
 )
 GET = Operation(
     rpc="Get",
@@ -104,6 +158,7 @@ GET = Operation(
     to_response=translate.from_boto_get,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     batch=False,
+    namespaces=NAMED_RECORD,
 )
 DELETE = Operation(
     rpc="Delete",
@@ -114,6 +169,7 @@ DELETE = Operation(
     to_response=translate.from_boto_delete,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     batch=False,
+    namespaces=NAMED_RECORD,
 )
 BATCH_DELETE = Operation(
     rpc="BatchDelete",
@@ -124,6 +180,8 @@ BATCH_DELETE = Operation(
     to_response=translate.from_boto_batch_delete,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
+    record_key="memory_record_id",
+    namespaces=NAMED_RECORD,
 )
 LIST = Operation(
     rpc="List",
@@ -134,6 +192,7 @@ LIST = Operation(
     to_response=translate.from_boto_list,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=False,
+    namespaces=NAMESPACE_FILTER,
     renamed=PAGING,
 )
 RETRIEVE = Operation(
@@ -145,6 +204,7 @@ RETRIEVE = Operation(
     to_response=translate.from_boto_retrieve,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=False,
+    namespaces=NAMESPACE_FILTER,
     renamed=PAGING,
 )
 

@@ -1,8 +1,11 @@
 """create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
 
-The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection,
-behind the metrics and access-log interceptors; serve() also serves Prometheus metrics on METRICS_PORT,
-unless it runs as one worker of several (`SharedServing`, service/workers.py), whose supervisor does.
+The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection
+(unless GRPC_REFLECTION=false), behind the metrics and access-log interceptors, in plaintext or over
+(mutual) TLS. serve() also serves Prometheus metrics on METRICS_HOST:METRICS_PORT (HTTPS when set),
+unless it runs as one worker of several (`SharedServing`, service/workers.py), whose supervisor does;
+and health alone in plaintext on HEALTH_PORT when set, for probes that cannot present a client
+certificate (each worker on the port its supervisor reserved, as on the gRPC port).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import logging
 import os
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,10 +27,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
-from service import aws, logs
+from service import authz, aws, logs, tls
 from service.admission import Admission
 from service.batches import Batches
 from service.metrics import Metrics, exposition
+from service.metrics.security import ConfigMetrics
 from service.operations import SERVICE_NAME
 from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
@@ -98,25 +103,69 @@ def create_server(
         ),
     )
     MemoryRecordsServicer(
-        client, admission, batches, default_deadline_seconds=settings.default_deadline_seconds
+        client,
+        admission,
+        batches,
+        default_deadline_seconds=settings.default_deadline_seconds,
+        authorizer=authorizer(settings, metrics),
     ).add_to_server(server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    service_names = (
-        SERVICE_NAME,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(service_names, server)
+    service_names: tuple[str, ...] = (SERVICE_NAME, HEALTH_SERVICE_NAME)
+    if settings.grpc_reflection:
+        service_names += (reflection.SERVICE_NAME,)
+        reflection.enable_server_reflection(service_names, server)
     metrics.server.initialize(service_names)
-    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    credentials = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        pair = tls.WatchedPair(
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.tls_client_ca_file,
+            listener="grpc",
+            on_reload=metrics.security.reload_reporter("tls"),
+        )
+        metrics.security.watch_certificate("grpc", lambda: (pair.current.not_before, pair.current.not_after))
+        credentials = tls.grpc_credentials(pair)
+    return server, _bind(server, f"{settings.grpc_host}:{settings.grpc_port}", credentials)
+
+
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def _bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpc reports a failed bind this way
         raise OSError(f"cannot listen for gRPC on {address}: {exc}") from exc
-    return server, port
+
+
+def authorizer(settings: Settings, metrics: Metrics) -> authz.Authorizer:
+    """The policy of AUTHZ_POLICY_FILE (PolicyError when it does not load), or none: all allowed."""
+    if settings.authz_policy_file is None:
+        return authz.Authorizer(None)
+    policy_file = authz.PolicyFile(
+        settings.authz_policy_file, on_reload=metrics.security.reload_reporter("authz_policy")
+    )
+    return authz.Authorizer(policy_file, count=metrics.security.count_decision)
+
+
+def create_health_server(
+    settings: Settings, health_servicer: health.HealthServicer, *, share_port: bool = False
+) -> tuple[grpc.Server, int]:
+    """A plaintext server (not started) on `settings.grpc_host:health_port` with grpc.health.v1 alone;
+    `share_port` as create_server's. A worker's answers its own state, as its gRPC port does."""
+    assert settings.health_port is not None
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-health"),
+        options=[("grpc.so_reuseport", int(share_port))],
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server, _bind(server, f"{settings.grpc_host}:{settings.health_port}", None)
 
 
 def local_emulator(settings: Settings) -> Emulator:
@@ -161,15 +210,25 @@ def serve(
         metrics = Metrics(backend=settings.backend.value)
         metrics_port = 0
         if shared is None:
-            # Same host as gRPC; bound first, so that a port clash fails the start before serving.
+            # Bound first, so that a port clash fails the start before serving.
             metrics_port, stop_metrics = exposition.start_http_server(
-                exposition.registry_to_serve(metrics.registry), settings.grpc_host, settings.metrics_port
+                exposition.registry_to_serve(metrics.registry),
+                settings.metrics_listen_host,
+                settings.metrics_port,
+                tls=metrics_tls(settings, metrics.security),
             )
             resources.callback(stop_metrics)
         health_servicer = health.HealthServicer()
         server, port = create_server(
             settings, client, health_servicer=health_servicer, metrics=metrics, share_port=shared is not None
         )
+        health_port = None
+        if settings.health_port is not None:
+            health_server, health_port = create_health_server(
+                settings, health_servicer, share_port=shared is not None
+            )
+            health_server.start()
+            resources.callback(lambda: health_server.stop(None).wait())
         server.start()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -178,7 +237,12 @@ def serve(
             f"serving {SERVICE_NAME}" if shared is None else "worker serving",
             extra={
                 "grpcPort": port,
-                **({"metricsPort": metrics_port} if shared is None else {"workerPid": os.getpid()}),
+                **({"healthPort": health_port} if health_port is not None else {}),
+                **(
+                    {"metricsPort": metrics_port, **security_fields(settings)}
+                    if shared is None
+                    else {"workerPid": os.getpid()}
+                ),
                 "backend": settings.backend.value,
                 "awsEndpoint": client.meta.endpoint_url,
                 "region": client.meta.region_name,
@@ -194,3 +258,31 @@ def serve(
             time.sleep(settings.shutdown_drain_seconds)  # still serving, while health says NOT_SERVING
         server.stop(settings.shutdown_grace_seconds).wait()
         log.info("stopped")
+
+
+def metrics_tls(settings: Settings, config: ConfigMetrics) -> Callable[[], ssl.SSLContext] | None:
+    """The TLS context source of /metrics, when METRICS_TLS_CERT_FILE is set."""
+    if settings.metrics_tls_cert_file is None or settings.metrics_tls_key_file is None:
+        return None
+    pair = tls.WatchedPair(
+        settings.metrics_tls_cert_file,
+        settings.metrics_tls_key_file,
+        listener="metrics",
+        on_reload=config.reload_reporter("metrics_tls"),
+    )
+    config.watch_certificate("metrics", lambda: (pair.current.not_before, pair.current.not_after))
+    return tls.ssl_contexts(pair)
+
+
+def security_fields(settings: Settings) -> dict[str, str]:
+    """The "serving" line's account of the transports and the policy."""
+    transport = "plaintext"
+    if settings.tls_client_ca_file is not None:
+        transport = "mutual TLS"
+    elif settings.tls_cert_file is not None:
+        transport = "TLS"
+    return {
+        "transport": transport,
+        "metricsTransport": "https" if settings.metrics_tls_cert_file else "http",
+        "authorization": settings.authz_policy_file or "none: every caller may call every method",
+    }

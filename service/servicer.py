@@ -1,4 +1,4 @@
-"""The servicer: one generic method, driven by the operation table. Admit, parse, validate,
+"""The servicer: one generic method, driven by the operation table. Admit, parse, validate, authorize,
 translate, wait for a turn, call boto3 once, translate back (batches: once per 100 records, batches.py).
 
 A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from service import calls, errors, operations, upstream, validate
+from service import authz, calls, errors, operations, upstream, validate
 from service.admission import Admission, OverloadedError
 from service.batches import Batches
 from service.operations import Operation
@@ -33,10 +33,12 @@ class MemoryRecordsServicer:
         batches: Batches,
         *,
         default_deadline_seconds: float,
+        authorizer: authz.Authorizer | None = None,
     ) -> None:
         self._client = client
         self._admission = admission
         self._batches = batches
+        self._authorizer = authorizer or authz.Authorizer(None)
         self._default_deadline_seconds = default_deadline_seconds
 
     def add_to_server(self, server: grpc.Server) -> None:
@@ -67,18 +69,28 @@ class MemoryRecordsServicer:
                     raise gone  # its deadline passed while it waited in gRPC's queue
                 with self._admission.admitted(len(raw)):
                     request = call.request = validate.parse(operation, raw)
-                    if operation.batch:
-                        params = self._batches.validated_params(operation, request)
-                        return self._batches.call(operation, request, params, call)
-                    params = validate.validated_params(operation, request)
-                    with self._admission.turn(call):
-                        reply = operation.call_aws(self._client, params)
-                    return operation.to_response(reply)
+                    if not operation.batch:
+                        params = validate.validated_params(operation, request)
+                        self._authorizer.verdict(operation, request, call.caller)  # raises when denied
+                        with self._admission.turn(call):
+                            reply = operation.call_aws(self._client, params)
+                        return operation.to_response(reply)
+                    params = self._batches.validated_params(operation, request)
+                    verdict = self._authorizer.verdict(operation, request, call.caller)
+                    if verdict.refused and len(verdict.refused) == len(request.records):
+                        return verdict.completed(operation, request, None)  # nothing left for AWS
+                    response = self._batches.call(
+                        operation, request, verdict.narrowed(params), call, verdict.kept(request.records)
+                    )
+                    return verdict.completed(operation, request, response)
             except Exception as exc:
                 failure: BaseException = exc
                 if isinstance(exc, OverloadedError):
                     call.refused = exc.reason
-                elif not isinstance(exc, errors.InvalidRequestError | errors.MalformedRequestError):
+                elif not isinstance(
+                    exc,
+                    errors.InvalidRequestError | errors.MalformedRequestError | authz.CallerNotAllowedError,
+                ):
                     # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
                     failure = upstream.caller_gone(context) or exc
                 resource = operation.resource(request) if request is not None else None

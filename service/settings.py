@@ -16,7 +16,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from emulator import DEFAULT_MEMORY_ID, FaultConfig
 
@@ -62,12 +62,13 @@ _VARIABLE = "variable"  # key of a `Variable` in a Settings field's metadata
 
 
 def setting(*, env: str, default: str, parse: Parser[T], meaning: str) -> T:
-    """A Settings field read from the environment variable `env`; its default is `default` parsed."""
+    """A Settings field read from the environment variable `env`; its default is `default` parsed. A
+    blank default ("(none)" in the README) may parse to None: the feature is off unless set."""
     value = parse(env, default)
-    if value is None:
+    if value is None and default != "":
         raise ValueError(f"{env}: the default must not be blank")
     variable = Variable(name=env, default=default, parse=parse, meaning=meaning)
-    return dataclasses.field(default=value, metadata={_VARIABLE: variable})
+    return cast(T, dataclasses.field(default=value, metadata={_VARIABLE: variable}))
 
 
 # --- parsers -----------------------------------------------------------------------------------------
@@ -96,6 +97,20 @@ def _whole_number(*, minimum: int, maximum: int | None = None) -> Parser[int]:
 _port = _whole_number(minimum=0, maximum=65535)
 # More processes than this would be a typo rather than a plan: each holds a boto3 client and grpc's pools.
 MAX_WORKER_PROCESSES = 64
+
+
+def _unless_blank(name: str, raw: str) -> str | None:
+    """A path or a host; blank: not set. Whether a file is usable is checked where it is read, at start."""
+    return raw.strip() or None
+
+
+def _boolean(name: str, raw: str) -> bool | None:
+    value = raw.strip().lower()
+    if value == "":
+        return None
+    if value not in {"true", "false"}:
+        raise SettingsError(f"{name} must be true or false, not {raw!r}")
+    return value == "true"
 
 
 def _seconds(*, allow_zero: bool) -> Parser[float]:
@@ -189,8 +204,65 @@ class Settings:
         env="METRICS_PORT",
         default="9464",
         parse=_port,
-        meaning="Prometheus metrics at `/metrics`, on `GRPC_HOST` (`0` = any free port); "
+        meaning="Prometheus metrics at `/metrics`, on `METRICS_HOST` (`0` = any free port); "
         "see [Metrics](#metrics)",
+    )
+    metrics_host: str | None = setting(
+        env="METRICS_HOST",
+        default="",
+        parse=_unless_blank,
+        meaning="the address the metrics endpoint listens on; unset: `GRPC_HOST`",
+    )
+    tls_cert_file: str | None = setting(
+        env="TLS_CERT_FILE",
+        default="",
+        parse=_unless_blank,
+        meaning="PEM certificate chain the gRPC port serves; with `TLS_KEY_FILE`, gRPC is served over TLS "
+        "only. Re-read when it changes on disk (see [Security](#security))",
+    )
+    tls_key_file: str | None = setting(
+        env="TLS_KEY_FILE", default="", parse=_unless_blank, meaning="PEM private key of `TLS_CERT_FILE`"
+    )
+    tls_client_ca_file: str | None = setting(
+        env="TLS_CLIENT_CA_FILE",
+        default="",
+        parse=_unless_blank,
+        meaning="PEM CA certificates: turns on mutual TLS, every client must present a certificate they "
+        "signed; the caller's identity comes from it",
+    )
+    metrics_tls_cert_file: str | None = setting(
+        env="METRICS_TLS_CERT_FILE",
+        default="",
+        parse=_unless_blank,
+        meaning="PEM certificate chain for `/metrics` over HTTPS (with `METRICS_TLS_KEY_FILE`); "
+        "re-read when it changes",
+    )
+    metrics_tls_key_file: str | None = setting(
+        env="METRICS_TLS_KEY_FILE",
+        default="",
+        parse=_unless_blank,
+        meaning="PEM private key of `METRICS_TLS_CERT_FILE`",
+    )
+    health_port: int | None = setting(
+        env="HEALTH_PORT",
+        default="",
+        parse=_port,
+        meaning="a second port serving only `grpc.health.v1`, in plaintext, for probes that cannot speak "
+        "mutual TLS (`0` = any free port); unset: none",
+    )
+    grpc_reflection: bool = setting(
+        env="GRPC_REFLECTION",
+        default="true",
+        parse=_boolean,
+        meaning="`false` turns gRPC server reflection off",
+    )
+    authz_policy_file: str | None = setting(
+        env="AUTHZ_POLICY_FILE",
+        default="",
+        parse=_unless_blank,
+        meaning="YAML (or JSON) policy of which caller may call which method on which memory and "
+        "namespaces; re-read when it changes. Unset: every caller may do everything "
+        "(see [Security](#security))",
     )
     # RUF009 is silenced here and on local_faults: it guards against shared mutable defaults, and an
     # enum member and a FaultConfig (frozen, its error rates read-only) cannot change.
@@ -324,6 +396,27 @@ class Settings:
         parse=_log_level,
         meaning="JSON logs on stderr; record text is never logged",
     )
+
+    def __post_init__(self) -> None:
+        pairs = (
+            ("TLS_CERT_FILE", self.tls_cert_file, "TLS_KEY_FILE", self.tls_key_file),
+            (
+                "METRICS_TLS_CERT_FILE",
+                self.metrics_tls_cert_file,
+                "METRICS_TLS_KEY_FILE",
+                self.metrics_tls_key_file,
+            ),
+        )
+        for cert_name, cert_file, key_name, key_file in pairs:
+            if (cert_file is None) != (key_file is None):
+                raise SettingsError(f"{cert_name} and {key_name} must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise SettingsError("TLS_CLIENT_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE")
+
+    @property
+    def metrics_listen_host(self) -> str:
+        """METRICS_HOST, or GRPC_HOST when it is unset."""
+        return self.metrics_host or self.grpc_host
 
     @property
     def max_request_bytes(self) -> int:

@@ -7,9 +7,16 @@ SO_REUSEPORT, so the kernel spreads connections over them; before any starts, th
 port without SO_REUSEPORT (which fails if any other program holds it, sharing or not), then keeps it
 reserved with a bound, non-listening socket that does share.
 
-The supervisor serves /metrics, merged from the workers' multiprocess files in a temporary directory of
-its own, runs the one emulator of the local backend, restarts a worker that dies (with back-off), and
-on SIGTERM forwards it to every worker, each of which drains as serve() does alone.
+HEALTH_PORT, when set, is reserved and shared the same way: each worker answers health for itself there,
+as on the gRPC port, so a probe learns what a connection to the pod would get (a dead worker's listener
+is gone; a draining one says NOT_SERVING).
+
+The supervisor serves /metrics (on METRICS_HOST, over HTTPS when METRICS_TLS_* are set), merged from the
+workers' multiprocess files in a temporary directory of its own, with its own series: worker restarts,
+its certificate's reloads, and each listener's certificate validity (the gRPC one read from the files
+the workers serve, at each scrape). It runs the one emulator of the local backend, restarts a worker
+that dies (with back-off), and on SIGTERM forwards it to every worker, each of which drains as serve()
+does alone.
 
 A worker reads its stdin until the end: the supervisor holds the other end, so a supervisor that dies,
 even by SIGKILL, stops its workers too. A worker says it serves with one line on stdout.
@@ -32,13 +39,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import multiprocess
+from prometheus_client import CollectorRegistry, multiprocess
 
-from service import aws
+from service import authz, aws, tls
 from service.metrics import exposition
+from service.metrics.security import ConfigMetrics
 from service.metrics.supervisor import WorkerRestarts
 from service.operations import SERVICE_NAME
-from service.server import SharedServing, local_emulator, serve
+from service.server import SharedServing, local_emulator, metrics_tls, security_fields, serve
 from service.settings import EXIT_CONFIGURATION_ERROR, Backend, Settings
 
 # In a worker's environment only: the supervisor's pid, and the emulator URL of the local backend.
@@ -91,9 +99,10 @@ def run_worker(settings: Settings, shared: SharedServing) -> None:
 # --- the supervisor side ----------------------------------------------------------------------------
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
+def reserve_port(host: str, port: int, *, what: str = "gRPC") -> socket.socket:
     """A socket bound to host:port (port 0: a free one) with SO_REUSEPORT, not listening: the workers
-    can bind beside it, any other program cannot. Raises OSError naming the address if it is taken."""
+    can bind beside it, any other program cannot. Raises OSError naming `what` and the address if it is
+    taken."""
     address = host.removeprefix("[").removesuffix("]")
     # grpc falls back from [::] to 0.0.0.0 on a host without IPv6; so does the reservation.
     candidates = [address, "0.0.0.0"] if address == "::" else [address]
@@ -119,10 +128,10 @@ def reserve_port(host: str, port: int) -> socket.socket:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise OSError(
-                    f"cannot listen for gRPC on {host}:{port}: another program holds the port"
+                    f"cannot listen for {what} on {host}:{port}: another program holds the port"
                 ) from exc
             failure = exc  # e.g. no IPv6 here: try the next address
-    raise OSError(f"cannot listen for gRPC on {host}:{port}: {failure}")
+    raise OSError(f"cannot listen for {what} on {host}:{port}: {failure}")
 
 
 @dataclasses.dataclass
@@ -248,9 +257,14 @@ def _watch_ready(process: subprocess.Popen[bytes], ready: threading.Event) -> No
 
 
 def worker_environment(
-    environ: Mapping[str, str], *, grpc_port: int, metrics_directory: str, emulator_url: str | None
+    environ: Mapping[str, str],
+    *,
+    grpc_port: int,
+    metrics_directory: str,
+    emulator_url: str | None,
+    health_port: int | None = None,
 ) -> dict[str, str]:
-    """A worker's environment: the supervisor's, plus the port it reserved, the multiprocess metrics
+    """A worker's environment: the supervisor's, plus the ports it reserved, the multiprocess metrics
     directory and, in local mode, the emulator's URL."""
     environment = dict(environ)
     environment.update(
@@ -262,7 +276,30 @@ def worker_environment(
     )
     if emulator_url is not None:
         environment[EMULATOR_URL_ENV] = emulator_url
+    if health_port is not None:
+        environment["HEALTH_PORT"] = str(health_port)
     return environment
+
+
+def watch_grpc_certificate(settings: Settings, config: ConfigMetrics) -> None:
+    """Report the validity of the certificate the workers serve on the gRPC port, from the same files,
+    re-read at each scrape when they changed: what the workers' next handshakes present. The workers
+    count the reloads; this reads quietly. TlsError, at start, when the files do not load."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return
+    pair = tls.WatchedPair(
+        settings.tls_cert_file,
+        settings.tls_key_file,
+        settings.tls_client_ca_file,
+        listener="grpc",
+        quiet=True,
+    )
+
+    def validity() -> tuple[float, float]:
+        pair.refresh()
+        return pair.current.not_before, pair.current.not_after
+
+    config.watch_certificate("grpc", validity)
 
 
 @contextlib.contextmanager
@@ -286,19 +323,37 @@ def supervise(settings: Settings, *, stop: threading.Event | None = None) -> int
             emulator_url = resources.enter_context(local_emulator(settings)).endpoint_url
         # A configuration error shows here once, rather than from every worker in a restart loop.
         aws.create_client(settings, endpoint_url=emulator_url)
+        if settings.authz_policy_file is not None:
+            authz.PolicyFile(settings.authz_policy_file)
+        own = CollectorRegistry()
+        config = ConfigMetrics(own)
+        watch_grpc_certificate(settings, config)
+        served_tls = metrics_tls(settings, config)
         holder = resources.enter_context(reserve_port(settings.grpc_host, settings.grpc_port))
         grpc_port: int = holder.getsockname()[1]
+        health_port = None
+        if settings.health_port is not None:
+            health_holder = resources.enter_context(
+                reserve_port(settings.grpc_host, settings.health_port, what="health")
+            )
+            health_port = health_holder.getsockname()[1]
         supervisor = Supervisor(
             settings,
             worker_environment(
-                os.environ, grpc_port=grpc_port, metrics_directory=directory, emulator_url=emulator_url
+                os.environ,
+                grpc_port=grpc_port,
+                metrics_directory=directory,
+                emulator_url=emulator_url,
+                health_port=health_port,
             ),
             directory,
         )
-        registry = exposition.merged_registry(directory)
-        registry.register(supervisor.restarts)
+        own.register(supervisor.restarts)
         metrics_port, stop_metrics = exposition.start_http_server(
-            registry, settings.grpc_host, settings.metrics_port
+            exposition.merged_registry(directory, own),
+            settings.metrics_listen_host,
+            settings.metrics_port,
+            tls=served_tls,
         )
         resources.callback(stop_metrics)
         if threading.current_thread() is threading.main_thread():
@@ -318,6 +373,8 @@ def supervise(settings: Settings, *, stop: threading.Event | None = None) -> int
                     extra={
                         "grpcPort": grpc_port,
                         "metricsPort": metrics_port,
+                        **({"healthPort": health_port} if health_port is not None else {}),
+                        **security_fields(settings),
                         "backend": settings.backend.value,
                         "workers": settings.workers,
                         "workerPids": supervisor.pids,

@@ -1,6 +1,6 @@
 """Every metric of the service, in one registry, split by job as go-grpc-middleware splits its
 provider: `grpc_server` (the gRPC server metrics and their interceptor), `aws_calls` (AWS calls,
-through botocore hooks) and `exposition` (/metrics).
+through botocore hooks), `security` (TLS and authorization) and `exposition` (/metrics).
 
 Cardinality is bounded: labels hold method, operation and code names from fixed sets, never a memory
 id, record id or text. Every Metrics owns its CollectorRegistry, so that tests can run several servers
@@ -17,6 +17,7 @@ from service.metrics import exposition
 from service.metrics.aws_calls import AwsCallMetrics
 from service.metrics.children import Children
 from service.metrics.grpc_server import ServerMetrics
+from service.metrics.security import SecurityMetrics
 
 __all__ = ["AwsCallMetrics", "Children", "Metrics", "ServerMetrics"]
 
@@ -30,12 +31,14 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """The service's metrics in one registry: `server` (gRPC) and `aws_calls` (AWS)."""
+    """The service's metrics in one registry: `server` (gRPC), `aws_calls` (AWS) and `security` (TLS and
+    the authorization policy)."""
 
     def __init__(self, *, backend: str, version: str = VERSION) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.server = ServerMetrics(self.registry, LATENCY_BUCKETS)
         self.aws_calls = AwsCallMetrics(self.registry, LATENCY_BUCKETS)
+        self.security = SecurityMetrics(self.registry)
         self.build_info = Gauge(
             "agentcore_build_info",
             "Always 1: the service's version and backend.",

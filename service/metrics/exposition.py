@@ -2,17 +2,24 @@
 
 Several worker processes (service/workers.py): each starts with PROMETHEUS_MULTIPROC_DIR set to one empty
 directory; prometheus_client then keeps every value in per-process files and `merged_registry` merges
-them (the in-flight gauge sums live processes, build info takes the max).
+them (the in-flight gauge sums live processes, build info takes the max). The supervisor adds its own
+series (worker restarts, certificates) to theirs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import socket
+import ssl
+import threading
+import wsgiref.simple_server
+from collections.abc import Callable, Iterator
 
 import prometheus_client
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -30,11 +37,33 @@ def add_process_collectors(registry: CollectorRegistry) -> None:
         prometheus_client.GCCollector(registry=registry)
 
 
-def merged_registry(directory: str) -> CollectorRegistry:
-    """Every process's values in the multiprocess `directory`, merged at each scrape."""
+def merged_registry(directory: str, own: CollectorRegistry | None = None) -> CollectorRegistry:
+    """Every process's values in the multiprocess `directory`, merged at each scrape, with the series
+    of `own` (the supervisor's) added to the families of the same name."""
+    workers = CollectorRegistry()
+    MultiProcessCollector(workers, path=directory)  # type: ignore[no-untyped-call]
+    if own is None:
+        return workers
     merged = CollectorRegistry()
-    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    merged.register(_Joined(workers, own))
     return merged
+
+
+class _Joined(Collector):
+    """The families of two registries, one family per name: two families of one name would make the
+    exposition invalid. The registries' series must not share labels (none is summed)."""
+
+    def __init__(self, first: CollectorRegistry, second: CollectorRegistry) -> None:
+        self._registries = (first, second)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for registry in self._registries:
+            for family in registry.collect():
+                known = families.setdefault(family.name, family)
+                if known is not family:
+                    known.samples.extend(family.samples)
+        yield from families.values()
 
 
 def registry_to_serve(registry: CollectorRegistry) -> CollectorRegistry:
@@ -44,12 +73,43 @@ def registry_to_serve(registry: CollectorRegistry) -> CollectorRegistry:
     return merged_registry(os.environ[MULTIPROCESS_ENV])
 
 
-def start_http_server(registry: CollectorRegistry, host: str, port: int) -> tuple[int, Callable[[], None]]:
-    """Serve `registry` at /metrics on host:port (port 0: any free port); the bound port and a stop
-    function."""
-    httpd, thread = prometheus_client.start_http_server(
-        port, addr=host.removeprefix("[").removesuffix("]"), registry=registry
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape every few seconds is not news
+
+
+def start_http_server(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    *,
+    tls: Callable[[], ssl.SSLContext] | None = None,
+) -> tuple[int, Callable[[], None]]:
+    """Serve `registry` at /metrics on host:port (port 0: any free port), over HTTPS when `tls` gives
+    the context for each new connection; the bound port and a stop function."""
+    address = host.removeprefix("[").removesuffix("]")
+
+    class Server(prometheus_client.exposition.ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(
+            address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
+
+        def get_request(self) -> tuple[socket.socket, object]:
+            connection, peer = self.socket.accept()
+            if tls is None:
+                return connection, peer
+            # The handshake happens on the request's own thread, at its first read, not in this loop.
+            return tls().wrap_socket(connection, server_side=True, do_handshake_on_connect=False), peer
+
+    httpd = wsgiref.simple_server.make_server(
+        address,
+        port,
+        prometheus_client.make_wsgi_app(registry),
+        Server,
+        handler_class=_QuietHandler,
     )
+    thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
 
     def stop() -> None:
         httpd.shutdown()

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
+from tests.certs import Authority
 from tests.helpers import ROOT, service_process
 
 NODE_TESTS = ROOT / "tests" / "node"
 NODE_TEST_TIMEOUT_SECONDS = 300
+NODE_CLIENT_ID = "spiffe://cluster.local/ns/node/sa/client"
 
 
 def node_or_skip() -> str:
@@ -33,25 +35,58 @@ def node_or_skip() -> str:
     return node
 
 
+def run_node_tests(node: str, test_files: list[str], **variables: str) -> None:
+    """`node --test` of `test_files`, which must all pass and none skip."""
+    result = subprocess.run(
+        [node, "--test", "--test-reporter=spec", *test_files],
+        cwd=ROOT,
+        env={**os.environ, **variables},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=NODE_TEST_TIMEOUT_SECONDS,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"node --test failed:\n{output}"
+    # A skipped test proves nothing: none may be.
+    assert "\u2139 fail 0" in output and "\u2139 skipped 0" in output, output
+
+
 def test_a_node_client_calls_every_rpc_and_decodes_the_errors() -> None:
     node = node_or_skip()
     # Node 20 takes directories, Node 22 globs: the files themselves suit both.
     test_files = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert test_files, f"no *.test.mjs under {NODE_TESTS}"
     with service_process(AGENTCORE_BACKEND="local") as (_, start):
-        result = subprocess.run(
-            [node, "--test", "--test-reporter=spec", *test_files],
-            cwd=ROOT,
-            env={**os.environ, "MEMORY_RECORDS_ADDRESS": f"127.0.0.1:{start['grpcPort']}"},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=NODE_TEST_TIMEOUT_SECONDS,
+        run_node_tests(node, test_files, MEMORY_RECORDS_ADDRESS=f"127.0.0.1:{start['grpcPort']}")
+
+
+def test_a_node_client_connects_over_mutual_tls(tmp_path: Path) -> None:
+    node = node_or_skip()
+    authority = Authority()
+    authority.issue(server=True, common_name="facade").write(tmp_path / "tls.crt", tmp_path / "tls.key")
+    authority.issue(spiffe_id=NODE_CLIENT_ID).write(tmp_path / "client.crt", tmp_path / "client.key")
+    (tmp_path / "ca.crt").write_bytes(authority.cert_pem)
+    # Only the client's SPIFFE ID may call: a served call shows that the server saw that identity.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f'rules: [{{name: node, principals: ["{NODE_CLIENT_ID}"], methods: ["*"], memories: ["*"]}}]\n'
+    )
+    with service_process(
+        AGENTCORE_BACKEND="local",
+        TLS_CERT_FILE=str(tmp_path / "tls.crt"),
+        TLS_KEY_FILE=str(tmp_path / "tls.key"),
+        TLS_CLIENT_CA_FILE=str(tmp_path / "ca.crt"),
+        AUTHZ_POLICY_FILE=str(policy),
+    ) as (_, start):
+        run_node_tests(
+            node,
+            [str(NODE_TESTS / "mutual_tls.mjs")],
+            MEMORY_RECORDS_ADDRESS=f"127.0.0.1:{start['grpcPort']}",
+            MEMORY_RECORDS_TLS_CA_FILE=str(tmp_path / "ca.crt"),
+            MEMORY_RECORDS_TLS_CERT_FILE=str(tmp_path / "client.crt"),
+            MEMORY_RECORDS_TLS_KEY_FILE=str(tmp_path / "client.key"),
         )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"node --test failed:\n{output}"
-    # A skipped test proves nothing: none may be.
-    assert "\u2139 fail 0" in output and "\u2139 skipped 0" in output, output
 
 
 def test_the_readme_command_types_every_rpc_for_typescript(tmp_path: Path) -> None:

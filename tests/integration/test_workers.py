@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.operations import SERVICE_NAME
+from tests.certs import SERVER_NAME, Authority, channel_credentials
 from tests.helpers import MEMORY_ID, ROOT, record_create, service_env
 
 WORKERS = 2
@@ -46,21 +48,33 @@ class Supervised:
     metrics_port: int
     worker_pids: set[int]
     lines: list[dict[str, Any]]  # every JSON log line so far, from the supervisor and its workers
+    start: dict[str, Any]  # the supervisor's "serving" line
+    # With TLS: what channels present on the gRPC port, and what trusts /metrics' certificate.
+    credentials: grpc.ChannelCredentials | None = None
+    metrics_tls: ssl.SSLContext | None = None
 
     def logged(self, message: str) -> list[dict[str, Any]]:
         return [line for line in list(self.lines) if line.get("message") == message]
 
     def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as answer:
+        scheme = "http" if self.metrics_tls is None else "https"
+        url = f"{scheme}://127.0.0.1:{self.metrics_port}/metrics"  # the certificate names 127.0.0.1
+        with urllib.request.urlopen(url, timeout=5, context=self.metrics_tls) as answer:
             body: bytes = answer.read()
             return body.decode()
 
     @contextlib.contextmanager
-    def channel(self) -> Iterator[grpc.Channel]:
+    def channel(self, credentials: grpc.ChannelCredentials | None = None) -> Iterator[grpc.Channel]:
         """A channel with a connection of its own, so the kernel picks its worker."""
         options = [("grpc.use_local_subchannel_pool", 1)]
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}", options=options) as channel:
+        target = f"127.0.0.1:{self.grpc_port}"
+        credentials = credentials or self.credentials
+        if credentials is None:
+            opened = grpc.insecure_channel(target, options=options)
+        else:
+            options.append(("grpc.ssl_target_name_override", SERVER_NAME))
+            opened = grpc.secure_channel(target, credentials, options=options)
+        with opened as channel:
             yield channel
 
 
@@ -86,11 +100,13 @@ def supervised(tmp_path: Path, **variables: str) -> Iterator[Supervised]:
     """`python -m service` with WORKERS workers, local backend, TMPDIR in `tmp_path`; killed at the end
     if still running."""
     env = service_env(
-        WORKERS=str(WORKERS),
-        AGENTCORE_BACKEND="local",
-        LOG_LEVEL="INFO",
-        TMPDIR=str(tmp_path),
-        **variables,
+        **{
+            "WORKERS": str(WORKERS),
+            "AGENTCORE_BACKEND": "local",
+            "LOG_LEVEL": "INFO",
+            "TMPDIR": str(tmp_path),
+            **variables,
+        }
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
@@ -104,7 +120,9 @@ def supervised(tmp_path: Path, **variables: str) -> Iterator[Supervised]:
             lambda: next((x for x in list(lines) if x.get("message") == f"serving {SERVICE_NAME}"), None),
             f"the supervisor's start line; log: {lines[-20:]}",
         )
-        served = Supervised(process, start["grpcPort"], start["metricsPort"], set(start["workerPids"]), lines)
+        served = Supervised(
+            process, start["grpcPort"], start["metricsPort"], set(start["workerPids"]), lines, start
+        )
         assert len(served.worker_pids) == WORKERS
         assert start["pid"] == process.pid not in served.worker_pids
         assert {line["pid"] for line in served.logged("worker serving")} == served.worker_pids
@@ -286,3 +304,98 @@ def test_a_port_another_program_holds_fails_with_one_clear_line(tmp_path: Path) 
             f"cannot start: cannot listen for gRPC on 127.0.0.1:{port}: another program holds the port\n"
         )
         assert metrics_directories(tmp_path) == []
+
+
+CHAT = "spiffe://cluster.local/ns/chat/sa/chat-api"
+
+
+def test_mutual_tls_the_policy_health_port_and_https_metrics_with_workers(tmp_path: Path) -> None:
+    """Every worker serves mutual TLS with its own credentials, applies the policy and answers health on
+    the shared HEALTH_PORT; the supervisor serves /metrics over HTTPS on METRICS_HOST, with the workers'
+    decisions and reloads and its own certificate series, read again after a rotation."""
+    authority = Authority()
+    cert, key, ca = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.crt"
+    ca.write_bytes(authority.cert_pem)
+    authority.issue(server=True, common_name="facade", days=10).write(cert, key)
+    authority.issue(server=True, common_name="metrics").write(tmp_path / "m.crt", tmp_path / "m.key")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f'rules: [{{name: chat, principals: ["{CHAT}"], methods: ["*"], memories: ["{MEMORY_ID}"]}}]\n'
+    )
+    variables = {
+        "TLS_CERT_FILE": str(cert),
+        "TLS_KEY_FILE": str(key),
+        "TLS_CLIENT_CA_FILE": str(ca),
+        "METRICS_TLS_CERT_FILE": str(tmp_path / "m.crt"),
+        "METRICS_TLS_KEY_FILE": str(tmp_path / "m.key"),
+        "METRICS_HOST": "127.0.0.1",
+        "HEALTH_PORT": "0",
+        "AUTHZ_POLICY_FILE": str(policy),
+    }
+    with supervised(tmp_path, **variables) as served:
+        start = served.start
+        assert (start["transport"], start["metricsTransport"]) == ("mutual TLS", "https")
+        assert start["authorization"] == str(policy)
+        # Every worker listens on the one health port the supervisor reserved.
+        health_port = start["healthPort"]
+        assert health_port > 0
+        assert [line["healthPort"] for line in served.logged("worker serving")] == [health_port] * WORKERS
+        served.credentials = channel_credentials(authority, authority.issue(spiffe_id=CHAT))
+        served.metrics_tls = ssl.create_default_context(cadata=authority.cert_pem.decode())
+
+        record_id = create_one(served, "written over mutual TLS")
+        for _ in range(CONNECTIONS):
+            get_on_a_new_connection(served, record_id)
+        stranger = channel_credentials(
+            authority, authority.issue(spiffe_id="spiffe://cluster.local/ns/x/sa/y")
+        )
+        with served.channel(stranger) as channel:
+            try:
+                pb_grpc.MemoryRecordsServiceStub(channel).Get(
+                    pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id),
+                    timeout=RPC_TIMEOUT_SECONDS,
+                )
+                raise AssertionError("a caller no rule allows was served")
+            except grpc.RpcError as denied:
+                assert denied.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+        with served.channel(grpc.local_channel_credentials()) as plaintext:
+            refused = health_pb2_grpc.HealthStub(plaintext).Check
+            try:
+                refused(health_pb2.HealthCheckRequest(), timeout=5)
+                raise AssertionError("the gRPC port answered without mutual TLS")
+            except grpc.RpcError:
+                pass
+        for _ in range(4):
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            with grpc.insecure_channel(f"127.0.0.1:{health_port}", options=options) as probe:
+                status = (
+                    health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                )
+                assert status == health_pb2.HealthCheckResponse.SERVING
+
+        lines = eventually(
+            lambda: found if len(found := served.logged("finished call")) == CONNECTIONS + 2 else None,
+            "an access-log line for every call",
+        )
+        assert {line["pid"] for line in lines} == served.worker_pids
+        assert {line["caller"] for line in lines if line["grpcCode"] == "OK"} == {CHAT}
+
+        exposition = served.metrics()  # over HTTPS, from the supervisor
+        families = [f.name for f in text_string_to_metric_families(exposition)]
+        assert len(families) == len(set(families))  # the workers' and the supervisor's series joined
+        assert sample(exposition, "agentcore_authz_decisions_total", decision="allow") == CONNECTIONS + 1
+        assert sample(exposition, "agentcore_authz_decisions_total", decision="deny") == 1
+        for config in ("tls", "authz_policy", "metrics_tls"):
+            assert sample(exposition, "agentcore_config_last_reload_successful", config=config) == 1
+        for listener in ("grpc", "metrics"):
+            expiry = sample(exposition, "agentcore_tls_certificate_expiry_seconds", listener=listener)
+            assert 9 * 86400 < expiry < 30 * 86400
+        assert sample(exposition, "agentcore_worker_restarts_total") == 0
+
+        # A rotation: the supervisor reports the new gRPC certificate from the files the workers serve.
+        authority.issue(server=True, common_name="facade", days=2).write(cert, key)
+        lifetime = sample(served.metrics(), "agentcore_tls_certificate_lifetime_seconds", listener="grpc")
+        assert lifetime == 2 * 86400 + 3600
+        get_on_a_new_connection(served, record_id)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=WAIT_SECONDS) == 0, served.lines[-20:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import types
 import unittest.mock
 from collections.abc import Iterator
 
@@ -130,7 +131,11 @@ def test_the_access_log_writes_the_same_line_with_or_without_a_log_record() -> N
         root.level,
         (logging._srcfile, logging.logProcesses, logging.logMultiprocessing),
     )
-    call = calls.Call(context=None, full_method=operations.BATCH_CREATE.full_method)  # type: ignore[arg-type]
+    # The caller as mutual TLS verified it (tls.caller_of reads the context's auth context).
+    context = types.SimpleNamespace(
+        auth_context=lambda: {"peer_uri": [b"spiffe://cluster.local/ns/chat/sa/bot"]}
+    )
+    call = calls.Call(context=context, full_method=operations.BATCH_CREATE.full_method)  # type: ignore[arg-type]
     call.request, call.code = a_request(), grpc.StatusCode.UNAVAILABLE
     call.response = pb.BatchCreateResponse(failed_records=[pb.MemoryRecordResult()])
     call.aws_request_id, call.aws_error_code = "req-1", "ThrottlingException"
@@ -163,6 +168,7 @@ def test_the_access_log_writes_the_same_line_with_or_without_a_log_record() -> N
         "message": "finished call",
         "method": operations.BATCH_CREATE.full_method,
         "grpcCode": "Unavailable",
+        "caller": "spiffe://cluster.local/ns/chat/sa/bot",
         "awsRequestId": "req-1",
         "awsErrorCode": "ThrottlingException",
         "recordCount": 1,

@@ -43,6 +43,15 @@ def test_every_variable() -> None:
             "SHUTDOWN_DRAIN_SECONDS": "5",
             "LOCAL_FAULTS": "rate_limit=5",
             "LOG_LEVEL": "debug",
+            "METRICS_HOST": "127.0.0.2",
+            "TLS_CERT_FILE": "/tls/tls.crt",
+            "TLS_KEY_FILE": "/tls/tls.key",
+            "TLS_CLIENT_CA_FILE": "/tls/ca.crt",
+            "METRICS_TLS_CERT_FILE": "/m/tls.crt",
+            "METRICS_TLS_KEY_FILE": "/m/tls.key",
+            "HEALTH_PORT": "8086",
+            "GRPC_REFLECTION": "False",
+            "AUTHZ_POLICY_FILE": "/authz/policy.yaml",
         }
     )
     assert settings == Settings(
@@ -62,6 +71,15 @@ def test_every_variable() -> None:
         shutdown_drain_seconds=5.0,
         local_faults=FaultConfig(rate_limit_per_second=5),
         log_level="DEBUG",
+        metrics_host="127.0.0.2",
+        tls_cert_file="/tls/tls.crt",
+        tls_key_file="/tls/tls.key",
+        tls_client_ca_file="/tls/ca.crt",
+        metrics_tls_cert_file="/m/tls.crt",
+        metrics_tls_key_file="/m/tls.key",
+        health_port=8086,
+        grpc_reflection=False,
+        authz_policy_file="/authz/policy.yaml",
     )
 
 
@@ -85,11 +103,25 @@ def test_every_variable() -> None:
         ("LOG_LEVEL", "LOUD"),
         ("SHUTDOWN_DRAIN_SECONDS", "soon"),
         ("LOCAL_FAULTS", "NoSuchException=1"),
+        ("HEALTH_PORT", "probe"),
+        ("GRPC_REFLECTION", "yes"),
+        ("TLS_CERT_FILE", "/tls/tls.crt"),  # without its key
+        ("METRICS_TLS_KEY_FILE", "/m/tls.key"),  # without its certificate
+        ("TLS_CLIENT_CA_FILE", "/tls/ca.crt"),  # mutual TLS without TLS
     ],
 )
 def test_invalid_values_name_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_security_features_are_off_unless_set() -> None:
+    settings = Settings.from_env({"HEALTH_PORT": "", "TLS_CERT_FILE": " ", "GRPC_HOST": "10.0.0.1"})
+    assert (
+        settings.health_port is None and settings.tls_cert_file is None and settings.authz_policy_file is None
+    )
+    assert settings.grpc_reflection is True
+    assert settings.metrics_listen_host == "10.0.0.1"
 
 
 def test_blank_numbers_and_memory_ids_take_the_default() -> None:
