@@ -1,26 +1,41 @@
 # The facade in production: AGENTCORE_BACKEND=aws, boto3's default chain for credentials, region and
-# endpoint (IRSA / EKS Pod Identity work unchanged). The install step is the Makefile's, with the same
-# pinned requirements.txt; tests/test_packaging.py keeps the two in step.
-FROM python:3.11.7-slim-bookworm
+# endpoint (IRSA / EKS Pod Identity work unchanged). Wheels are built in one stage; the final stage
+# installs them offline, as `make` installs its .venv (tests/test_packaging.py keeps the two in step),
+# and holds no compiler, build tool or pip cache. Another base of the same Python (a mirror, a local
+# stand-in): --build-arg PYTHON_IMAGE=...
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PYTHONPATH=/app/generated:/app
-
-WORKDIR /app
-
-COPY requirements.txt ./
-RUN python -m pip install --disable-pip-version-check --no-input --no-cache-dir -r requirements.txt
-
+FROM ${PYTHON_IMAGE} AS wheels
+WORKDIR /src
+COPY requirements.txt pyproject.toml ./
 COPY generated/ generated/
 COPY emulator/ emulator/
 COPY service/ service/
+RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt .
+
+FROM ${PYTHON_IMAGE}
+ARG PYTHON_IMAGE
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="agentcore-memory-grpc" \
+      org.opencontainers.image.description="gRPC facade for the Amazon Bedrock AgentCore memory-records API" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+COPY requirements.txt /tmp/requirements.txt
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    python -m pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt agentcore-memory-grpc \
+    && rm /tmp/requirements.txt
 
 ENV AGENTCORE_BACKEND=aws \
     GRPC_PORT=50051 \
     METRICS_PORT=9464
 
-# An unprivileged numeric user, so that Kubernetes' runAsNonRoot can verify it.
+# An unprivileged numeric user, so that Kubernetes' runAsNonRoot can verify it. Nothing is written to
+# the root filesystem: it may be mounted read-only.
 USER 65532:65532
+WORKDIR /
 EXPOSE 50051 9464
-ENTRYPOINT ["python", "-m", "service"]
+ENTRYPOINT ["agentcore-memory-grpc"]
