@@ -4,6 +4,8 @@
 # and holds no compiler, build tool or pip cache. Another base of the same Python (a mirror, a local
 # stand-in): --build-arg PYTHON_IMAGE=...
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+# checkov:skip=CKV_DOCKER_7: the base is pinned by version, in PYTHON_IMAGE's default above
+# checkov:skip=CKV_DOCKER_2: no HEALTHCHECK: Kubernetes ignores it and probes grpc.health.v1 natively (deploy/kubernetes)
 
 FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src

@@ -49,7 +49,15 @@ $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(PIP_INSTALL) -r requirements-bench.txt
 	touch $@
 
-# buf (the protobuf linter), pinned in package-lock.json.
+# checkov, in a venv of its own (its pins clash with ours), for tests/deploy/test_kubernetes.py.
+CHECKOV_VENV := var/checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --no-input --no-cache-dir -r requirements-checkov.txt
+	touch $@
+
+# buf (the protobuf linter) and the CRD schemas of the Kubernetes manifests' tests, pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
@@ -68,8 +76,10 @@ generate: $(VENV)/.dev
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
 	  --python_out=generated --grpc_python_out=generated \
 	  --mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
+	$(BIN)/python deploy/kubernetes/prometheusrule.py
 
-## Fail when generated/ is not what `make generate` makes from protos/.
+## Fail when generated/ is not what `make generate` makes from protos/, or the PrometheusRule is not
+## what it makes from deploy/prometheus/alerts.yaml.
 check-generated: $(VENV)/.dev
 	@tmp=$$(mktemp -d) && \
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
@@ -77,6 +87,7 @@ check-generated: $(VENV)/.dev
 	if diff -r $$tmp/agentcore generated/agentcore >/dev/null; then rm -rf $$tmp; \
 	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+	@$(BIN)/python deploy/kubernetes/prometheusrule.py --check
 
 ## ruff (lint and format), mypy (strict, on service/, emulator/ and bench/), hadolint on the Dockerfile,
 ## buf lint (STANDARD + COMMENTS) on the protos.
@@ -88,7 +99,7 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/buf lint
 
 ## Everything CI checks.
-test: $(VENV)/.dev check-generated lint
+test: $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated lint
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`
