@@ -208,3 +208,21 @@ def test_mtls_files_are_mounted_from_the_certificate() -> None:
     config_map = _one(resources, "ConfigMap")
     assert mounts[str(policy.parent)]["configMap"]["name"] == config_map["metadata"]["name"]
     assert policy.name in config_map["data"]
+
+
+def test_pod_identity_reaches_the_agent_instead_of_irsa() -> None:
+    resources = rendered("aws-pod-identity")
+    assert "eks.amazonaws.com/role-arn" not in _one(resources, "ServiceAccount")["metadata"].get(
+        "annotations", {}
+    )
+    egress = [
+        (peer["ipBlock"]["cidr"], port["port"])
+        for policy in resources
+        if policy["kind"] == "NetworkPolicy"
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+        for port in rule["ports"]
+    ]
+    assert ("169.254.170.23/32", 80) in egress
+    assert "eks.amazonaws.com/role-arn" in _one(rendered("aws"), "ServiceAccount")["metadata"]["annotations"]
