@@ -57,3 +57,7 @@ def test_the_wheel_holds_every_package_of_the_tree() -> None:
         if path.is_dir() and path.name != "__pycache__"
     }
     assert set(setuptools["packages"]) == in_tree
+
+
+def test_image_version_label_is_the_project_version() -> None:
+    assert f"ARG VERSION={PYPROJECT['project']['version']}\n" in DOCKERFILE

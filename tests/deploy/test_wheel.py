@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,21 +20,36 @@ from tests.helpers import ROOT
 REQUIREMENT_WHEELS = ROOT / "var" / "wheels"
 
 
+# What the wheel is built from (the Dockerfile's wheels stage copies the same).
+SOURCES = ("pyproject.toml", "requirements.txt", "generated", "service", "emulator")
+
+
+def _clean_env(**variables: str) -> dict[str, str]:
+    """The environment without PYTHONPATH (make sets it), AWS or gRPC variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "GRPC_"))}
+    return {**env, **variables}
+
+
+def _run(*command: str | Path) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=300, env=_clean_env())
+
+
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (REQUIREMENT_WHEELS / ".requirements").exists():
         pytest.skip(f"no wheels of requirements.txt in {REQUIREMENT_WHEELS}: `make test` makes them")
     work = tmp_path_factory.mktemp("wheel")
+    # From a copy, so that the build's egg-info never lands in the tree.
+    (work / "src").mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, work / "src" / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, work / "src" / name)
+    # The project's wheel, with the pinned setuptools of requirements-dev.txt (offline).
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    # The project's wheel from this tree, with the pinned setuptools of requirements-dev.txt (offline).
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", work / "dist", ROOT],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    subprocess.run([sys.executable, "-m", "venv", work / "venv"], check=True, timeout=120)
-    python = work / "venv" / "bin" / "python"
+    _run(*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", work / "dist", work / "src")
+    _run(sys.executable, "-m", "venv", work / "venv")
     offline = [
         "--no-cache-dir",
         "--no-index",
@@ -43,18 +58,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "--find-links",
         work / "dist",
     ]
-    subprocess.run(
-        [python, "-m", "pip", "install", *offline, "-r", ROOT / "requirements.txt", "agentcore-memory-grpc"],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    yield work / "venv"
-
-
-def _clean_env(**variables: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "GRPC_"))}
-    return {**env, **variables}
+    python = work / "venv" / "bin" / "python"
+    _run(python, "-m", "pip", "install", *offline, "-r", ROOT / "requirements.txt", "agentcore-memory-grpc")
+    return work / "venv"
 
 
 def test_console_script_serves_from_the_installed_wheel(venv: Path, tmp_path: Path) -> None:
