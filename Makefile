@@ -114,4 +114,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(WHEELS) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
