@@ -12,11 +12,13 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --no-input
 PIP_INSTALL := $(PIP) install --no-cache-dir
 # One install, here and in the Dockerfile: the pinned requirements and the project, from wheels only.
 INSTALL_FROM_WHEELS = python -m pip install --no-cache-dir --no-index --find-links
+# The contract as last accepted: a buf image of protos/, which `buf breaking` compares protos/ with.
+CONTRACT_BASELINE := contract/memory_records.binpb
 
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test soak bench lint generate check-generated emulator clean
+.PHONY: run test soak bench lint generate check-generated check-contract contract-baseline emulator clean
 
 # A venv with pip. Debian and Ubuntu ship venv's ensurepip apart (python3.X-venv): say so in one line.
 # A venv that a failed try left without pip is made again.
@@ -57,7 +59,8 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --no-input --no-cache-dir -r requirements-checkov.txt
 	touch $@
 
-# buf (the protobuf linter) and the CRD schemas of the Kubernetes manifests' tests, pinned in package-lock.json.
+# buf (the protobuf linter), the Node.js client tests' packages and the CRD schemas of the Kubernetes
+# manifests' tests, pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
@@ -89,6 +92,16 @@ check-generated: $(VENV)/.dev
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 	@$(BIN)/python deploy/kubernetes/prometheusrule.py --check
 
+## Fail when protos/ breaks the accepted contract (buf breaking, FILE rules, against $(CONTRACT_BASELINE)):
+## a removed or renumbered field, a changed type, a renamed RPC... fails the build on any branch.
+check-contract: node_modules/.installed
+	node_modules/.bin/buf breaking --against $(CONTRACT_BASELINE)
+
+## Accept protos/ as the contract: run it, and commit the baseline, after a compatible change
+## (a new RPC, message or field). Source info is left out, so comments alone never need it.
+contract-baseline: node_modules/.installed
+	node_modules/.bin/buf build --exclude-source-info -o $(CONTRACT_BASELINE)
+
 ## ruff (lint and format), mypy (strict, on service/, emulator/ and bench/), hadolint on the Dockerfile,
 ## buf lint (STANDARD + COMMENTS) on the protos.
 lint: $(VENV)/.dev node_modules/.installed
@@ -99,7 +112,7 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/buf lint
 
 ## Everything CI checks.
-test: $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated lint
+test: $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`

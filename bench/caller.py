@@ -5,6 +5,10 @@ One JSON command a line on stdin: {"op": "update", "records": 10, "calls": 200, 
 {"op": "warm"}; one JSON answer a line on stdout: {"latencies": [...seconds], "seconds": wall, "errors": n}.
 A caller is its own process so that direct boto3 and the facade's client are measured alike, and so
 that callgrind can count the direct boto3 call's instructions in a process of its own.
+
+`facade-connections` calls the facade like `facade`, but each calling thread on a channel (a TCP
+connection) of its own, as a fleet of clients would: the kernel spreads connections, not calls, over
+the worker processes of WORKERS > 1.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 MEMORY_ID = "demo_memory-0123456789"
+# What a caller builds: update(records), get(), and the ids of the records it created.
+Calls = tuple[Callable[[int], Any], Callable[[], Any], Callable[[], list[str]]]
 TEXT = "The user prefers green tea in the afternoon and black coffee in the morning. " * 2
 
 
-def boto3_calls(endpoint_url: str) -> tuple[Callable[[int], Any], Callable[[], Any], Callable[[], list[str]]]:
+def boto3_calls(endpoint_url: str) -> Calls:
     import boto3
 
     # The default client a service would build: default retries, timeouts, pool and validation.
@@ -55,13 +62,25 @@ def boto3_calls(endpoint_url: str) -> tuple[Callable[[int], Any], Callable[[], A
     return update, get, lambda: ids
 
 
-def facade_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], Callable[[], list[str]]]:
+def facade_calls(target: str, *, connection_per_thread: bool = False) -> Calls:
     import grpc
     from agentcore.memory.v1 import memory_records_pb2 as pb
     from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
     from google.protobuf import timestamp_pb2
 
-    stub = pb_grpc.MemoryRecordsServiceStub(grpc.insecure_channel(target))
+    shared_stub = pb_grpc.MemoryRecordsServiceStub(grpc.insecure_channel(target))
+    per_thread = threading.local()
+
+    def stub() -> pb_grpc.MemoryRecordsServiceStub:
+        if not connection_per_thread:
+            return shared_stub
+        if not hasattr(per_thread, "stub"):
+            # Channels with the same target share one connection unless their subchannel pool is local.
+            channel = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+            per_thread.stub = pb_grpc.MemoryRecordsServiceStub(channel)
+        found: pb_grpc.MemoryRecordsServiceStub = per_thread.stub
+        return found
+
     first, second = timestamp_pb2.Timestamp(seconds=1), timestamp_pb2.Timestamp(seconds=2)
     creates = [
         pb.MemoryRecordCreate(
@@ -72,7 +91,7 @@ def facade_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], 
         )
         for i in range(100)
     ]
-    reply = stub.BatchCreate(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=creates), timeout=60)
+    reply = shared_stub.BatchCreate(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=creates), timeout=60)
     ids = [r.memory_record_id for r in reply.successful_records]
     updates = {
         count: pb.BatchUpdateRequest(
@@ -89,15 +108,15 @@ def facade_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], 
     get_request = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=ids[0])
 
     def update(count: int) -> Any:
-        return stub.BatchUpdate(updates[count], timeout=60)
+        return stub().BatchUpdate(updates[count], timeout=60)
 
     def get() -> Any:
-        return stub.Get(get_request, timeout=60)
+        return stub().Get(get_request, timeout=60)
 
     return update, get, lambda: ids
 
 
-def echo_calls(target: str) -> tuple[Callable[[int], Any], Callable[[], Any], Callable[[], list[str]]]:
+def echo_calls(target: str) -> Calls:
     import grpc
 
     echo: grpc.UnaryUnaryMultiCallable[bytes, bytes] = grpc.insecure_channel(target).unary_unary(
@@ -135,8 +154,13 @@ def run(command: dict[str, Any], update: Callable[[int], Any], get: Callable[[],
 
 def main() -> None:
     mode, target = sys.argv[1], sys.argv[2]
-    build = {"direct": boto3_calls, "facade": facade_calls, "echo": echo_calls}[mode]
-    update, get, _ = build(target)
+    builds: dict[str, Callable[[str], Calls]] = {
+        "direct": boto3_calls,
+        "facade": facade_calls,
+        "facade-connections": lambda target: facade_calls(target, connection_per_thread=True),
+        "echo": echo_calls,
+    }
+    update, get, _ = builds[mode](target)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)

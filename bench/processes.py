@@ -128,14 +128,20 @@ def start_facade(emulator_url: str, *, callgrind_out: Path | None = None, **sett
         _command(["-m", "service"], callgrind_out), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
     assert popen.stderr is not None
-    port = _wait_for(popen.stderr, r'"grpcPort": (\d+)').group(1)
+    # The line that says it serves (with WORKERS > 1, the supervisor's, once every worker serves).
+    port = _wait_for(popen.stderr, r'"message": "serving [^"]*".*"grpcPort": (\d+)').group(1)
     _drain(popen.stderr)
     return Process(popen, f"127.0.0.1:{port}", callgrind_out)
 
 
-def start_echo() -> Process:
+def start_echo(model: str = "sync") -> Process:
+    """bench/echo.py serving in `model` (sync, aio or aio-thread)."""
     popen = subprocess.Popen(
-        [sys.executable, "-m", "bench.echo"], cwd=ROOT, env=environment(), stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bench.echo", model],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert popen.stdout is not None
     port = int(popen.stdout.readline())

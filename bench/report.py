@@ -78,8 +78,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def table(results: dict[str, Any]) -> str:
+    models = results["echo"].get("models", {"sync": results["echo"]["latencies"]})
+    floors = ", ".join(f"{model} {percentile(found, 0.5) * MS:.3f}" for model, found in models.items())
     lines = [
-        f"echo floor (bare gRPC round trip): p50 {percentile(results['echo']['latencies'], 0.5) * MS:.3f} ms",
+        f"echo floor (bare gRPC round trip), p50 ms by serving model: {floors} (the facade serves sync)",
         "",
         "| scenario | callers | upstream | direct p50 / p99 ms | facade p50 / p99 ms | added p50 ms "
         "| throughput facade/direct | CPU ms/call facade / direct |",
@@ -106,6 +108,7 @@ def table(results: dict[str, Any]) -> str:
                 f"| {item['name']} | {item['facade'] / 1e6:.2f}M | {item['direct'] / 1e6:.2f}M "
                 f"| {item['facade'] / item['direct']:.2f}x |"
             )
+    lines += workers_table(results.get("workers", []))
     lines += ["", "| target | measured | limit | holds |", "|---|---|---|---|"]
     for item in targets(results):
         lines.append(
@@ -113,10 +116,35 @@ def table(results: dict[str, Any]) -> str:
             f"| {item['limit']:.3f} {item['unit']} "
             f"| {'yes' if item['holds'] else 'NO'} |"
         )
-    errors = sum(s["direct"]["errors"] + s["facade"]["errors"] for s in results["scenarios"])
+    errors = sum(s["direct"]["errors"] + s["facade"]["errors"] for s in results["scenarios"]) + sum(
+        side["errors"] for w in results.get("workers", []) for side in w["sides"].values()
+    )
     if errors:
         lines.append(f"\n{errors} calls failed: the numbers above leave them out")
     return "\n".join(lines)
+
+
+def workers_table(workers: list[dict[str, Any]]) -> list[str]:
+    """Throughput of direct boto3 and of the facade with each WORKERS value, same callers."""
+    if not workers:
+        return []
+    sides = list(workers[0]["sides"])
+    lines = [
+        "",
+        f"| {workers[0]['callers']} callers, a connection each | "
+        + " | ".join(f"{side} calls/s (p50 ms)" for side in sides)
+        + " | last / first facade |",
+        "|---" * (len(sides) + 2) + "|",
+    ]
+    for scenario in workers:
+        found = {side: summary(scenario["sides"][side]) for side in sides}
+        facades = [found[side]["calls_per_second"] for side in sides if side != "direct"]
+        lines.append(
+            f"| {scenario['name']} | "
+            + " | ".join(f"{found[s]['calls_per_second']:.0f} ({found[s]['p50_ms']:.1f})" for s in sides)
+            + f" | {facades[-1] / facades[0]:.2f}x |"
+        )
+    return lines
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
@@ -132,6 +160,14 @@ def write_json(results: dict[str, Any], path: Path) -> None:
                 "facade": summary(s["facade"]),
             }
             for s in results["scenarios"]
+        ],
+        "worker_summaries": [
+            {
+                "name": w["name"],
+                "callers": w["callers"],
+                **{side: summary(measured) for side, measured in w["sides"].items()},
+            }
+            for w in results.get("workers", [])
         ],
         "targets": targets(results),
     }

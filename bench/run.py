@@ -1,5 +1,6 @@
 """The phases of a bench run: the echo floor, latency and throughput (A B interleaved, at 0 and 20 ms of
-injected AWS latency), instructions under callgrind, and RSS over a long run."""
+injected AWS latency), throughput with 1 and 2 worker processes, instructions under callgrind, and RSS
+over a long run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.echo import MODELS as ECHO_MODELS
 from bench.processes import ROOT, Caller, Process, start_caller, start_echo, start_emulator, start_facade
 
 __all__ = ["ROOT", "Plan", "run"]
@@ -21,6 +23,10 @@ CALLERS = (1, 16)
 UPSTREAM_LATENCIES = (0.0, 0.02)
 # Under 20 ms of latency a round needs fewer calls for the same confidence in p50 and p99.
 SLOW_CALLS_DIVISOR = 4
+# The worker phase: WORKERS values compared, at this many callers, each on a connection of its own.
+WORKER_COUNTS = (1, 2)
+WORKER_CALLERS = 16
+WORKER_SCENARIOS: tuple[tuple[str, int], ...] = (("update", 1), ("get", 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +58,7 @@ def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
     }
     for latency in UPSTREAM_LATENCIES:
         results["scenarios"] += _latency_phase(plan, latency, progress)
+    results["workers"] = _workers_phase(plan, progress)
     if plan.instruction_calls:
         results["instructions"] = _instruction_phase(plan, progress)
     results["rss"] = _rss_phase(plan, progress)
@@ -59,18 +66,21 @@ def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _echo_floor(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
-    progress("echo floor: a bare gRPC round trip, same serving model")
-    server = start_echo()
-    caller = start_caller("echo", server.address)
+    """The bare round trip of each serving model, interleaved; `latencies` is the facade's (sync)."""
+    progress(f"echo floor: a bare gRPC round trip, serving models {', '.join(ECHO_MODELS)}")
+    servers = {model: start_echo(model) for model in ECHO_MODELS}
+    callers = {model: start_caller("echo", server.address) for model, server in servers.items()}
     try:
-        caller.send({"op": "get", "calls": max(10, plan.calls // 4), "callers": 1})  # warm
-        latencies: list[float] = []
+        for caller in callers.values():
+            caller.send({"op": "get", "calls": max(10, plan.calls // 4), "callers": 1})  # warm
+        models: dict[str, list[float]] = {model: [] for model in ECHO_MODELS}
         for _ in range(plan.rounds):
-            latencies += caller.send({"op": "get", "calls": plan.calls, "callers": 1})["latencies"]
-        return {"latencies": latencies}
+            for model, caller in callers.items():
+                models[model] += caller.send({"op": "get", "calls": plan.calls, "callers": 1})["latencies"]
+        return {"latencies": models["sync"], "models": models}
     finally:
-        caller.stop()
-        server.stop()
+        for process in [*callers.values(), *servers.values()]:
+            process.stop()
 
 
 def _latency_phase(plan: Plan, latency: float, progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -110,15 +120,55 @@ def _latency_phase(plan: Plan, latency: float, progress: Callable[[str], None]) 
     return found
 
 
+def workers_side(workers: int) -> str:
+    return f"{workers} worker{'s' if workers > 1 else ''}"
+
+
+def _workers_phase(plan: Plan, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Throughput at WORKER_CALLERS callers of direct boto3 and of the facade with each of WORKER_COUNTS,
+    every facade called with a connection per caller (so that the kernel spreads them over workers)."""
+    emulator = start_emulator(0.0)
+    facades = {
+        workers: start_facade(emulator.address, LOG_LEVEL="INFO", WORKERS=str(workers))
+        for workers in WORKER_COUNTS
+    }
+    # No CPU seconds here: a supervisor's /proc counts neither its workers nor its callers' work.
+    callers = {"direct": start_caller("direct", emulator.address)} | {
+        workers_side(workers): start_caller("facade-connections", facade.address)
+        for workers, facade in facades.items()
+    }
+    found = []
+    try:
+        for op, records in WORKER_SCENARIOS:
+            progress(
+                f"{name(op, records)}, {WORKER_CALLERS} callers: direct, and the facade with 1 and 2 workers"
+            )
+            command = {"op": op, "records": records, "calls": 4 * plan.calls, "callers": WORKER_CALLERS}
+            warm = {**command, "calls": max(WORKER_CALLERS, plan.calls // 10)}
+            for caller in callers.values():
+                caller.send(warm)
+            sides = {side: _empty() for side in callers}
+            for _ in range(plan.rounds):
+                for side, caller in callers.items():
+                    _measure(sides[side], caller, command, None)
+            found.append({"name": name(op, records), "callers": WORKER_CALLERS, "sides": sides})
+    finally:
+        for caller in callers.values():
+            caller.stop()
+        for process in (*facades.values(), emulator):
+            process.stop()
+    return found
+
+
 def _empty() -> dict[str, Any]:
     return {"latencies": [], "seconds": 0.0, "calls": 0, "errors": 0, "cpu_seconds": 0.0}
 
 
-def _measure(into: dict[str, Any], caller: Caller, command: dict[str, Any], worker: Process) -> None:
-    """One round: latencies seen by the caller, and the CPU seconds `worker` spent on it."""
-    cpu_before = worker.cpu_seconds()
+def _measure(into: dict[str, Any], caller: Caller, command: dict[str, Any], worker: Process | None) -> None:
+    """One round: latencies seen by the caller, and the CPU seconds `worker` spent on it (if given)."""
+    cpu_before = worker.cpu_seconds() if worker else 0.0
     answer = caller.send(command)
-    into["cpu_seconds"] += worker.cpu_seconds() - cpu_before
+    into["cpu_seconds"] += worker.cpu_seconds() - cpu_before if worker else 0.0
     into["latencies"] += answer["latencies"]
     into["seconds"] += answer["seconds"]
     into["calls"] += command["calls"]

@@ -1,4 +1,4 @@
-"""The memory-records backend: the five record operations of the bedrock-agentcore data plane.
+"""The memory-records backend: the seven record operations of the bedrock-agentcore data plane.
 
 It binds the service model once and hands the generic rest-json layer a handler per operation.
 Handlers receive input that already passed model validation, so they only enforce the rules the
@@ -14,17 +14,26 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
-from emulator.records import MemoryRecord, metadata_from_wire, record_to_wire, timestamp_from_wire
+from emulator.pages import DEFAULT_PAGE_SIZE, InvalidToken, Page, SortKey, fingerprint, page_of
+from emulator.ranking import bm25_scores
+from emulator.records import (
+    MemoryRecord,
+    metadata_from_wire,
+    record_to_wire,
+    summary_to_wire,
+    timestamp_from_wire,
+)
 from emulator.restjson.exceptions import ApiError, FieldViolation, validation_failed
 from emulator.restjson.model import load_service_model
 from emulator.restjson.routing import Handler
 from emulator.restjson.validation import ShapeValidator
 from emulator.restjson.wire import MAX_EPOCH_SECONDS, MICROS_PER_SECOND, canonical_json, now_micros
+from emulator.selection import InvalidSelection, Selection, selection_from_wire
 from emulator.store import Store, StoreClosedError, StoredResponse, Transaction
 
 logger = logging.getLogger(__name__)
@@ -298,6 +307,80 @@ def batch_delete_memory_records(ctx: OperationContext, params: dict[str, Any]) -
     return {"successfulRecords": successful, "failedRecords": failed}
 
 
+def list_memory_records(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    selection = _selection(params, params, "metadataFilters")
+    with ctx.store.transaction(write=False) as txn:
+        records = [record for record in txn.records_of(ctx.memory_id) if selection.matches(record)]
+    # Newest first; the record id orders records created in the same microsecond.
+    ordered = sorted((((-record.created_at_us, record.record_id), record) for record in records), key=_by_key)
+    page = _page(ctx, params, ordered)
+    return _summaries([(record, None) for record in page.items], page.next_token)
+
+
+def retrieve_memory_records(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    criteria: Mapping[str, Any] = params["searchCriteria"]
+    selection = _selection(params, criteria, "searchCriteria.metadataFilters")
+    with ctx.store.transaction(write=False) as txn:
+        records = {
+            record.record_id: record for record in txn.records_of(ctx.memory_id) if selection.matches(record)
+        }
+    scores = bm25_scores(
+        criteria["searchQuery"], {record_id: record.content_text for record_id, record in records.items()}
+    )
+    # Best score first; equal scores in record id order. topK cuts the ranking before it is paged.
+    ranked = sorted(
+        (((-score, record_id), (records[record_id], score)) for record_id, score in scores.items()),
+        key=_by_key,
+    )
+    top_k: int | None = criteria.get("topK")
+    page = _page(ctx, params, ranked[:top_k] if top_k is not None else ranked)
+    return _summaries(page.items, page.next_token)
+
+
+def _by_key(entry: tuple[SortKey, object]) -> SortKey:
+    return entry[0]
+
+
+def _selection(params: Mapping[str, Any], criteria: Mapping[str, Any], filters_path: str) -> Selection:
+    """The selection of a List (criteria = params) or a Retrieve (criteria = searchCriteria)."""
+    try:
+        return selection_from_wire(
+            params.get("namespace"),
+            params.get("namespacePath"),
+            criteria.get("memoryStrategyId"),
+            criteria.get("metadataFilters"),
+            filters_path,
+        )
+    except InvalidSelection as error:
+        raise validation_failed(MODEL, error.violations) from None
+
+
+Item = TypeVar("Item")
+
+
+def _page(
+    ctx: OperationContext, params: Mapping[str, Any], ordered: Sequence[tuple[SortKey, Item]]
+) -> Page[Item]:
+    try:
+        return page_of(
+            ordered,
+            fingerprint(ctx.operation, ctx.memory_id, params),
+            params.get("nextToken"),
+            params.get("maxResults", DEFAULT_PAGE_SIZE),
+        )
+    except InvalidToken:
+        raise _invalid("nextToken", "Member must be a nextToken returned for the same request") from None
+
+
+def _summaries(found: Iterable[tuple[MemoryRecord, float | None]], next_token: str | None) -> dict[str, Any]:
+    output: dict[str, Any] = {
+        "memoryRecordSummaries": [summary_to_wire(record, score) for record, score in found]
+    }
+    if next_token is not None:
+        output["nextToken"] = next_token
+    return output
+
+
 def _stored_records(
     txn: Transaction, memory_id: str, items: Iterable[Mapping[str, Any]], failed: list[dict[str, Any]]
 ) -> Iterator[tuple[Mapping[str, Any], MemoryRecord]]:
@@ -329,5 +412,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType(
         "GetMemoryRecord": get_memory_record,
         "DeleteMemoryRecord": delete_memory_record,
         "BatchDeleteMemoryRecords": batch_delete_memory_records,
+        "ListMemoryRecords": list_memory_records,
+        "RetrieveMemoryRecords": retrieve_memory_records,
     }
 )

@@ -53,20 +53,21 @@ class MemoryRecord:
 
 
 def metadata_from_wire(wire: Mapping[str, Mapping[str, Any]]) -> dict[str, MetadataValue]:
-    """Validated ``MemoryRecordMetadataMap`` to stored values (exactly one union member each)."""
-    metadata: dict[str, MetadataValue] = {}
-    for key, union in wire.items():
-        kind_name, raw = next((name, value) for name, value in union.items() if value is not None)
-        kind = MetadataKind(kind_name)
-        if kind is MetadataKind.STRING_LIST:
-            metadata[key] = MetadataValue(kind, tuple(raw))
-        elif kind is MetadataKind.NUMBER:
-            metadata[key] = MetadataValue(kind, float(raw))
-        elif kind is MetadataKind.DATE_TIME:
-            metadata[key] = MetadataValue(kind, micros_from_epoch(raw))
-        else:
-            metadata[key] = MetadataValue(kind, raw)
-    return metadata
+    """Validated ``MemoryRecordMetadataMap`` to stored values."""
+    return {key: metadata_value_from_wire(union) for key, union in wire.items()}
+
+
+def metadata_value_from_wire(union: Mapping[str, Any]) -> MetadataValue:
+    """A validated ``MemoryRecordMetadataValue`` (exactly one union member set) to a stored value."""
+    kind_name, raw = next((name, value) for name, value in union.items() if value is not None)
+    kind = MetadataKind(kind_name)
+    if kind is MetadataKind.STRING_LIST:
+        return MetadataValue(kind, tuple(raw))
+    if kind is MetadataKind.NUMBER:
+        return MetadataValue(kind, float(raw))
+    if kind is MetadataKind.DATE_TIME:
+        return MetadataValue(kind, micros_from_epoch(raw))
+    return MetadataValue(kind, raw)
 
 
 def metadata_to_wire(metadata: Mapping[str, MetadataValue]) -> dict[str, dict[str, Any]]:
@@ -103,4 +104,14 @@ def record_to_wire(record: MemoryRecord) -> dict[str, Any]:
         wire["metadata"] = metadata_to_wire(record.metadata)
     if record.expires_at_us is not None:
         wire["expiresAt"] = epoch_from_micros(record.expires_at_us)
+    return wire
+
+
+def summary_to_wire(record: MemoryRecord, score: float | None = None) -> dict[str, Any]:
+    """A stored record as the ``MemoryRecordSummary`` output shape: the record's members but
+    ``expiresAt``, and the relevance ``score`` when the record is a search result."""
+    wire = record_to_wire(record)
+    wire.pop("expiresAt", None)
+    if score is not None:
+        wire["score"] = score
     return wire

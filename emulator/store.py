@@ -46,11 +46,12 @@ CREATE TABLE IF NOT EXISTS client_tokens (
 """
 
 # Column order matches _row_from_record and _record_from_row.
-_SELECT_RECORD = """
+_SELECT_RECORDS = """
 SELECT memory_id, record_id, request_identifier, namespaces, content_text, memory_strategy_id,
        metadata, timestamp_us, created_at_us, expiry_days, expires_at_us
-FROM memory_records WHERE memory_id = ? AND record_id = ?
+FROM memory_records WHERE memory_id = ?
 """
+_SELECT_RECORD = _SELECT_RECORDS + "AND record_id = ?"
 _INSERT_RECORD = """
 INSERT INTO memory_records (memory_id, record_id, request_identifier, namespaces, content_text,
     memory_strategy_id, metadata, timestamp_us, created_at_us, expiry_days, expires_at_us)
@@ -126,6 +127,10 @@ class Transaction:
     def get_record(self, memory_id: str, record_id: str) -> MemoryRecord | None:
         row = self._conn.execute(_SELECT_RECORD, (memory_id, record_id)).fetchone()
         return _record_from_row(row) if row is not None else None
+
+    def records_of(self, memory_id: str) -> list[MemoryRecord]:
+        """Every record of a memory, in no particular order."""
+        return [_record_from_row(row) for row in self._conn.execute(_SELECT_RECORDS, (memory_id,))]
 
     def insert_record(self, record: MemoryRecord) -> None:
         self._conn.execute(_INSERT_RECORD, _row_from_record(record))

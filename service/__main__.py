@@ -1,8 +1,10 @@
-"""`python -m service` and the `agentcore-memory-grpc` console script: settings -> logging -> serve.
+"""`python -m service` and the `agentcore-memory-grpc` console script: settings -> logging -> serve, or
+with WORKERS > 1 a supervisor of worker processes (service/workers.py), each of which comes back here as
+a worker (`sys.executable -m service`, which the installed package answers as well as the tree).
 
 Every line the process writes is JSON, a refusal to start included: logging is set up before the
 settings are read, and grpc core's own stderr lines are off unless GRPC_VERBOSITY asks for them (it
-must be set before grpc loads, hence before the imports below).
+must be set before grpc loads, hence before the imports below; the workers inherit it).
 """
 
 import os
@@ -12,27 +14,35 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 import logging
 import sys
 
-from service import logs
+from service import logs, workers
 from service.aws import AwsConfigurationError
 from service.server import serve
-from service.settings import Settings, SettingsError
+from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError
 
 log = logging.getLogger("service")
 
 
 def main() -> int:
-    logs.configure("INFO")  # until the settings, LOG_LEVEL among them, are read
+    shared = workers.worker_role(os.environ)
+    # Several processes write to one stderr: each line of a worker or supervisor says which.
+    logs.configure("INFO", with_pid=shared is not None)  # until the settings, LOG_LEVEL among them, are read
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
         log.error(f"configuration error: {exc}")
-        return 2
-    logs.configure(settings.log_level)
+        return EXIT_CONFIGURATION_ERROR
+    supervising = shared is None and settings.workers > 1
+    logs.configure(settings.log_level, with_pid=shared is not None or supervising)
     try:
-        serve(settings)
+        if shared is not None:
+            workers.run_worker(settings, shared)
+        elif supervising:
+            return workers.supervise(settings)
+        else:
+            serve(settings)
     except AwsConfigurationError as exc:
         log.error(f"configuration error: {exc}")
-        return 2
+        return EXIT_CONFIGURATION_ERROR
     except OSError as exc:
         # Almost always a port already in use (GRPC_PORT or METRICS_PORT).
         log.error(f"cannot start: {exc}")

@@ -21,7 +21,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, translate, upstream
+from service import admission, operations, translate, upstream
 from service.operations import Resource
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
@@ -209,6 +209,8 @@ def safe_aws_text(aws_text: str) -> str:
 
 # Wire members whose values are maps: the segment after them is a key, kept verbatim.
 _MAP_MEMBERS = frozenset({"metadata"})
+# Model members whose proto field is not their snake case, as the operation table declares them.
+_PROTO_NAMES = {model: proto for op in operations.OPERATIONS for proto, model in op.renamed.items()}
 
 
 def proto_field_path(aws_name: str) -> str:
@@ -230,7 +232,7 @@ def proto_field_path(aws_name: str) -> str:
             index += 1 if coral else 0
         else:
             head, bracket, rest = part.partition("[")
-            segments.append(translate.snake(head) + bracket + rest)
+            segments.append((_PROTO_NAMES.get(head) or translate.snake(head)) + bracket + rest)
         index += 1
     return ".".join(segments)
 

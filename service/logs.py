@@ -3,10 +3,13 @@ interceptor, as go-grpc-middleware's `interceptors/logging`). Record text never 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
+import time
 from typing import Any
 
 import grpc
@@ -38,6 +41,17 @@ _ERROR_CODES = frozenset(
     }
 )
 
+
+def _level(code: grpc.StatusCode) -> int:
+    if code in _ERROR_CODES:
+        return logging.ERROR
+    if code in _WARN_CODES:
+        return logging.WARNING
+    return logging.INFO
+
+
+_NAME_AND_LEVEL = {code: (calls.GO_CODE_NAMES[code], _level(code)) for code in grpc.StatusCode}
+
 # LogRecord attributes that are not user fields passed with `extra=`.
 _STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -46,22 +60,34 @@ class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message, and every `extra` field.
 
     A protobuf message, as a field, a message argument or the message itself, is logged by its type
-    name only: requests and records carry record text.
+    name only: requests and records carry record text. `with_pid` adds the process id, which tells the
+    lines of several worker processes apart.
     """
 
+    def __init__(self, *, with_pid: bool = False) -> None:
+        super().__init__()
+        self._pid = os.getpid() if with_pid else None
+
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": _message(record),
-        }
+        entry = self.entry(record.created, record.levelname, record.name, _message(record))
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=_json_default)
+        return _ENCODER.encode(entry)
+
+    def entry(self, created: float, level: str, logger: str, text: str) -> dict[str, Any]:
+        """The fields every line starts with."""
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": logger,
+            "message": text,
+        }
+        if self._pid is not None:
+            entry["pid"] = self._pid
+        return entry
 
 
 def _json_default(value: object) -> str:
@@ -70,6 +96,10 @@ def _json_default(value: object) -> str:
 
 def _redacted(value: message.Message) -> str:
     return f"<{value.DESCRIPTOR.full_name}>"
+
+
+# json.dumps(entry, default=...) builds a new encoder on every call; one is enough (it keeps no state).
+_ENCODER = json.JSONEncoder(default=_json_default)
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -81,10 +111,19 @@ def _message(record: logging.LogRecord) -> str:
     return record.getMessage()
 
 
-def configure(level: str) -> None:
+class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler configure() installs: the access log writes to it directly while it is the only one."""
+
+
+def configure(level: str, *, with_pid: bool = False) -> None:
     """Route every logger to one JSON handler on stderr at `level`."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    # What JsonFormatter never writes, logging need not find for every record (the logging HOWTO's
+    # "Optimization"): the caller's file and line (a stack walk), the process id and its name.
+    logging._srcfile = None
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = _JsonHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(with_pid=with_pid))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -93,9 +132,34 @@ def configure(level: str) -> None:
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
+def _sole_handler(logger: logging.Logger, level: int) -> _JsonHandler | None:
+    """The handler configure() installed when a record of `logger` at `level` would reach it alone,
+    unfiltered and formatted by JsonFormatter; None otherwise (a test's capture, another handler)."""
+    root = logging.root
+    if len(root.handlers) != 1 or root.filters:
+        return None
+    [handler] = root.handlers
+    if type(handler) is not _JsonHandler or handler.filters:
+        return None
+    if level < handler.level or type(handler.formatter) is not JsonFormatter:
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not root:
+        if node.handlers or node.filters or not node.propagate:
+            return None
+        node = node.parent
+    return handler
+
+
 class AccessLog(calls.Reporter):
     """One line per finished RPC: method, code, duration, AWS's request id and error code, and record
-    counts of batches."""
+    counts of batches.
+
+    While configure()'s handler is the only one, a line is written to it directly, as JsonFormatter
+    would write its record: a LogRecord, its handler chain and its formatting cost about three times
+    the line itself (`python -m bench.pieces --only log`). Anything else (a test's capture, another
+    handler, a filter) gets a LogRecord as before.
+    """
 
     def __init__(self) -> None:
         self._log = logging.getLogger(ACCESS_LOGGER)
@@ -106,9 +170,10 @@ class AccessLog(calls.Reporter):
 
     def finished(self, call: calls.Call) -> None:
         code = call.code or grpc.StatusCode.UNKNOWN
+        go_name, level = _NAME_AND_LEVEL[code]  # a StatusCode's hash is a Python call: look it up once
         fields: dict[str, Any] = {
             "method": call.full_method,
-            "grpcCode": calls.GO_CODE_NAMES[code],
+            "grpcCode": go_name,
             "durationSeconds": round(call.seconds(), 6),
         }
         if call.aws_request_id:
@@ -123,14 +188,17 @@ class AccessLog(calls.Reporter):
             if call.response is not None:
                 fields["succeededRecords"] = len(call.response.successful_records)
                 fields["failedRecords"] = len(call.response.failed_records)
-        self._log.log(_level(call.service, code), "finished call", extra=fields)
-
-
-def _level(service: str, code: grpc.StatusCode) -> int:
-    if code in _ERROR_CODES:
-        return logging.ERROR
-    if code in _WARN_CODES:
-        return logging.WARNING
-    if service == HEALTH_SERVICE and code is grpc.StatusCode.OK:
-        return logging.DEBUG  # Kubernetes probes every few seconds: not news
-    return logging.INFO
+        if level == logging.INFO and code is grpc.StatusCode.OK and call.service == HEALTH_SERVICE:
+            level = logging.DEBUG  # Kubernetes probes every few seconds: not news
+        handler = _sole_handler(self._log, level) if self._log.isEnabledFor(level) else None
+        if handler is None:
+            self._log.log(level, "finished call", extra=fields)
+            return
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter)  # _sole_handler checked it
+        entry = formatter.entry(time.time(), logging.getLevelName(level), ACCESS_LOGGER, "finished call")
+        entry.update(fields)
+        line = _ENCODER.encode(entry) + handler.terminator
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(line)
+            handler.stream.flush()

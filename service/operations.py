@@ -1,7 +1,11 @@
 """The operation table: every RPC of MemoryRecordsService, described once.
 
 The servicer, validation, the metrics and the error details all read this table, so adding an RPC is
-one entry here (plus its translate functions and their tests).
+one entry here (plus its reply function in translate.py and their tests). Its request needs no code:
+validate.py compiles the request's conversion and checks from the botocore model and the proto
+descriptors, and fails at import when they do not fit (a proto field the model lacks, a required
+member the proto lacks); a proto field whose name is not the model member's in snake case is declared
+in `renamed`.
 """
 
 from __future__ import annotations
@@ -55,10 +59,12 @@ class Operation(Generic[Request, Response]):
     response_type: type[Response]
     aws_operation: str  # the botocore operation name, also the `operation` label of the metrics
     call_aws: Callable[[BedrockAgentCoreClient, dict[str, Any]], Mapping[str, Any]]
-    to_params: Callable[[Request], dict[str, Any]]
     to_response: Callable[[Mapping[str, Any]], Response]
     resource: Callable[[Request], Resource]
     batch: bool  # requests carry `records`; responses carry successful_records and failed_records
+    # Proto field names (in any message of the request) whose model member is not their camelCase
+    # spelling, as {"page_size": "maxResults"}.
+    renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def full_method(self) -> str:
@@ -66,13 +72,15 @@ class Operation(Generic[Request, Response]):
         return f"/{SERVICE_NAME}/{self.rpc}"
 
 
+# AIP-158's names of the paging members.
+PAGING: Mapping[str, str] = {"page_size": "maxResults", "page_token": "nextToken"}
+
 BATCH_CREATE = Operation(
     rpc="BatchCreate",
     request_type=pb.BatchCreateRequest,
     response_type=pb.BatchCreateResponse,
     aws_operation="BatchCreateMemoryRecords",
     call_aws=lambda client, params: client.batch_create_memory_records(**params),
-    to_params=translate.to_boto_batch_create,
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
@@ -83,7 +91,6 @@ BATCH_UPDATE = Operation(
     response_type=pb.BatchUpdateResponse,
     aws_operation="BatchUpdateMemoryRecords",
     call_aws=lambda client, params: client.batch_update_memory_records(**params),
-    to_params=translate.to_boto_batch_update,
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
     batch=True,
@@ -94,13 +101,62 @@ GET = Operation(
     response_type=pb.GetResponse,
     aws_operation="GetMemoryRecord",
     call_aws=lambda client, params: client.get_memory_record(**params),
-    to_params=translate.to_boto_get,
     to_response=translate.from_boto_get,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     batch=False,
 )
+DELETE = Operation(
+    rpc="Delete",
+    request_type=pb.DeleteRequest,
+    response_type=pb.DeleteResponse,
+    aws_operation="DeleteMemoryRecord",
+    call_aws=lambda client, params: client.delete_memory_record(**params),
+    to_response=translate.from_boto_delete,
+    resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
+    batch=False,
+)
+BATCH_DELETE = Operation(
+    rpc="BatchDelete",
+    request_type=pb.BatchDeleteRequest,
+    response_type=pb.BatchDeleteResponse,
+    aws_operation="BatchDeleteMemoryRecords",
+    call_aws=lambda client, params: client.batch_delete_memory_records(**params),
+    to_response=translate.from_boto_batch_delete,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=True,
+)
+LIST = Operation(
+    rpc="List",
+    request_type=pb.ListRequest,
+    response_type=pb.ListResponse,
+    aws_operation="ListMemoryRecords",
+    call_aws=lambda client, params: client.list_memory_records(**params),
+    to_response=translate.from_boto_list,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=False,
+    renamed=PAGING,
+)
+RETRIEVE = Operation(
+    rpc="Retrieve",
+    request_type=pb.RetrieveRequest,
+    response_type=pb.RetrieveResponse,
+    aws_operation="RetrieveMemoryRecords",
+    call_aws=lambda client, params: client.retrieve_memory_records(**params),
+    to_response=translate.from_boto_retrieve,
+    resource=lambda request: Resource.memory(request.memory_id),
+    batch=False,
+    renamed=PAGING,
+)
 
-OPERATIONS: tuple[Operation[Any, Any], ...] = (BATCH_CREATE, BATCH_UPDATE, GET)
+OPERATIONS: tuple[Operation[Any, Any], ...] = (
+    BATCH_CREATE,
+    BATCH_UPDATE,
+    GET,
+    DELETE,
+    BATCH_DELETE,
+    LIST,
+    RETRIEVE,
+)
 BY_FULL_METHOD: Mapping[str, Operation[Any, Any]] = {op.full_method: op for op in OPERATIONS}
 
 

@@ -1,13 +1,16 @@
 """create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
 
 The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection,
-behind the metrics and access-log interceptors; serve() also serves Prometheus metrics on METRICS_PORT.
+behind the metrics and access-log interceptors; serve() also serves Prometheus metrics on METRICS_PORT,
+unless it runs as one worker of several (`SharedServing`, service/workers.py), whose supervisor does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import threading
 import time
@@ -22,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from emulator import Emulator
 from service import aws, logs
 from service.admission import Admission
+from service.batches import Batches
 from service.metrics import Metrics, exposition
 from service.operations import SERVICE_NAME
 from service.servicer import MemoryRecordsServicer
@@ -33,8 +37,6 @@ if TYPE_CHECKING:
 
 # Threads beyond the admitted RPCs, for the refusals of a burst.
 RESERVED_THREADS = 8
-# 100 records of 16,000 characters, 4 bytes each in UTF-8 at worst, plus namespaces and metadata.
-MAX_REQUEST_BYTES = 8 * 1024 * 1024
 # Go's and Java's clients send keepalive pings no more often than every 10 s; grpc's server answers
 # faster ones, without calls in flight too, with GOAWAY `too_many_pings` unless told to accept them.
 MIN_CLIENT_PING_INTERVAL_MS = 10_000
@@ -53,16 +55,18 @@ def create_server(
     health_servicer: health.HealthServicer | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     metrics: Metrics | None = None,
+    share_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound.
 
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
+    `share_port`: bind with SO_REUSEPORT, beside the other workers of one supervisor.
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
     metrics.aws_calls.instrument(client)
     admission = Admission(
         max_rpcs=settings.admitted_rpcs,
-        max_bytes=settings.max_inflight_bytes,
+        max_bytes=settings.inflight_bytes,
         max_running=settings.max_workers,
         count_waiting=metrics.server.waiting.inc,
     )
@@ -81,9 +85,10 @@ def create_server(
         ],
         options=[
             # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
-            ("grpc.so_reuseport", 0),
-            # The largest batch AWS accepts must fit (gRPC's default is 4 MiB).
-            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            # Workers share theirs on purpose: their supervisor has checked that no one else holds it.
+            ("grpc.so_reuseport", int(share_port)),
+            # The largest batch MAX_BATCH_RECORDS allows must fit (gRPC's default is 4 MiB).
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
             # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
             # admitted or refused wait in the client rather than in this process.
             ("grpc.http2.bdp_probe", 0),
@@ -93,8 +98,18 @@ def create_server(
             ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ],
     )
+    batches = Batches(
+        client,
+        admission,
+        max_records=settings.max_batch_records,
+        concurrency=settings.batch_concurrency,
+        # The calls of large batches; each also waits for a turn, so more threads than turns would idle.
+        executor=futures.ThreadPoolExecutor(
+            max_workers=settings.max_workers, thread_name_prefix="batch-call"
+        ),
+    )
     MemoryRecordsServicer(
-        client, admission, default_deadline_seconds=settings.default_deadline_seconds
+        client, admission, batches, default_deadline_seconds=settings.default_deadline_seconds
     ).add_to_server(server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -115,46 +130,66 @@ def create_server(
     return server, port
 
 
+def local_emulator(settings: Settings) -> Emulator:
+    """The embedded emulator of the local backend (not started)."""
+    return Emulator(
+        memory_ids=settings.local_memory_ids,
+        db_path=settings.local_db_path,
+        # The journal of request bodies serves tests; a served emulator keeps no record text.
+        journal_size=0,
+        faults=settings.local_faults,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedServing:
+    """How serve() runs as one worker of a supervisor (service/workers.py): on a port shared with the
+    other workers, without /metrics of its own (the supervisor merges every worker's), and in local mode
+    with the supervisor's emulator, so that every worker sees the same records."""
+
+    emulator_url: str | None
+
+
 def serve(
     settings: Settings,
     *,
     stop: threading.Event | None = None,
     on_serving: Callable[[int, int], None] | None = None,
+    shared: SharedServing | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT (or `stop` is set), then drain in-flight RPCs and exit.
-    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones)."""
+    `on_serving(grpc_port, metrics_port)` learns the ports bound (port 0 picks free ones; metrics port
+    0 when `shared`)."""
     stop = stop or threading.Event()
     with contextlib.ExitStack() as resources:
         endpoint_url = None
         if settings.backend is Backend.LOCAL:
-            emulator = resources.enter_context(
-                Emulator(
-                    memory_ids=settings.local_memory_ids,
-                    db_path=settings.local_db_path,
-                    # The journal of request bodies serves tests; a served emulator keeps no record text.
-                    journal_size=0,
-                    faults=settings.local_faults,
-                )
-            )
-            endpoint_url = emulator.endpoint_url
+            if shared is None:
+                endpoint_url = resources.enter_context(local_emulator(settings)).endpoint_url
+            else:
+                endpoint_url = shared.emulator_url
         client = aws.create_client(settings, endpoint_url=endpoint_url)
         metrics = Metrics(backend=settings.backend.value)
-        # Same host as gRPC; bound first, so that a port clash fails the start before serving.
-        metrics_port, stop_metrics = exposition.start_http_server(
-            metrics.registry, settings.grpc_host, settings.metrics_port
-        )
-        resources.callback(stop_metrics)
+        metrics_port = 0
+        if shared is None:
+            # Same host as gRPC; bound first, so that a port clash fails the start before serving.
+            metrics_port, stop_metrics = exposition.start_http_server(
+                exposition.registry_to_serve(metrics.registry), settings.grpc_host, settings.metrics_port
+            )
+            resources.callback(stop_metrics)
         health_servicer = health.HealthServicer()
-        server, port = create_server(settings, client, health_servicer=health_servicer, metrics=metrics)
+        server, port = create_server(
+            settings, client, health_servicer=health_servicer, metrics=metrics, share_port=shared is not None
+        )
         server.start()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
         log.info(
-            f"serving {SERVICE_NAME}",
+            f"serving {SERVICE_NAME}" if shared is None else "worker serving",
             extra={
                 "grpcPort": port,
-                "metricsPort": metrics_port,
+                **({"metricsPort": metrics_port} if shared is None else {"workerPid": os.getpid()}),
                 "backend": settings.backend.value,
                 "awsEndpoint": client.meta.endpoint_url,
                 "region": client.meta.region_name,

@@ -1,5 +1,5 @@
 """The servicer: one generic method, driven by the operation table. Admit, parse, validate,
-translate, wait for a turn, call boto3 once, translate back.
+translate, wait for a turn, call boto3 once, translate back (batches: once per 100 records, batches.py).
 
 A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller
 as UNKNOWN. Requests arrive as bytes and are parsed here, so that bytes which are not the method's
@@ -16,6 +16,7 @@ import grpc
 
 from service import calls, errors, operations, upstream, validate
 from service.admission import Admission, OverloadedError
+from service.batches import Batches
 from service.operations import Operation
 
 if TYPE_CHECKING:
@@ -26,10 +27,16 @@ class MemoryRecordsServicer:
     """`agentcore.memory.v1.MemoryRecordsService` on top of one shared boto3 client."""
 
     def __init__(
-        self, client: BedrockAgentCoreClient, admission: Admission, *, default_deadline_seconds: float
+        self,
+        client: BedrockAgentCoreClient,
+        admission: Admission,
+        batches: Batches,
+        *,
+        default_deadline_seconds: float,
     ) -> None:
         self._client = client
         self._admission = admission
+        self._batches = batches
         self._default_deadline_seconds = default_deadline_seconds
 
     def add_to_server(self, server: grpc.Server) -> None:
@@ -60,6 +67,9 @@ class MemoryRecordsServicer:
                     raise gone  # its deadline passed while it waited in gRPC's queue
                 with self._admission.admitted(len(raw)):
                     request = call.request = validate.parse(operation, raw)
+                    if operation.batch:
+                        params = self._batches.validated_params(operation, request)
+                        return self._batches.call(operation, request, params, call)
                     params = validate.validated_params(operation, request)
                     with self._admission.turn(call):
                         reply = operation.call_aws(self._client, params)

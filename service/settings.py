@@ -38,6 +38,11 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the environment variable."""
 
 
+# `python -m service`'s exit code when the configuration is wrong (a setting, or AWS's): a restart of the
+# same process cannot help.
+EXIT_CONFIGURATION_ERROR = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class Variable:
     """One environment variable, as declared by `setting()`."""
@@ -89,6 +94,8 @@ def _whole_number(*, minimum: int, maximum: int | None = None) -> Parser[int]:
 
 
 _port = _whole_number(minimum=0, maximum=65535)
+# More processes than this would be a typo rather than a plan: each holds a boto3 client and grpc's pools.
+MAX_WORKER_PROCESSES = 64
 
 
 def _seconds(*, allow_zero: bool) -> Parser[float]:
@@ -155,6 +162,16 @@ def _log_level(name: str, raw: str) -> str:
     return level
 
 
+# The wire bytes of one batch record at AWS's limits, rounded up: 16,000 four-byte characters, 1,024-
+# character namespaces (two in an update), 20 metadata entries of 128-character keys and five
+# 64-character strings, ids and timestamps come to 75,641 (tests/service/test_batches.py measures it).
+MAX_RECORD_BYTES = 80 * 1024
+# What a batch request holds besides its records: memory id, client token, expiry.
+ENVELOPE_BYTES = 64 * 1024
+# gRPC's receive limit is an int32: 25,000 records of MAX_RECORD_BYTES stay well below it.
+MAX_BATCH_RECORDS_LIMIT = 25_000
+
+
 # --- the settings ------------------------------------------------------------------------------------
 
 
@@ -205,6 +222,14 @@ class Settings:
         meaning="RPCs that call AWS at once; boto3's connection pool is as large. Admitted RPCs beyond "
         "it wait for a turn (see [Overload](#overload))",
     )
+    workers: int = setting(
+        env="WORKERS",
+        default="1",
+        parse=_whole_number(minimum=1, maximum=MAX_WORKER_PROCESSES),
+        meaning="serving processes sharing `GRPC_PORT`; above 1 a supervisor starts them, restarts any "
+        "that dies, serves their merged metrics on `METRICS_PORT`, and (local backend) runs the one "
+        "emulator they all use (see [Worker processes](#worker-processes))",
+    )
     max_concurrent_rpcs: int = setting(
         env="MAX_CONCURRENT_RPCS",
         default="0",
@@ -216,10 +241,28 @@ class Settings:
     )
     max_inflight_bytes: int = setting(
         env="MAX_INFLIGHT_BYTES",
-        default="67108864",
-        parse=_whole_number(minimum=1),
-        meaning="request bytes held by admitted RPCs (64 MiB: eight of the largest batches); beyond it an "
-        "RPC is refused like above. A single RPC is always admitted when nothing else is",
+        default="0",
+        parse=_whole_number(minimum=0),
+        meaning="request bytes held by admitted RPCs; beyond it an RPC is refused like above. A single RPC "
+        "is always admitted when nothing else is. `0`: twice the largest batch `MAX_BATCH_RECORDS` allows "
+        "(about 156 MiB by default). A smaller value also lowers the receive limit to it "
+        "(see [Batches](#batches-of-any-size))",
+    )
+    max_batch_records: int = setting(
+        env="MAX_BATCH_RECORDS",
+        default="1000",
+        parse=_whole_number(minimum=1, maximum=MAX_BATCH_RECORDS_LIMIT),
+        meaning="the most records one BatchCreate, BatchUpdate or BatchDelete takes; the facade sends them "
+        "to AWS in calls of at most 100. The server's receive limit is this many records at AWS's "
+        f"per-record limits ({MAX_RECORD_BYTES // 1024} KiB each, plus {ENVELOPE_BYTES // 1024} KiB) "
+        "(see [Batches](#batches-of-any-size))",
+    )
+    batch_concurrency: int = setting(
+        env="BATCH_CONCURRENCY",
+        default="4",
+        parse=_whole_number(minimum=1, maximum=100),
+        meaning="the AWS calls of one batch RPC in flight at once; each also waits for one of the "
+        "`GRPC_MAX_WORKERS` turns",
     )
     default_deadline_seconds: float = setting(
         env="DEFAULT_DEADLINE_SECONDS",
@@ -281,6 +324,18 @@ class Settings:
         parse=_log_level,
         meaning="JSON logs on stderr; record text is never logged",
     )
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The server's receive limit: a batch of MAX_BATCH_RECORDS records at AWS's per-record limits,
+        within the admission byte budget (a request alone is always admitted, so the budget bounds it)."""
+        largest_batch = self.max_batch_records * MAX_RECORD_BYTES + ENVELOPE_BYTES
+        return min(largest_batch, self.max_inflight_bytes) if self.max_inflight_bytes else largest_batch
+
+    @property
+    def inflight_bytes(self) -> int:
+        """MAX_INFLIGHT_BYTES, or its default: twice the largest batch."""
+        return self.max_inflight_bytes or 2 * self.max_request_bytes
 
     @property
     def admitted_rpcs(self) -> int:

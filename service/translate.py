@@ -1,9 +1,9 @@
-"""Proto messages <-> boto3 parameters and replies. Pure functions, no I/O.
+"""boto3 replies -> proto messages, and the names and timestamps both directions share. Pure
+functions, no I/O. (Requests become boto3 parameters in validate.py, compiled from the model.)
 
-Presence rule: a proto field the caller did not set is left out of the boto3 parameters, and a
-member AWS did not return is left unset in the proto reply. Timestamps are timezone-aware UTC
-datetimes on the boto3 side and keep microseconds (AWS's wire format, epoch seconds with six
-decimals, holds no more): nanoseconds below a microsecond are truncated.
+Presence rule: a member AWS did not return is left unset in the proto reply. Timestamps are
+timezone-aware UTC datetimes on the boto3 side and keep microseconds (AWS's wire format, epoch seconds
+with six decimals, holds no more): nanoseconds below a microsecond are truncated.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import calendar
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.protobuf import timestamp_pb2
@@ -27,7 +27,6 @@ _STATUS_FROM_BOTO = {
     "SUCCEEDED": pb.MEMORY_RECORD_STATUS_SUCCEEDED,
     "FAILED": pb.MEMORY_RECORD_STATUS_FAILED,
 }
-_EXPIRY_ACTION_TO_BOTO = {pb.RECORD_EXPIRY_ACTION_REMOVE: "REMOVE"}
 
 
 # --- names ------------------------------------------------------------------------------------
@@ -43,7 +42,8 @@ def snake(name: str) -> str:
 
 def to_datetime(timestamp: timestamp_pb2.Timestamp) -> dt.datetime:
     """A proto Timestamp as an aware UTC datetime, truncated to the microsecond."""
-    return _EPOCH + dt.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
+    # Positional arguments: timedelta's keywords cost twice the time, on every record's timestamp.
+    return _EPOCH + dt.timedelta(0, timestamp.seconds, timestamp.nanos // 1000)
 
 
 def to_timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -53,107 +53,6 @@ def to_timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
         moment = moment.replace(tzinfo=dt.UTC)
     seconds = calendar.timegm(moment.utctimetuple())
     return timestamp_pb2.Timestamp(seconds=seconds, nanos=moment.microsecond * 1000)
-
-
-# --- requests ---------------------------------------------------------------------------------
-
-
-def to_boto_batch_create(request: pb.BatchCreateRequest) -> BotoParams:
-    """Parameters of `batch_create_memory_records` for a BatchCreate request."""
-    params: BotoParams = {
-        "memoryId": request.memory_id,
-        "records": [_to_boto_record_create(record) for record in request.records],
-    }
-    if request.HasField("client_token"):
-        params["clientToken"] = request.client_token
-    if request.HasField("record_expiry_specification"):
-        params["recordExpirySpecification"] = _to_boto_expiry(request.record_expiry_specification)
-    return params
-
-
-def to_boto_batch_update(request: pb.BatchUpdateRequest) -> BotoParams:
-    """Parameters of `batch_update_memory_records` for a BatchUpdate request."""
-    params: BotoParams = {
-        "memoryId": request.memory_id,
-        "records": [_to_boto_record_update(record) for record in request.records],
-    }
-    if request.HasField("record_expiry_specification"):
-        params["recordExpirySpecification"] = _to_boto_expiry(request.record_expiry_specification)
-    return params
-
-
-def to_boto_get(request: pb.GetRequest) -> BotoParams:
-    """Parameters of `get_memory_record` for a Get request."""
-    params: BotoParams = {"memoryId": request.memory_id, "memoryRecordId": request.memory_record_id}
-    if request.HasField("namespace"):
-        params["namespace"] = request.namespace
-    return params
-
-
-def _to_boto_record_create(record: pb.MemoryRecordCreate) -> BotoParams:
-    # Required members are always sent, even empty, so that AWS (or validation) names what is missing.
-    boto_record: BotoParams = {
-        "requestIdentifier": record.request_identifier,
-        "namespaces": list(record.namespaces),
-    }
-    return _with_shared_members(boto_record, record)
-
-
-def _to_boto_record_update(record: pb.MemoryRecordUpdate) -> BotoParams:
-    boto_record: BotoParams = {"memoryRecordId": record.memory_record_id}
-    if record.HasField("namespaces"):
-        boto_record["namespaces"] = list(record.namespaces.values)
-    if record.HasField("source_namespaces"):
-        boto_record["sourceNamespaces"] = list(record.source_namespaces.values)
-    return _with_shared_members(boto_record, record)
-
-
-def _with_shared_members(
-    boto_record: BotoParams, record: pb.MemoryRecordCreate | pb.MemoryRecordUpdate
-) -> BotoParams:
-    """`boto_record` with the members both kinds of record have, each only when set."""
-    if record.HasField("content"):
-        boto_record["content"] = _to_boto_content(record.content)
-    if record.HasField("timestamp"):
-        boto_record["timestamp"] = to_datetime(record.timestamp)
-    if record.HasField("memory_strategy_id"):
-        boto_record["memoryStrategyId"] = record.memory_strategy_id
-    if record.metadata:
-        boto_record["metadata"] = _to_boto_metadata(record.metadata)
-    return boto_record
-
-
-def _to_boto_content(content: pb.MemoryContent) -> BotoParams:
-    # An empty oneof is sent as an empty union so that botocore/AWS reject it, naming the field.
-    return {"text": content.text} if content.HasField("text") else {}
-
-
-def _to_boto_metadata(metadata: Mapping[str, pb.MetadataValue]) -> BotoParams:
-    return {key: _to_boto_metadata_value(value) for key, value in metadata.items()}
-
-
-def _to_boto_metadata_value(value: pb.MetadataValue) -> BotoParams:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return {"stringValue": value.string_value}
-    if kind == "string_list_value":
-        return {"stringListValue": list(value.string_list_value.values)}
-    if kind == "number_value":
-        return {"numberValue": value.number_value}
-    if kind == "date_time_value":
-        return {"dateTimeValue": to_datetime(value.date_time_value)}
-    return {}
-
-
-def _to_boto_expiry(expiry: pb.RecordExpirySpecification) -> BotoParams:
-    kind = expiry.WhichOneof("specification")
-    if kind == "record_expiry_duration_days":
-        return {"recordExpiryDurationDays": expiry.record_expiry_duration_days}
-    if kind == "action":
-        # An action this version cannot name is sent as its enum name so that AWS rejects it by name.
-        name = _EXPIRY_ACTION_TO_BOTO.get(expiry.action, pb.RecordExpiryAction.Name(expiry.action))
-        return {"action": name}
-    return {}
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -194,13 +93,63 @@ def from_boto_get(reply: BotoReply) -> pb.GetResponse:
     return pb.GetResponse(memory_record=from_boto_record(reply["memoryRecord"]))
 
 
+def from_boto_delete(reply: BotoReply) -> pb.DeleteResponse:
+    """A Delete response from a `delete_memory_record` reply."""
+    _require(reply, "memoryRecordId")
+    return pb.DeleteResponse(memory_record_id=reply["memoryRecordId"])
+
+
+def from_boto_batch_delete(reply: BotoReply) -> pb.BatchDeleteResponse:
+    """A BatchDelete response from a `batch_delete_memory_records` reply."""
+    _require(reply, "successfulRecords", "failedRecords")
+    return pb.BatchDeleteResponse(
+        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
+        failed_records=_from_boto_results(reply.get("failedRecords", ())),
+    )
+
+
+def from_boto_list(reply: BotoReply) -> pb.ListResponse:
+    """A List response from a `list_memory_records` reply; the last page has no next_page_token."""
+    _require(reply, "memoryRecordSummaries")
+    return pb.ListResponse(
+        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
+        next_page_token=reply.get("nextToken", ""),
+    )
+
+
+def from_boto_retrieve(reply: BotoReply) -> pb.RetrieveResponse:
+    """A Retrieve response from a `retrieve_memory_records` reply."""
+    _require(reply, "memoryRecordSummaries")
+    return pb.RetrieveResponse(
+        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
+        next_page_token=reply.get("nextToken", ""),
+    )
+
+
 def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
     """A MemoryRecord from AWS's MemoryRecord shape."""
+    record = _from_boto_stored(pb.MemoryRecord(), boto_record)
+    if "expiresAt" in boto_record:
+        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
+    return record
+
+
+def _from_boto_summary(boto_summary: BotoReply) -> pb.MemoryRecordSummary:
+    """A MemoryRecordSummary from AWS's MemoryRecordSummary shape."""
+    summary = _from_boto_stored(pb.MemoryRecordSummary(), boto_summary)
+    if "score" in boto_summary:
+        summary.score = boto_summary["score"]
+    return summary
+
+
+_Stored = TypeVar("_Stored", pb.MemoryRecord, pb.MemoryRecordSummary)
+
+
+def _from_boto_stored(record: _Stored, boto_record: BotoReply) -> _Stored:
+    """`record` with the members a MemoryRecord and a MemoryRecordSummary share, each when returned."""
     _require(boto_record, "memoryRecordId")
-    record = pb.MemoryRecord(
-        memory_record_id=boto_record["memoryRecordId"],
-        namespaces=boto_record.get("namespaces", ()),
-    )
+    record.memory_record_id = boto_record["memoryRecordId"]
+    record.namespaces.extend(boto_record.get("namespaces", ()))
     if "content" in boto_record:
         record.content.CopyFrom(_from_boto_content(boto_record["content"]))
     if "memoryStrategyId" in boto_record:
@@ -211,8 +160,6 @@ def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
         record.timestamp.CopyFrom(to_timestamp(boto_record["timestamp"]))
     for key, value in boto_record.get("metadata", {}).items():
         record.metadata[key].CopyFrom(_from_boto_metadata_value(value))
-    if "expiresAt" in boto_record:
-        record.expires_at.CopyFrom(to_timestamp(boto_record["expiresAt"]))
     return record
 
 

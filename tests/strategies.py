@@ -51,6 +51,26 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
         lambda v: {"values": v}, st.lists(st.just("users/alice"), max_size=1)
     ),
     "client_token": st.from_regex(r"[a-zA-Z0-9-]{33,60}", fullmatch=True),
+    "namespace_path": st.sampled_from(["users", "users/alice"]),
+    "page_size": st.integers(0, 100),
+    "page_token": st.just(""),
+    "search_query": st.text(min_size=1, max_size=100),
+    "top_k": st.integers(1, 100),
+    "search_criteria": st.fixed_dictionaries(
+        {"search_query": st.text(min_size=1, max_size=100)}, optional={"top_k": st.integers(1, 100)}
+    ),
+    "metadata_filters": st.lists(
+        st.fixed_dictionaries(
+            {
+                "left": st.builds(
+                    lambda k: {"metadata_key": k}, st.from_regex(r"[a-zA-Z0-9_]{1,10}", fullmatch=True)
+                ),
+                "operator": st.integers(1, 10),
+            },
+            optional={"right": st.builds(lambda v: {"metadata_value": v}, METADATA_VALUES)},
+        ),
+        max_size=5,
+    ),
     "record_expiry_specification": st.one_of(
         st.builds(lambda d: {"record_expiry_duration_days": d}, st.integers(1, 3650)), st.just({"action": 1})
     ),
@@ -123,6 +143,8 @@ def many_records(field: descriptor.FieldDescriptor) -> dict[str, Any]:
     record = record_create()
     if field.message_type.name == "MemoryRecordUpdate":
         return {"memory_record_id": RECORD_ID, "timestamp": {"seconds": 1_732_560_000}}
+    if field.message_type.name == "MemoryRecordDelete":
+        return {"memory_record_id": RECORD_ID}
     return {
         "request_identifier": record.request_identifier,
         "namespaces": list(record.namespaces),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tomllib
@@ -61,3 +62,12 @@ def test_the_wheel_holds_every_package_of_the_tree() -> None:
 
 def test_image_version_label_is_the_project_version() -> None:
     assert f"ARG VERSION={PYPROJECT['project']['version']}\n" in DOCKERFILE
+
+
+def test_every_npm_dependency_is_pinned_in_the_lock_file() -> None:
+    package = json.loads((ROOT / "package.json").read_text())
+    locked = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    for name, version in package["devDependencies"].items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"package.json: {name} {version} is not exact"
+        assert locked[f"node_modules/{name}"]["version"] == version, f"package-lock.json disagrees on {name}"
+        assert locked[f"node_modules/{name}"]["integrity"].startswith("sha512-")

@@ -15,7 +15,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from service import __version__
 from service.metrics import exposition
 from service.metrics.aws_calls import AwsCallMetrics
+from service.metrics.children import Children
 from service.metrics.grpc_server import ServerMetrics
+
+__all__ = ["AwsCallMetrics", "Children", "Metrics", "ServerMetrics"]
 
 VERSION = __version__
 # Seconds. The floor separates requests refused before AWS (under 1 ms) from AWS calls (tens of ms);

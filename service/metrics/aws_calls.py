@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service import calls, operations, upstream
+from service.metrics.children import Children
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -52,11 +53,16 @@ class AwsCallMetrics:
             ("operation",),
             registry=registry,
         )
+        self._duration = Children(self.duration)
+        self._errors = Children(self.errors)
+        self._retries = Children(self.retries)
+        self._throttles = Children(self.throttles)
+        self._retries_refused = Children(self.retries_refused)
         for operation in operations.OPERATIONS:
-            self.duration.labels(operation.aws_operation, upstream.Outcome.SUCCESS)
-            self.retries.labels(operation.aws_operation)
-            self.throttles.labels(operation.aws_operation)
-            self.retries_refused.labels(operation.aws_operation)
+            self._duration(operation.aws_operation, upstream.Outcome.SUCCESS)
+            self._retries(operation.aws_operation)
+            self._throttles(operation.aws_operation)
+            self._retries_refused(operation.aws_operation)
         # Where a call's (operation, start) waits in botocore's request context; one per instance.
         self._context_key = f"agentcore_metrics.{id(self)}"
 
@@ -83,7 +89,7 @@ class AwsCallMetrics:
             return
         status = int((response_dict or {}).get("status_code") or 0)
         if upstream.is_throttle(status, str(parsed_response.get("Error", {}).get("Code") or "")):
-            self.throttles.labels(context[self._context_key][0]).inc()
+            self._throttles(context[self._context_key][0]).inc()
 
     def _after_call(self, http_response: Any, parsed: Any, context: dict[str, Any], **_: Any) -> None:
         """The call is over and AWS answered (success or error), after botocore's retries."""
@@ -97,7 +103,7 @@ class AwsCallMetrics:
         operation = self._end_call(context, failure.outcome, failure.error_code, request_id)
         # botocore's standard retry mode marks a call whose retry its quota refused.
         if operation is not None and parsed.get("ResponseMetadata", {}).get("RetryQuotaReached"):
-            self.retries_refused.labels(operation).inc()
+            self._retries_refused(operation).inc()
 
     def _after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
         """The call is over and AWS never answered (transport failure, deadline, credentials)."""
@@ -112,14 +118,15 @@ class AwsCallMetrics:
         if started is None:
             return None
         operation, started_at = started
-        self.duration.labels(operation, outcome).observe(time.perf_counter() - started_at)
+        self._duration(operation, outcome).observe(time.perf_counter() - started_at)
         if code is not None:
-            self.errors.labels(operation, code).inc()
+            self._errors(operation, code).inc()
         retries = int(context.get("retries", {}).get("attempt", 1)) - 1
         if retries > 0:
-            self.retries.labels(operation).inc(retries)
+            self._retries(operation).inc(retries)
         call = calls.current()
         if call is not None:
             call.aws_request_id = request_id
-            call.aws_error_code = code
+            # The calls of a large batch share one Call: a later success must not hide a failure.
+            call.aws_error_code = code or call.aws_error_code
         return str(operation)

@@ -1,8 +1,8 @@
 """The /metrics endpoint, and what it serves with one process or several.
 
-Several worker processes: set PROMETHEUS_MULTIPROC_DIR (an empty directory) before the process starts;
-prometheus_client then keeps every value in per-process files and `registry_to_serve` merges them (the
-in-flight gauge sums live processes, build info takes the max).
+Several worker processes (service/workers.py): each starts with PROMETHEUS_MULTIPROC_DIR set to one empty
+directory; prometheus_client then keeps every value in per-process files and `merged_registry` merges
+them (the in-flight gauge sums live processes, build info takes the max).
 """
 
 from __future__ import annotations
@@ -30,19 +30,25 @@ def add_process_collectors(registry: CollectorRegistry) -> None:
         prometheus_client.GCCollector(registry=registry)
 
 
+def merged_registry(directory: str) -> CollectorRegistry:
+    """Every process's values in the multiprocess `directory`, merged at each scrape."""
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return merged
+
+
 def registry_to_serve(registry: CollectorRegistry) -> CollectorRegistry:
     """`registry`, or every worker process's values in multiprocess mode."""
     if not multiprocess_mode():
         return registry
-    merged = CollectorRegistry()
-    MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
-    return merged
+    return merged_registry(os.environ[MULTIPROCESS_ENV])
 
 
 def start_http_server(registry: CollectorRegistry, host: str, port: int) -> tuple[int, Callable[[], None]]:
-    """Serve /metrics on host:port (port 0: any free port); the bound port and a stop function."""
+    """Serve `registry` at /metrics on host:port (port 0: any free port); the bound port and a stop
+    function."""
     httpd, thread = prometheus_client.start_http_server(
-        port, addr=host.removeprefix("[").removesuffix("]"), registry=registry_to_serve(registry)
+        port, addr=host.removeprefix("[").removesuffix("]"), registry=registry
     )
 
     def stop() -> None:

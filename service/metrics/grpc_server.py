@@ -15,12 +15,28 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service import calls, operations
 from service.admission import LIMITS as ADMISSION_LIMITS
+from service.metrics.children import Children
 
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
 
 def _labels(call: calls.Call) -> tuple[str, str, str]:
     return (call.grpc_type, call.service, call.method)
+
+
+class _MethodSeries:
+    """One method's children of every per-method metric, looked up once (see children.py)."""
+
+    def __init__(self, metrics: ServerMetrics, labels: tuple[str, str, str]) -> None:
+        self.started = metrics.started_total.labels(*labels)
+        self.received = metrics.msg_received_total.labels(*labels)
+        self.sent = metrics.msg_sent_total.labels(*labels)
+        self.handling = metrics.handling_seconds.labels(*labels)
+        self.in_flight = metrics.in_flight.labels(*labels)
+        self.handled = {
+            name: metrics.handled_total.labels(*labels, name) for name in calls.GO_CODE_NAMES.values()
+        }
+        self.refused = {reason: metrics.refused_total.labels(*labels, reason) for reason in ADMISSION_LIMITS}
 
 
 class ServerMetrics(calls.Reporter):
@@ -85,9 +101,17 @@ class ServerMetrics(calls.Reporter):
             ("operation", "outcome", "error_code"),
             registry=registry,
         )
+        self._records = Children(self.records)
         for operation in operations.OPERATIONS:
             if operation.batch:
-                self.records.labels(operation.aws_operation, "succeeded", "none")
+                self._records(operation.aws_operation, "succeeded", "none")
+        self._series: dict[str, _MethodSeries] = {}  # by full method; only registered methods come here
+
+    def _of(self, call: calls.Call) -> _MethodSeries:
+        series = self._series.get(call.full_method)
+        if series is None:
+            series = self._series[call.full_method] = _MethodSeries(self, _labels(call))
+        return series
 
     def initialize(self, service_names: Iterable[str]) -> None:
         """Create every series of these services' methods at 0, as go-grpc-middleware's
@@ -115,23 +139,23 @@ class ServerMetrics(calls.Reporter):
         return calls.Interceptor(self)
 
     def started(self, call: calls.Call) -> None:
-        self.started_total.labels(*_labels(call)).inc()
-        self.in_flight.labels(*_labels(call)).inc()
+        series = self._of(call)
+        series.started.inc()
+        series.in_flight.inc()
 
     def received(self, call: calls.Call) -> None:
-        self.msg_received_total.labels(*_labels(call)).inc()
+        self._of(call).received.inc()
 
     def sent(self, call: calls.Call) -> None:
-        self.msg_sent_total.labels(*_labels(call)).inc()
+        self._of(call).sent.inc()
 
     def finished(self, call: calls.Call) -> None:
-        labels = _labels(call)
-        code = call.code or grpc.StatusCode.UNKNOWN
-        self.handled_total.labels(*labels, calls.GO_CODE_NAMES[code]).inc()
-        self.handling_seconds.labels(*labels).observe(call.seconds())
-        self.in_flight.labels(*labels).dec()
+        series = self._of(call)
+        series.handled[calls.GO_CODE_NAMES[call.code or grpc.StatusCode.UNKNOWN]].inc()
+        series.handling.observe(call.seconds())
+        series.in_flight.dec()
         if call.refused is not None:
-            self.refused_total.labels(*labels, call.refused).inc()
+            series.refused[call.refused].inc()
         operation = call.operation
         if operation is not None and operation.batch and call.response is not None:
             self._count_records(operation.aws_operation, call.response)
@@ -139,9 +163,9 @@ class ServerMetrics(calls.Reporter):
     def _count_records(self, aws_operation: str, response: Any) -> None:
         """The records of a batch response the caller received."""
         if response.successful_records:
-            self.records.labels(aws_operation, "succeeded", "none").inc(len(response.successful_records))
+            self._records(aws_operation, "succeeded", "none").inc(len(response.successful_records))
         for result in response.failed_records:
-            self.records.labels(aws_operation, "failed", _record_error_code(result)).inc()
+            self._records(aws_operation, "failed", _record_error_code(result)).inc()
 
 
 def _record_error_code(result: pb.MemoryRecordResult) -> str:

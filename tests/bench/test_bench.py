@@ -36,6 +36,14 @@ def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
         for side in ("direct", "facade"):
             assert scenario[side]["errors"] == 0, scenario
             assert len(scenario[side]["latencies"]) == scenario[side]["calls"] > 0
+    for scenario in results["workers"]:
+        assert set(scenario["sides"]) == {"direct", *(run.workers_side(n) for n in run.WORKER_COUNTS)}
+        for side in scenario["sides"].values():
+            assert side["errors"] == 0, scenario
+            assert len(side["latencies"]) == side["calls"] > 0
+    assert "| 16 callers, a connection each |" in done.stdout
+    assert set(results["echo"]["models"]) == {"sync", "aio", "aio-thread"}
+    assert all(results["echo"]["models"].values())
     if "--no-instructions" not in args:
         assert all(item["facade"] > 1e6 and item["direct"] > 1e6 for item in results["instructions"])
     assert len(results["targets"]) == len(report.targets(results)) >= 15

@@ -12,6 +12,7 @@ import botocore.exceptions
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, ApiError, Emulator, FaultConfig, Faults
+from emulator.backend import OPERATIONS
 from tests.helpers import UNKNOWN_RECORD_ID, emulator_client, get_unknown_record
 
 
@@ -142,3 +143,53 @@ def test_a_config_parses_from_text() -> None:
     for bad in ("latency", "latency=soon", "NoSuchException=1", "drop=2"):
         with pytest.raises(ValueError):
             FaultConfig.parse(bad)
+
+
+def every_operation(client: Any) -> dict[str, Any]:
+    """A valid call of each operation, by AWS operation name."""
+    record_id, namespace = UNKNOWN_RECORD_ID, "users/alice"
+    timestamp = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    record = {
+        "requestIdentifier": "r1",
+        "namespaces": [namespace],
+        "content": {"text": "x"},
+        "timestamp": timestamp,
+    }
+    return {
+        "BatchCreateMemoryRecords": lambda: client.batch_create_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[record]
+        ),
+        "BatchUpdateMemoryRecords": lambda: client.batch_update_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[{"memoryRecordId": record_id, "timestamp": timestamp}]
+        ),
+        "GetMemoryRecord": lambda: get_unknown_record(client),
+        "DeleteMemoryRecord": lambda: client.delete_memory_record(
+            memoryId=DEFAULT_MEMORY_ID, memoryRecordId=record_id
+        ),
+        "BatchDeleteMemoryRecords": lambda: client.batch_delete_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, records=[{"memoryRecordId": record_id}]
+        ),
+        "ListMemoryRecords": lambda: client.list_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, namespace=namespace
+        ),
+        "RetrieveMemoryRecords": lambda: client.retrieve_memory_records(
+            memoryId=DEFAULT_MEMORY_ID, namespace=namespace, searchCriteria={"searchQuery": "x"}
+        ),
+    }
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_faults_reach_every_operation_and_only_the_chosen_ones(emulator: Emulator, operation: str) -> None:
+    client = emulator_client(emulator.endpoint_url)
+    calls = every_operation(client)
+    assert set(calls) == set(OPERATIONS)
+    emulator.faults.configure(error_rates={"ThrottledException": 1.0}, operations=frozenset({operation}))
+    with pytest.raises(client.exceptions.ThrottledException) as caught:
+        calls[operation]()
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    for other in sorted(set(calls) - {operation}):
+        if other in {"GetMemoryRecord", "DeleteMemoryRecord"}:  # unaffected: their real answer
+            with pytest.raises(client.exceptions.ResourceNotFoundException):
+                calls[other]()
+        else:
+            calls[other]()

@@ -258,6 +258,10 @@ def test_series_exist_at_zero_before_any_call(metered: Metered) -> None:
         (SERVICE, "BatchCreate", "unary"),
         (SERVICE, "BatchUpdate", "unary"),
         (SERVICE, "Get", "unary"),
+        (SERVICE, "Delete", "unary"),
+        (SERVICE, "BatchDelete", "unary"),
+        (SERVICE, "List", "unary"),
+        (SERVICE, "Retrieve", "unary"),
         ("grpc.health.v1.Health", "Check", "unary"),
         ("grpc.health.v1.Health", "List", "unary"),
         ("grpc.health.v1.Health", "Watch", "server_stream"),
@@ -276,7 +280,15 @@ def test_series_exist_at_zero_before_any_call(metered: Metered) -> None:
     handled = metered.all_values("grpc_server_handled_total", grpc_method="BatchCreate")
     assert {dict(key)["grpc_code"] for key in handled} == set(GO_CODE_NAMES.values())
     assert len(metered.all_values("grpc_server_handled_total")) == len(expected_methods) * 17
-    for operation in ("BatchCreateMemoryRecords", "BatchUpdateMemoryRecords", "GetMemoryRecord"):
+    for operation in (
+        "BatchCreateMemoryRecords",
+        "BatchUpdateMemoryRecords",
+        "GetMemoryRecord",
+        "DeleteMemoryRecord",
+        "BatchDeleteMemoryRecords",
+        "ListMemoryRecords",
+        "RetrieveMemoryRecords",
+    ):
         assert metered.all_values("agentcore_upstream_retries_total", operation=operation) == {
             labels(operation=operation): 0
         }

@@ -307,6 +307,7 @@ def test_a_real_prometheus_scrapes_the_service_and_answers_promql(
             "AgentCoreUpstreamErrors",
             "AgentCoreOverloaded",
             "AgentCoreUpstreamRetryQuotaExhausted",
+            "AgentCoreWorkerRestarts",
         ),
         "ok",
     )
@@ -351,7 +352,7 @@ def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False, timeout=60
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 7 rules found" in checked.stdout
     tested = subprocess.run(
         [promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True, check=False, timeout=60
     )

@@ -38,6 +38,10 @@ def unpack(status: grpc.Status) -> tuple[status_pb2.Status, dict[type[Any], Any]
         ("records.1.member.metadata.2024.numberValue", 'records[0].metadata["2024"].number_value'),
         ("/records/0/metadata/userId/stringValue", 'records[0].metadata["userId"].string_value'),
         ("records.1.member.namespaces.1.member", "records[0].namespaces[0]"),
+        # The operation table's renames (AIP-158 paging).
+        ("maxResults", "page_size"),
+        ("nextToken", "page_token"),
+        ("searchCriteria.metadataFilters.0.left", "search_criteria.metadata_filters[0].left"),
     ],
 )
 def test_proto_field_path(aws_name: str, proto_path: str) -> None:

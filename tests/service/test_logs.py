@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import unittest.mock
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import logs
+from service import calls, logs, operations
 from tests.helpers import record_create
 
 RECORD_TEXT = "RECORD-TEXT-must-never-leave-31c9"
@@ -102,6 +104,7 @@ def test_configure_sets_the_level_and_keeps_botocore_bodies_out(level: str, boto
         root.level,
         logging.getLogger("botocore").level,
         logging.getLogger("urllib3").level,
+        (logging._srcfile, logging.logProcesses, logging.logMultiprocessing),
     )
     try:
         logs.configure(level)
@@ -115,3 +118,55 @@ def test_configure_sets_the_level_and_keeps_botocore_bodies_out(level: str, boto
         root.handlers[:], root.level = saved[0], saved[1]
         logging.getLogger("botocore").setLevel(saved[2])
         logging.getLogger("urllib3").setLevel(saved[3])
+        logging._srcfile, logging.logProcesses, logging.logMultiprocessing = saved[4]
+
+
+def test_the_access_log_writes_the_same_line_with_or_without_a_log_record() -> None:
+    """While configure()'s handler is alone, AccessLog writes its line directly (no LogRecord); the line
+    is the one JsonFormatter writes for the record, every field kept."""
+    root = logging.getLogger()
+    saved = (
+        root.handlers[:],
+        root.level,
+        (logging._srcfile, logging.logProcesses, logging.logMultiprocessing),
+    )
+    call = calls.Call(context=None, full_method=operations.BATCH_CREATE.full_method)  # type: ignore[arg-type]
+    call.request, call.code = a_request(), grpc.StatusCode.UNAVAILABLE
+    call.response = pb.BatchCreateResponse(failed_records=[pb.MemoryRecordResult()])
+    call.aws_request_id, call.aws_error_code = "req-1", "ThrottlingException"
+    try:
+        logs.configure("INFO")
+        direct = io.StringIO()
+        [handler] = root.handlers
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(direct)
+        with unittest.mock.patch.object(logging.Logger, "makeRecord", side_effect=AssertionError):
+            logs.AccessLog().finished(call)  # no LogRecord is made
+        through_record = io.StringIO()
+        extra = logging.StreamHandler(through_record)  # a second handler: the record path
+        extra.setFormatter(logs.JsonFormatter())
+        root.addHandler(extra)
+        logs.AccessLog().finished(call)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging._srcfile, logging.logProcesses, logging.logMultiprocessing = saved[2]
+    first, second = (json.loads(line) for line in direct.getvalue().splitlines())
+    [third] = lines(through_record)
+    assert list(first) == list(third)  # same fields in the same order
+    for entry in (first, second, third):
+        assert str(entry.pop("time")).endswith("+00:00")
+        assert float(entry.pop("durationSeconds")) > 0  # type: ignore[arg-type]
+    assert first == second == third
+    assert first == {
+        "level": "WARNING",
+        "logger": "service.rpc",
+        "message": "finished call",
+        "method": operations.BATCH_CREATE.full_method,
+        "grpcCode": "Unavailable",
+        "awsRequestId": "req-1",
+        "awsErrorCode": "ThrottlingException",
+        "recordCount": 1,
+        "succeededRecords": 0,
+        "failedRecords": 1,
+    }
+    assert RECORD_TEXT not in direct.getvalue()

@@ -40,7 +40,9 @@ def test_reflection_describes_the_contract(local_service: RunningService) -> Non
     assert set(database.get_services()) >= {SERVICE_NAME, "grpc.health.v1.Health"}
     pool = descriptor_pool.DescriptorPool(database)
     service = pool.FindServiceByName(SERVICE_NAME)
-    assert [method.name for method in service.methods] == ["BatchCreate", "BatchUpdate", "Get"]
+    assert [method.name for method in service.methods] == [
+        *("BatchCreate", "BatchUpdate", "Get", "Delete", "BatchDelete", "List", "Retrieve")
+    ]
     assert pool.FindMessageTypeByName("agentcore.memory.v1.MemoryRecordUpdate").fields_by_name[
         "source_namespaces"
     ]

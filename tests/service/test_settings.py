@@ -21,6 +21,7 @@ def test_defaults() -> None:
     assert settings.backend is Backend.LOCAL
     assert settings.local_memory_ids == (DEFAULT_MEMORY_ID,)
     assert settings.aws_retry_mode == "standard"
+    assert settings.workers == 1
 
 
 def test_every_variable() -> None:
@@ -33,6 +34,7 @@ def test_every_variable() -> None:
             "LOCAL_MEMORY_IDS": " a_memory-0123456789 , b-memory-ABCDEFGHIJ ",
             "LOCAL_DB_PATH": "/tmp/x.sqlite3",
             "GRPC_MAX_WORKERS": "4",
+            "WORKERS": "3",
             "AWS_MAX_ATTEMPTS": "5",
             "AWS_RETRY_MODE": "adaptive",
             "AWS_CONNECT_TIMEOUT_SECONDS": "0.5",
@@ -51,6 +53,7 @@ def test_every_variable() -> None:
         local_memory_ids=("a_memory-0123456789", "b-memory-ABCDEFGHIJ"),
         local_db_path="/tmp/x.sqlite3",
         max_workers=4,
+        workers=3,
         aws_max_attempts=5,
         aws_retry_mode="adaptive",
         aws_connect_timeout_seconds=0.5,
@@ -71,6 +74,9 @@ def test_every_variable() -> None:
         ("AGENTCORE_BACKEND", "moto"),
         ("LOCAL_MEMORY_IDS", "not a memory"),
         ("GRPC_MAX_WORKERS", "0"),
+        ("WORKERS", "0"),
+        ("WORKERS", "65"),
+        ("WORKERS", "two"),
         ("AWS_MAX_ATTEMPTS", "0"),
         ("AWS_RETRY_MODE", "eager"),
         ("AWS_READ_TIMEOUT_SECONDS", "0"),

@@ -1,4 +1,4 @@
-"""translate.py: every field both ways, presence and absence, exact timestamps."""
+"""translate.py: every reply field, presence and absence, exact timestamps (requests: test_validate.py)."""
 
 from __future__ import annotations
 
@@ -44,147 +44,6 @@ class TestTimestamps:
             assert translate.to_timestamp(translate.to_datetime(timestamp(seconds, nanos))) == timestamp(
                 seconds, nanos
             )
-
-
-class TestBatchCreateRequest:
-    def test_every_field(self) -> None:
-        request = pb.BatchCreateRequest(
-            memory_id=MEMORY_ID,
-            client_token="token-1",
-            record_expiry_specification=pb.RecordExpirySpecification(record_expiry_duration_days=45),
-            records=[
-                pb.MemoryRecordCreate(
-                    request_identifier="r1",
-                    namespaces=["users/alice"],
-                    content=pb.MemoryContent(text="likes tea"),
-                    timestamp=timestamp(1_700_000_000, 250_000_000),
-                    memory_strategy_id="manual",
-                    metadata={
-                        "s": pb.MetadataValue(string_value="v"),
-                        "l": pb.MetadataValue(string_list_value=pb.StringList(values=["a", "b"])),
-                        "n": pb.MetadataValue(number_value=2.5),
-                        "d": pb.MetadataValue(date_time_value=timestamp(1_600_000_000, 1_000)),
-                    },
-                )
-            ],
-        )
-        assert translate.to_boto_batch_create(request) == {
-            "memoryId": MEMORY_ID,
-            "clientToken": "token-1",
-            "recordExpirySpecification": {"recordExpiryDurationDays": 45},
-            "records": [
-                {
-                    "requestIdentifier": "r1",
-                    "namespaces": ["users/alice"],
-                    "content": {"text": "likes tea"},
-                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 250_000, tzinfo=UTC),
-                    "memoryStrategyId": "manual",
-                    "metadata": {
-                        "s": {"stringValue": "v"},
-                        "l": {"stringListValue": ["a", "b"]},
-                        "n": {"numberValue": 2.5},
-                        "d": {"dateTimeValue": dt.datetime(2020, 9, 13, 12, 26, 40, 1, tzinfo=UTC)},
-                    },
-                }
-            ],
-        }
-
-    def test_unset_optional_fields_are_not_sent(self) -> None:
-        request = pb.BatchCreateRequest(
-            memory_id=MEMORY_ID,
-            records=[
-                pb.MemoryRecordCreate(
-                    request_identifier="r1", content=pb.MemoryContent(text="x"), timestamp=timestamp(1)
-                )
-            ],
-        )
-        assert translate.to_boto_batch_create(request) == {
-            "memoryId": MEMORY_ID,
-            "records": [
-                {
-                    "requestIdentifier": "r1",
-                    "namespaces": [],
-                    "content": {"text": "x"},
-                    "timestamp": dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
-                }
-            ],
-        }
-
-    def test_set_but_empty_optional_scalars_are_sent(self) -> None:
-        request = pb.BatchCreateRequest(memory_id=MEMORY_ID, client_token="")
-        request.records.add(memory_strategy_id="")
-        params = translate.to_boto_batch_create(request)
-        assert params["clientToken"] == ""
-        assert params["records"][0]["memoryStrategyId"] == ""
-        assert "content" not in params["records"][0]
-        assert "timestamp" not in params["records"][0]
-
-    def test_expiry_action(self) -> None:
-        request = pb.BatchCreateRequest(
-            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE)
-        )
-        assert translate.to_boto_batch_create(request)["recordExpirySpecification"] == {"action": "REMOVE"}
-
-
-class TestBatchUpdateRequest:
-    def test_every_field(self) -> None:
-        request = pb.BatchUpdateRequest(
-            memory_id=MEMORY_ID,
-            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
-            records=[
-                pb.MemoryRecordUpdate(
-                    memory_record_id=RECORD_ID,
-                    timestamp=timestamp(1_700_000_000, 999_999_999),
-                    content=pb.MemoryContent(text="prefers coffee"),
-                    namespaces=pb.NamespaceList(values=["users/bob"]),
-                    source_namespaces=pb.NamespaceList(values=["users/alice"]),
-                    memory_strategy_id="s-1",
-                    metadata={"n": pb.MetadataValue(number_value=-0.5)},
-                )
-            ],
-        )
-        assert translate.to_boto_batch_update(request) == {
-            "memoryId": MEMORY_ID,
-            "recordExpirySpecification": {"action": "REMOVE"},
-            "records": [
-                {
-                    "memoryRecordId": RECORD_ID,
-                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 999_999, tzinfo=UTC),
-                    "content": {"text": "prefers coffee"},
-                    "namespaces": ["users/bob"],
-                    "sourceNamespaces": ["users/alice"],
-                    "memoryStrategyId": "s-1",
-                    "metadata": {"n": {"numberValue": -0.5}},
-                }
-            ],
-        }
-
-    def test_only_what_is_set_is_sent(self) -> None:
-        request = pb.BatchUpdateRequest(
-            memory_id=MEMORY_ID, records=[pb.MemoryRecordUpdate(memory_record_id=RECORD_ID)]
-        )
-        assert translate.to_boto_batch_update(request) == {
-            "memoryId": MEMORY_ID,
-            "records": [{"memoryRecordId": RECORD_ID}],
-        }
-
-    def test_empty_namespace_list_is_sent_as_empty(self) -> None:
-        record = pb.MemoryRecordUpdate(memory_record_id=RECORD_ID, namespaces=pb.NamespaceList())
-        params = translate.to_boto_batch_update(pb.BatchUpdateRequest(records=[record]))
-        assert params["records"][0]["namespaces"] == []
-        assert "sourceNamespaces" not in params["records"][0]
-
-
-class TestGetRequest:
-    def test_namespace_only_when_set(self) -> None:
-        assert translate.to_boto_get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)) == {
-            "memoryId": MEMORY_ID,
-            "memoryRecordId": RECORD_ID,
-        }
-        with_namespace = pb.GetRequest(
-            memory_id=MEMORY_ID, memory_record_id=RECORD_ID, namespace="users/alice"
-        )
-        assert translate.to_boto_get(with_namespace)["namespace"] == "users/alice"
 
 
 class TestReplies:
@@ -268,3 +127,50 @@ class TestReplies:
         assert not record.HasField("timestamp")
         assert not record.HasField("expires_at")
         assert len(record.metadata) == 0
+
+
+SUMMARY = {
+    "memoryRecordId": RECORD_ID,
+    "content": {"text": "likes tea"},
+    "memoryStrategyId": "s",
+    "namespaces": ["users/alice"],
+    "createdAt": dt.datetime(2024, 11, 25, 18, 40, tzinfo=UTC),
+    "score": 0.5,
+    "metadata": {"k": {"stringValue": "v"}},
+}
+
+
+class TestDataPlaneReplies:
+    def test_delete(self) -> None:
+        assert translate.from_boto_delete({"memoryRecordId": RECORD_ID}) == pb.DeleteResponse(
+            memory_record_id=RECORD_ID
+        )
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_delete({})
+
+    def test_batch_delete(self) -> None:
+        reply = {
+            "successfulRecords": [{"memoryRecordId": RECORD_ID, "status": "SUCCEEDED"}],
+            "failedRecords": [],
+        }
+        response = translate.from_boto_batch_delete(reply)
+        assert response.successful_records[0].status == pb.MEMORY_RECORD_STATUS_SUCCEEDED
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_batch_delete({"successfulRecords": []})
+
+    def test_retrieve_keeps_the_score_and_the_token(self) -> None:
+        response = translate.from_boto_retrieve({"memoryRecordSummaries": [SUMMARY], "nextToken": "n"})
+        [summary] = response.memory_record_summaries
+        assert summary.HasField("score") and summary.score == 0.5
+        assert summary.memory_strategy_id == "s" and summary.created_at == timestamp(1_732_560_000)
+        assert summary.metadata["k"].string_value == "v"
+        assert not summary.HasField("timestamp")
+        assert response.next_page_token == "n"
+
+    def test_list_last_page_has_no_token_and_no_score(self) -> None:
+        summary = {key: value for key, value in SUMMARY.items() if key != "score"}
+        response = translate.from_boto_list({"memoryRecordSummaries": [summary]})
+        assert response.next_page_token == ""
+        assert not response.memory_record_summaries[0].HasField("score")
+        with pytest.raises(translate.MalformedReplyError):
+            translate.from_boto_list({"message": "<html>"})

@@ -1,4 +1,4 @@
-"""Timestamps survive the whole wire path exactly: proto -> datetime -> botocore's rest-json
+"""Timestamps survive the whole wire path exactly: proto -> datetime (validate.py) -> botocore's rest-json
 serializer -> JSON text -> botocore's response parser -> proto, for any microsecond in 1902-2100."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from google.protobuf import timestamp_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import translate
+from service import operations, translate, validate
 from tests.helpers import RECORD_ID
 
 MODEL = botocore.session.get_session().get_service_model("bedrock-agentcore")
@@ -33,7 +33,8 @@ def over_the_wire(timestamp: timestamp_pb2.Timestamp) -> timestamp_pb2.Timestamp
         records=[pb.MemoryRecordUpdate(memory_record_id=RECORD_ID, timestamp=timestamp)],
     )
     serialized = SERIALIZER.serialize_to_request(
-        translate.to_boto_batch_update(request), MODEL.operation_model("BatchUpdateMemoryRecords")
+        validate.validated_params(operations.BATCH_UPDATE, request),
+        MODEL.operation_model("BatchUpdateMemoryRecords"),
     )
     wire_number = json.loads(serialized["body"])["records"][0]["timestamp"]
     reply_body = json.dumps(

@@ -4,6 +4,7 @@ INVALID_ARGUMENT naming the proto field, and AWS (the emulator) never sees it.""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 import botocore.model
@@ -19,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator import Emulator
-from service import operations, translate, validate
+from service import operations, validate
 from service.errors import InvalidRequestError
-from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, record_create
+from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, record_create, timestamp
 from tests.strategies import build, messages
 
 NOW = timestamp_pb2.Timestamp(seconds=1_732_560_000)
@@ -50,7 +51,70 @@ INVALID: list[tuple[str, Any, str]] = [
     ("memory id too short", create(good_create(), memory_id="m-1"), "memory_id"),
     ("memory id pattern", create(good_create(), memory_id="1memory-0123456789"), "memory_id"),
     ("memory id missing", update(good_update(), memory_id=""), "memory_id"),
-    ("101 records", create(*[good_create(request_identifier=f"r{i}") for i in range(101)]), "records"),
+    ("1001 records", create(*[good_create(request_identifier=f"r{i}") for i in range(1001)]), "records"),
+    (
+        "create: a request identifier twice",
+        create(good_create(request_identifier="a"), good_create(request_identifier="a")),
+        "records[1].request_identifier",
+    ),
+    ("update: a record id twice", update(good_update(), good_update()), "records[1].memory_record_id"),
+    (
+        "batch delete: a record id twice",
+        pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID, records=[pb.MemoryRecordDelete(memory_record_id=RECORD_ID)] * 2
+        ),
+        "records[1].memory_record_id",
+    ),
+    (
+        "batch delete: 101 records, one of them invalid",
+        pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID,
+            records=[pb.MemoryRecordDelete(memory_record_id=RECORD_ID[:-3] + f"{i:03}") for i in range(100)]
+            + [pb.MemoryRecordDelete(memory_record_id="mem-1")],
+        ),
+        "records[100].memory_record_id",
+    ),
+    ("delete: record id missing", pb.DeleteRequest(memory_id=MEMORY_ID), "memory_record_id"),
+    ("list: page size over 100", pb.ListRequest(memory_id=MEMORY_ID, page_size=101), "page_size"),
+    (
+        "list: a filter without operator",
+        pb.ListRequest(
+            memory_id=MEMORY_ID,
+            metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"))],
+        ),
+        "metadata_filters[0].operator",
+    ),
+    (
+        "list: an operator this version does not know",
+        pb.ListRequest(
+            memory_id=MEMORY_ID,
+            metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"), operator=99)],
+        ),
+        "metadata_filters[0].operator",
+    ),
+    ("retrieve: no search criteria", pb.RetrieveRequest(memory_id=MEMORY_ID), "search_criteria"),
+    (
+        "retrieve: top k 0",
+        pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=pb.SearchCriteria(search_query="q", top_k=0)),
+        "search_criteria.top_k",
+    ),
+    (
+        "retrieve: a filter value of no kind",
+        pb.RetrieveRequest(
+            memory_id=MEMORY_ID,
+            search_criteria=pb.SearchCriteria(
+                search_query="q",
+                metadata_filters=[
+                    pb.MetadataFilter(
+                        left=pb.MetadataFilterLeft(metadata_key="k"),
+                        operator=pb.METADATA_FILTER_OPERATOR_EQUALS_TO,
+                        right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue()),
+                    )
+                ],
+            ),
+        ),
+        "search_criteria.metadata_filters[0].right.metadata_value",
+    ),
     ("content missing", create(good_create(content=None)), "records[0].content"),
     ("content oneof unset", create(good_create(content=pb.MemoryContent())), "records[0].content"),
     ("empty text", create(good_create(content=pb.MemoryContent(text=""))), "records[0].content.text"),
@@ -161,11 +225,8 @@ INVALID: list[tuple[str, Any, str]] = [
 def test_refused_before_aws_naming_the_field(
     local_service: RunningService, emulator: Emulator, request_message: Any, field: str
 ) -> None:
-    method = {
-        pb.BatchCreateRequest: local_service.stub.BatchCreate,
-        pb.BatchUpdateRequest: local_service.stub.BatchUpdate,
-        pb.GetRequest: local_service.stub.Get,
-    }[type(request_message)]
+    [rpc] = [op.rpc for op in operations.OPERATIONS if op.request_type is type(request_message)]
+    method = getattr(local_service.stub, rpc)
     with pytest.raises(grpc.RpcError) as caught:
         method(request_message, timeout=10)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -202,12 +263,11 @@ def test_limits_come_from_the_botocore_model() -> None:
     loader = botocore.session.get_session().get_component("data_loader")
     model_json = copy.deepcopy(loader.load_service_model("bedrock-agentcore", "service-2"))
     model_json["shapes"]["MemoryRecordsCreateInputList"]["max"] = 2
-    checkers = validate.compile_checkers(botocore.model.ServiceModel(model_json, "bedrock-agentcore"))
+    converters = validate.compile_requests(botocore.model.ServiceModel(model_json, "bedrock-agentcore"))
+    validate.validated_params(operations.BATCH_CREATE, create(good_create()), converters)
     request = create(*[good_create(request_identifier=f"r{i}") for i in range(3)])
-    params = translate.to_boto_batch_create(request)
-    validate.check_params(request, translate.to_boto_batch_create(create(good_create())), checkers)
     with pytest.raises(InvalidRequestError) as caught:
-        validate.check_params(request, params, checkers)
+        validate.validated_params(operations.BATCH_CREATE, request, converters)
     assert [v.field for v in caught.value.violations] == ["records"]
 
 
@@ -252,3 +312,282 @@ def test_what_we_accept_botocore_accepts(operation: operations.Operation[Any, An
 
     check()
     assert accepted > 30, accepted  # the property was exercised, not only refusals
+
+
+# --- what a valid request becomes: every field, presence and absence --------------------------
+
+UTC = dt.UTC
+
+
+def params_of(operation: operations.Operation[Any, Any], request: Any) -> dict[str, Any]:
+    return validate.validated_params(operation, request)
+
+
+class TestBatchCreateParams:
+    def test_every_field(self) -> None:
+        request = create(
+            pb.MemoryRecordCreate(
+                request_identifier="r1",
+                namespaces=["users/alice"],
+                content=pb.MemoryContent(text="likes tea"),
+                timestamp=timestamp(1_700_000_000, 250_000_000),
+                memory_strategy_id="manual",
+                metadata={
+                    "s": pb.MetadataValue(string_value="v"),
+                    "l": pb.MetadataValue(string_list_value=pb.StringList(values=["a", "b"])),
+                    "n": pb.MetadataValue(number_value=2.5),
+                    "d": pb.MetadataValue(date_time_value=timestamp(1_600_000_000, 1_000)),
+                },
+            ),
+            client_token="token-1",
+            record_expiry_specification=pb.RecordExpirySpecification(record_expiry_duration_days=45),
+        )
+        assert params_of(operations.BATCH_CREATE, request) == {
+            "memoryId": MEMORY_ID,
+            "clientToken": "token-1",
+            "recordExpirySpecification": {"recordExpiryDurationDays": 45},
+            "records": [
+                {
+                    "requestIdentifier": "r1",
+                    "namespaces": ["users/alice"],
+                    "content": {"text": "likes tea"},
+                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 250_000, tzinfo=UTC),
+                    "memoryStrategyId": "manual",
+                    "metadata": {
+                        "s": {"stringValue": "v"},
+                        "l": {"stringListValue": ["a", "b"]},
+                        "n": {"numberValue": 2.5},
+                        "d": {"dateTimeValue": dt.datetime(2020, 9, 13, 12, 26, 40, 1, tzinfo=UTC)},
+                    },
+                }
+            ],
+        }
+
+    def test_unset_optional_fields_are_not_sent(self) -> None:
+        record = pb.MemoryRecordCreate(
+            request_identifier="r1", content=pb.MemoryContent(text="x"), timestamp=timestamp(1)
+        )
+        assert params_of(operations.BATCH_CREATE, create(record)) == {
+            "memoryId": MEMORY_ID,
+            "records": [
+                {
+                    "requestIdentifier": "r1",
+                    "namespaces": [],
+                    "content": {"text": "x"},
+                    "timestamp": dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+                }
+            ],
+        }
+
+    def test_set_but_empty_optional_scalars_are_sent(self) -> None:
+        assert params_of(operations.BATCH_CREATE, create(good_create(), client_token=""))["clientToken"] == ""
+        # An empty strategy id is sent, so the model's length names it; unset messages are missing.
+        request = create(pb.MemoryRecordCreate(request_identifier="r1", memory_strategy_id=""))
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.BATCH_CREATE, request)
+        assert {(v.field, v.description) for v in caught.value.violations} == {
+            ("records[0].memory_strategy_id", "must have 1 to 100 characters"),
+            ("records[0].content", "is required"),
+            ("records[0].timestamp", "is required"),
+        }
+
+    def test_expiry_action(self) -> None:
+        request = create(
+            good_create(),
+            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
+        )
+        assert params_of(operations.BATCH_CREATE, request)["recordExpirySpecification"] == {
+            "action": "REMOVE"
+        }
+
+    def test_enum_number_the_proto_lacks_is_named(self) -> None:
+        request = create(good_create(), record_expiry_specification=pb.RecordExpirySpecification(action=7))
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.BATCH_CREATE, request)
+        assert [(v.field, v.description) for v in caught.value.violations] == [
+            ("record_expiry_specification.action", "must be one of RECORD_EXPIRY_ACTION_REMOVE")
+        ]
+
+
+class TestBatchUpdateParams:
+    def test_every_field(self) -> None:
+        request = update(
+            pb.MemoryRecordUpdate(
+                memory_record_id=RECORD_ID,
+                timestamp=timestamp(1_700_000_000, 999_999_999),
+                content=pb.MemoryContent(text="prefers coffee"),
+                namespaces=pb.NamespaceList(values=["users/bob"]),
+                source_namespaces=pb.NamespaceList(values=["users/alice"]),
+                memory_strategy_id="s-1",
+                metadata={"n": pb.MetadataValue(number_value=-0.5)},
+            ),
+            record_expiry_specification=pb.RecordExpirySpecification(action=pb.RECORD_EXPIRY_ACTION_REMOVE),
+        )
+        assert params_of(operations.BATCH_UPDATE, request) == {
+            "memoryId": MEMORY_ID,
+            "recordExpirySpecification": {"action": "REMOVE"},
+            "records": [
+                {
+                    "memoryRecordId": RECORD_ID,
+                    "timestamp": dt.datetime(2023, 11, 14, 22, 13, 20, 999_999, tzinfo=UTC),
+                    "content": {"text": "prefers coffee"},
+                    "namespaces": ["users/bob"],
+                    "sourceNamespaces": ["users/alice"],
+                    "memoryStrategyId": "s-1",
+                    "metadata": {"n": {"numberValue": -0.5}},
+                }
+            ],
+        }
+
+    def test_only_what_is_set_is_sent(self) -> None:
+        assert params_of(operations.BATCH_UPDATE, update(good_update())) == {
+            "memoryId": MEMORY_ID,
+            "records": [
+                {"memoryRecordId": RECORD_ID, "timestamp": dt.datetime(2024, 11, 25, 18, 40, tzinfo=UTC)}
+            ],
+        }
+
+    def test_empty_namespace_list_is_sent_as_empty(self) -> None:
+        params = params_of(operations.BATCH_UPDATE, update(good_update(namespaces=pb.NamespaceList())))
+        assert params["records"][0]["namespaces"] == []
+        assert "sourceNamespaces" not in params["records"][0]
+
+
+class TestGetParams:
+    def test_namespace_only_when_set(self) -> None:
+        request = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        assert params_of(operations.GET, request) == {"memoryId": MEMORY_ID, "memoryRecordId": RECORD_ID}
+        request.namespace = "users/alice"
+        assert params_of(operations.GET, request)["namespace"] == "users/alice"
+
+
+class TestDeleteParams:
+    def test_delete_and_batch_delete(self) -> None:
+        request = pb.DeleteRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+        assert params_of(operations.DELETE, request) == {"memoryId": MEMORY_ID, "memoryRecordId": RECORD_ID}
+        request.namespace = "users/alice"
+        assert params_of(operations.DELETE, request)["namespace"] == "users/alice"
+        batch = pb.BatchDeleteRequest(
+            memory_id=MEMORY_ID,
+            records=[
+                pb.MemoryRecordDelete(memory_record_id=RECORD_ID, namespace="n"),
+                pb.MemoryRecordDelete(memory_record_id=RECORD_ID[:-1] + "b"),
+            ],
+        )
+        assert params_of(operations.BATCH_DELETE, batch) == {
+            "memoryId": MEMORY_ID,
+            "records": [
+                {"memoryRecordId": RECORD_ID, "namespace": "n"},
+                {"memoryRecordId": RECORD_ID[:-1] + "b"},
+            ],
+        }
+
+
+def key_filter(operator: int = pb.METADATA_FILTER_OPERATOR_EXISTS, **fields: Any) -> pb.MetadataFilter:
+    return pb.MetadataFilter(left=pb.MetadataFilterLeft(metadata_key="k"), operator=operator, **fields)
+
+
+class TestListParams:
+    def test_sends_what_is_set_and_paging_by_aip_158(self) -> None:
+        assert params_of(operations.LIST, pb.ListRequest(memory_id=MEMORY_ID)) == {"memoryId": MEMORY_ID}
+        request = pb.ListRequest(
+            memory_id=MEMORY_ID,
+            namespace="users/alice",
+            namespace_path="users",
+            memory_strategy_id="s",
+            page_size=5,
+            page_token="t",
+            metadata_filters=[key_filter()],
+        )
+        assert params_of(operations.LIST, request) == {
+            "memoryId": MEMORY_ID,
+            "namespace": "users/alice",
+            "namespacePath": "users",
+            "memoryStrategyId": "s",
+            "maxResults": 5,
+            "nextToken": "t",
+            "metadataFilters": [{"left": {"metadataKey": "k"}, "operator": "EXISTS"}],
+        }
+
+    def test_page_size_zero_and_empty_token_mean_not_set(self) -> None:
+        request = pb.ListRequest(memory_id=MEMORY_ID, page_size=0, page_token="")
+        assert params_of(operations.LIST, request) == {"memoryId": MEMORY_ID}
+
+    def test_violations_name_the_proto_fields(self) -> None:
+        request = pb.ListRequest(memory_id=MEMORY_ID, page_size=-1, namespace_path="")
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.LIST, request)
+        assert [(v.field, v.description) for v in caught.value.violations] == [
+            ("namespace_path", "must have 1 to 1024 characters"),
+            ("page_size", "must be at least 1"),
+        ]
+
+
+class TestRetrieveParams:
+    def test_every_operator_name(self) -> None:
+        operators = operations.service_model().shape_for("MemoryRecordOperatorType").enum
+        for number, name in enumerate(operators, 1):
+            assert pb.MetadataFilterOperator.Name(number) == f"METADATA_FILTER_OPERATOR_{name}"
+            request = pb.ListRequest(memory_id=MEMORY_ID, metadata_filters=[key_filter(number)])
+            assert params_of(operations.LIST, request)["metadataFilters"][0]["operator"] == name
+
+    def test_search_criteria_and_a_value_filter(self) -> None:
+        criteria = pb.SearchCriteria(
+            search_query="q",
+            top_k=3,
+            memory_strategy_id="s",
+            metadata_filters=[
+                key_filter(
+                    pb.METADATA_FILTER_OPERATOR_EQUALS_TO,
+                    right=pb.MetadataFilterRight(metadata_value=pb.MetadataValue(number_value=2.5)),
+                )
+            ],
+        )
+        request = pb.RetrieveRequest(
+            memory_id=MEMORY_ID, namespace="users/alice", search_criteria=criteria, page_size=10
+        )
+        assert params_of(operations.RETRIEVE, request) == {
+            "memoryId": MEMORY_ID,
+            "namespace": "users/alice",
+            "maxResults": 10,
+            "searchCriteria": {
+                "searchQuery": "q",
+                "topK": 3,
+                "memoryStrategyId": "s",
+                "metadataFilters": [
+                    {
+                        "left": {"metadataKey": "k"},
+                        "operator": "EQUALS_TO",
+                        "right": {"metadataValue": {"numberValue": 2.5}},
+                    }
+                ],
+            },
+        }
+
+    def test_an_empty_query_left_side_and_operator_are_named(self) -> None:
+        criteria = pb.SearchCriteria(metadata_filters=[pb.MetadataFilter(left=pb.MetadataFilterLeft())])
+        with pytest.raises(InvalidRequestError) as caught:
+            params_of(operations.RETRIEVE, pb.RetrieveRequest(memory_id=MEMORY_ID, search_criteria=criteria))
+        assert {v.field for v in caught.value.violations} == {
+            "search_criteria.search_query",
+            "search_criteria.metadata_filters[0].left",
+            "search_criteria.metadata_filters[0].operator",
+        }
+
+
+def test_a_request_that_does_not_fit_the_model_fails_when_compiled() -> None:
+    """A new RPC whose proto has a field the model lacks, or lacks a required member, fails at import;
+    a field of another name is declared as renamed."""
+    model = operations.service_model()
+    get = model.operation_model("GetMemoryRecord").input_shape
+    listing = model.operation_model("ListMemoryRecords").input_shape
+    with pytest.raises(validate.ModelMismatchError, match="records, record_expiry_specification"):
+        validate.compile_request(listing, pb.BatchUpdateRequest.DESCRIPTOR)
+    with pytest.raises(validate.ModelMismatchError, match="memoryRecordId"):
+        validate.compile_request(get, pb.BatchCreateRequest.DESCRIPTOR)
+    swap = {"memory_record_id": "memoryId", "memory_id": "memoryRecordId"}
+    convert = validate.compile_request(get, pb.GetRequest.DESCRIPTOR, swap)
+    assert convert(pb.GetRequest(memory_id="a", memory_record_id="b"), None, []) == {
+        "memoryId": "b",
+        "memoryRecordId": "a",
+    }

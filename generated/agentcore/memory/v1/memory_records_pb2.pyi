@@ -76,6 +76,62 @@ MEMORY_RECORD_STATUS_FAILED: MemoryRecordStatus.ValueType  # 2
 """The record was not written; see error_code and error_message."""
 Global___MemoryRecordStatus: _TypeAlias = MemoryRecordStatus  # noqa: Y015
 
+class _MetadataFilterOperator:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MetadataFilterOperatorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MetadataFilterOperator.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    METADATA_FILTER_OPERATOR_UNSPECIFIED: _MetadataFilterOperator.ValueType  # 0
+    """Not set; AWS requires an operator, so a filter without one is refused."""
+    METADATA_FILTER_OPERATOR_EQUALS_TO: _MetadataFilterOperator.ValueType  # 1
+    """The value equals the filter's value."""
+    METADATA_FILTER_OPERATOR_EXISTS: _MetadataFilterOperator.ValueType  # 2
+    """The record has the key (no value needed)."""
+    METADATA_FILTER_OPERATOR_NOT_EXISTS: _MetadataFilterOperator.ValueType  # 3
+    """The record lacks the key (no value needed)."""
+    METADATA_FILTER_OPERATOR_BEFORE: _MetadataFilterOperator.ValueType  # 4
+    """The date-time value is before the filter's value."""
+    METADATA_FILTER_OPERATOR_AFTER: _MetadataFilterOperator.ValueType  # 5
+    """The date-time value is after the filter's value."""
+    METADATA_FILTER_OPERATOR_CONTAINS: _MetadataFilterOperator.ValueType  # 6
+    """The string or string-list value contains the filter's value."""
+    METADATA_FILTER_OPERATOR_GREATER_THAN: _MetadataFilterOperator.ValueType  # 7
+    """The number value is greater than the filter's value."""
+    METADATA_FILTER_OPERATOR_GREATER_THAN_OR_EQUALS: _MetadataFilterOperator.ValueType  # 8
+    """The number value is greater than or equal to the filter's value."""
+    METADATA_FILTER_OPERATOR_LESS_THAN: _MetadataFilterOperator.ValueType  # 9
+    """The number value is less than the filter's value."""
+    METADATA_FILTER_OPERATOR_LESS_THAN_OR_EQUALS: _MetadataFilterOperator.ValueType  # 10
+    """The number value is less than or equal to the filter's value."""
+
+class MetadataFilterOperator(_MetadataFilterOperator, metaclass=_MetadataFilterOperatorEnumTypeWrapper):
+    """How a metadata filter compares a record's metadata value with the filter's value."""
+
+METADATA_FILTER_OPERATOR_UNSPECIFIED: MetadataFilterOperator.ValueType  # 0
+"""Not set; AWS requires an operator, so a filter without one is refused."""
+METADATA_FILTER_OPERATOR_EQUALS_TO: MetadataFilterOperator.ValueType  # 1
+"""The value equals the filter's value."""
+METADATA_FILTER_OPERATOR_EXISTS: MetadataFilterOperator.ValueType  # 2
+"""The record has the key (no value needed)."""
+METADATA_FILTER_OPERATOR_NOT_EXISTS: MetadataFilterOperator.ValueType  # 3
+"""The record lacks the key (no value needed)."""
+METADATA_FILTER_OPERATOR_BEFORE: MetadataFilterOperator.ValueType  # 4
+"""The date-time value is before the filter's value."""
+METADATA_FILTER_OPERATOR_AFTER: MetadataFilterOperator.ValueType  # 5
+"""The date-time value is after the filter's value."""
+METADATA_FILTER_OPERATOR_CONTAINS: MetadataFilterOperator.ValueType  # 6
+"""The string or string-list value contains the filter's value."""
+METADATA_FILTER_OPERATOR_GREATER_THAN: MetadataFilterOperator.ValueType  # 7
+"""The number value is greater than the filter's value."""
+METADATA_FILTER_OPERATOR_GREATER_THAN_OR_EQUALS: MetadataFilterOperator.ValueType  # 8
+"""The number value is greater than or equal to the filter's value."""
+METADATA_FILTER_OPERATOR_LESS_THAN: MetadataFilterOperator.ValueType  # 9
+"""The number value is less than the filter's value."""
+METADATA_FILTER_OPERATOR_LESS_THAN_OR_EQUALS: MetadataFilterOperator.ValueType  # 10
+"""The number value is less than or equal to the filter's value."""
+Global___MetadataFilterOperator: _TypeAlias = MetadataFilterOperator  # noqa: Y015
+
 @_typing.final
 class MemoryContent(_message.Message):
     """The content of a memory record. Exactly one kind of content is set."""
@@ -445,11 +501,15 @@ class BatchCreateRequest(_message.Message):
     """The memory to write to: its id (`[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}`) or its ARN. Required."""
     client_token: _builtins.str
     """A token that makes the request idempotent: a retry with the same token and body creates
-    nothing new. When unset, boto3 generates one per call (and reuses it across its own retries).
+    nothing new. Each AWS call of at most 100 records gets a clientToken derived from this token
+    and that call's records, so that retrying only the failed records with the same token is safe.
+    When unset, boto3 generates one per call: a retried RPC may then create records twice.
     """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordCreate]:
-        """The records to create, at most 100."""
+        """The records to create: at most the server's MAX_BATCH_RECORDS (1,000 by default), each
+        request_identifier once.
+        """
 
     @_builtins.property
     def record_expiry_specification(self) -> Global___RecordExpirySpecification:
@@ -516,7 +576,7 @@ class BatchUpdateRequest(_message.Message):
     """The memory the records are in: its id or ARN (see BatchCreateRequest). Required."""
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordUpdate]:
-        """The records to update, at most 100."""
+        """The records to update: at most MAX_BATCH_RECORDS, each memory_record_id once."""
 
     @_builtins.property
     def record_expiry_specification(self) -> Global___RecordExpirySpecification:
@@ -707,3 +767,528 @@ class GetResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetResponse: _TypeAlias = GetResponse  # noqa: Y015
+
+@_typing.final
+class DeleteRequest(_message.Message):
+    """Request of Delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_ID_FIELD_NUMBER: _builtins.int
+    MEMORY_RECORD_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    memory_id: _builtins.str
+    """The memory the record is in: its id or ARN (see BatchCreateRequest). Required."""
+    memory_record_id: _builtins.str
+    """The id of the record to delete (see MemoryRecordUpdate). Required."""
+    namespace: _builtins.str
+    """A namespace the record must be in, for IAM condition keys. Not sent when unset."""
+    def __init__(
+        self,
+        *,
+        memory_id: _builtins.str = ...,
+        memory_record_id: _builtins.str = ...,
+        namespace: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "memory_id", b"memory_id", "memory_record_id", b"memory_record_id", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
+
+Global___DeleteRequest: _TypeAlias = DeleteRequest  # noqa: Y015
+
+@_typing.final
+class DeleteResponse(_message.Message):
+    """Response of Delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_RECORD_ID_FIELD_NUMBER: _builtins.int
+    memory_record_id: _builtins.str
+    """The id of the deleted record."""
+    def __init__(
+        self,
+        *,
+        memory_record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["memory_record_id", b"memory_record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteResponse: _TypeAlias = DeleteResponse  # noqa: Y015
+
+@_typing.final
+class MemoryRecordDelete(_message.Message):
+    """One record to delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_RECORD_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    memory_record_id: _builtins.str
+    """The id of the record to delete (see MemoryRecordUpdate). Required."""
+    namespace: _builtins.str
+    """A namespace the record must be in, for IAM condition keys. Not sent when unset."""
+    def __init__(
+        self,
+        *,
+        memory_record_id: _builtins.str = ...,
+        namespace: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "namespace", b"namespace"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "memory_record_id", b"memory_record_id", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
+
+Global___MemoryRecordDelete: _TypeAlias = MemoryRecordDelete  # noqa: Y015
+
+@_typing.final
+class BatchDeleteRequest(_message.Message):
+    """Request of BatchDelete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_ID_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    memory_id: _builtins.str
+    """The memory the records are in: its id or ARN (see BatchCreateRequest). Required."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordDelete]:
+        """The records to delete: at most MAX_BATCH_RECORDS, each memory_record_id once."""
+
+    def __init__(
+        self,
+        *,
+        memory_id: _builtins.str = ...,
+        records: _abc.Iterable[Global___MemoryRecordDelete] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["memory_id", b"memory_id", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchDeleteRequest: _TypeAlias = BatchDeleteRequest  # noqa: Y015
+
+@_typing.final
+class BatchDeleteResponse(_message.Message):
+    """Response of BatchDelete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESSFUL_RECORDS_FIELD_NUMBER: _builtins.int
+    FAILED_RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def successful_records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordResult]:
+        """The records that were deleted."""
+
+    @_builtins.property
+    def failed_records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordResult]:
+        """The records that were not deleted, such as ids that do not exist."""
+
+    def __init__(
+        self,
+        *,
+        successful_records: _abc.Iterable[Global___MemoryRecordResult] | None = ...,
+        failed_records: _abc.Iterable[Global___MemoryRecordResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_records", b"failed_records", "successful_records", b"successful_records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchDeleteResponse: _TypeAlias = BatchDeleteResponse  # noqa: Y015
+
+@_typing.final
+class MetadataFilterLeft(_message.Message):
+    """The left side of a metadata filter (AWS MemoryRecordLeftExpression). Exactly one kind is set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_KEY_FIELD_NUMBER: _builtins.int
+    metadata_key: _builtins.str
+    """The metadata key: 1 to 128 characters matching `[a-zA-Z0-9\\s._:/=+@-]*`."""
+    def __init__(
+        self,
+        *,
+        metadata_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["left", b"left", "metadata_key", b"metadata_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["left", b"left", "metadata_key", b"metadata_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_left: _TypeAlias = _typing.Literal["metadata_key"]  # noqa: Y015
+    _WhichOneofArgType_left: _TypeAlias = _typing.Literal["left", b"left"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_left) -> _WhichOneofReturnType_left | None: ...
+
+Global___MetadataFilterLeft: _TypeAlias = MetadataFilterLeft  # noqa: Y015
+
+@_typing.final
+class MetadataFilterRight(_message.Message):
+    """The right side of a metadata filter (AWS MemoryRecordRightExpression). Exactly one kind is set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_VALUE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata_value(self) -> Global___MetadataValue:
+        """The value to compare with."""
+
+    def __init__(
+        self,
+        *,
+        metadata_value: Global___MetadataValue | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata_value", b"metadata_value", "right", b"right"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata_value", b"metadata_value", "right", b"right"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_right: _TypeAlias = _typing.Literal["metadata_value"]  # noqa: Y015
+    _WhichOneofArgType_right: _TypeAlias = _typing.Literal["right", b"right"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_right) -> _WhichOneofReturnType_right | None: ...
+
+Global___MetadataFilterRight: _TypeAlias = MetadataFilterRight  # noqa: Y015
+
+@_typing.final
+class MetadataFilter(_message.Message):
+    """One condition on the metadata of records (AWS MemoryMetadataFilterExpression)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEFT_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    RIGHT_FIELD_NUMBER: _builtins.int
+    operator: Global___MetadataFilterOperator.ValueType
+    """How to compare. Required."""
+    @_builtins.property
+    def left(self) -> Global___MetadataFilterLeft:
+        """What to read from each record. Required."""
+
+    @_builtins.property
+    def right(self) -> Global___MetadataFilterRight:
+        """What to compare with; unset for EXISTS and NOT_EXISTS. Not sent when unset."""
+
+    def __init__(
+        self,
+        *,
+        left: Global___MetadataFilterLeft | None = ...,
+        operator: Global___MetadataFilterOperator.ValueType = ...,
+        right: Global___MetadataFilterRight | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["left", b"left", "right", b"right"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["left", b"left", "operator", b"operator", "right", b"right"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetadataFilter: _TypeAlias = MetadataFilter  # noqa: Y015
+
+@_typing.final
+class ListRequest(_message.Message):
+    """Request of List."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAMESPACE_PATH_FIELD_NUMBER: _builtins.int
+    MEMORY_STRATEGY_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FILTERS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    memory_id: _builtins.str
+    """The memory to list: its id or ARN (see BatchCreateRequest). Required."""
+    namespace: _builtins.str
+    """Only records in exactly this namespace (see NamespaceList for the pattern). Not sent when unset."""
+    namespace_path: _builtins.str
+    """Only records whose namespace starts with this path (same pattern). Not sent when unset."""
+    memory_strategy_id: _builtins.str
+    """Only records of this memory strategy (see MemoryRecordCreate). Not sent when unset."""
+    page_size: _builtins.int
+    """The most summaries in one page, 1 to 100 (AWS maxResults); 0 leaves it to AWS."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page (AWS nextToken); empty for the first page."""
+    @_builtins.property
+    def metadata_filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetadataFilter]:
+        """Only records that meet every filter: 1 to 5 filters. Not sent when empty."""
+
+    def __init__(
+        self,
+        *,
+        memory_id: _builtins.str = ...,
+        namespace: _builtins.str | None = ...,
+        namespace_path: _builtins.str | None = ...,
+        memory_strategy_id: _builtins.str | None = ...,
+        metadata_filters: _abc.Iterable[Global___MetadataFilter] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id", "_namespace", b"_namespace", "_namespace_path", b"_namespace_path", "memory_strategy_id", b"memory_strategy_id", "namespace", b"namespace", "namespace_path", b"namespace_path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id", "_namespace", b"_namespace", "_namespace_path", b"_namespace_path", "memory_id", b"memory_id", "memory_strategy_id", b"memory_strategy_id", "metadata_filters", b"metadata_filters", "namespace", b"namespace", "namespace_path", b"namespace_path", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__memory_strategy_id: _TypeAlias = _typing.Literal["memory_strategy_id"]  # noqa: Y015
+    _WhichOneofArgType__memory_strategy_id: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id"]  # noqa: Y015
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    _WhichOneofReturnType__namespace_path: _TypeAlias = _typing.Literal["namespace_path"]  # noqa: Y015
+    _WhichOneofArgType__namespace_path: _TypeAlias = _typing.Literal["_namespace_path", b"_namespace_path"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_strategy_id) -> _WhichOneofReturnType__memory_strategy_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace_path) -> _WhichOneofReturnType__namespace_path | None: ...
+
+Global___ListRequest: _TypeAlias = ListRequest  # noqa: Y015
+
+@_typing.final
+class MemoryRecordSummary(_message.Message):
+    """A memory record as a list or search returns it (AWS MemoryRecordSummary)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___MetadataValue: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___MetadataValue | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MEMORY_RECORD_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    MEMORY_STRATEGY_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACES_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    memory_record_id: _builtins.str
+    """The id of the record."""
+    memory_strategy_id: _builtins.str
+    """The memory strategy the record belongs to; unset when AWS returns none."""
+    score: _builtins.float
+    """How relevant the record is to the search query (Retrieve); unset when AWS returns none (List)."""
+    @_builtins.property
+    def content(self) -> Global___MemoryContent:
+        """The content of the record."""
+
+    @_builtins.property
+    def namespaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The namespaces of the record."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When AWS created the record."""
+
+    @_builtins.property
+    def timestamp(self) -> _timestamp_pb2.Timestamp:
+        """When the event the record remembers happened; unset when AWS returns none."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.MessageMap[_builtins.str, Global___MetadataValue]:
+        """Metadata of the record; empty when AWS returns none."""
+
+    def __init__(
+        self,
+        *,
+        memory_record_id: _builtins.str = ...,
+        content: Global___MemoryContent | None = ...,
+        memory_strategy_id: _builtins.str | None = ...,
+        namespaces: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        score: _builtins.float | None = ...,
+        timestamp: _timestamp_pb2.Timestamp | None = ...,
+        metadata: _abc.Mapping[_builtins.str, Global___MetadataValue] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id", "_score", b"_score", "content", b"content", "created_at", b"created_at", "memory_strategy_id", b"memory_strategy_id", "score", b"score", "timestamp", b"timestamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id", "_score", b"_score", "content", b"content", "created_at", b"created_at", "memory_record_id", b"memory_record_id", "memory_strategy_id", b"memory_strategy_id", "metadata", b"metadata", "namespaces", b"namespaces", "score", b"score", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__memory_strategy_id: _TypeAlias = _typing.Literal["memory_strategy_id"]  # noqa: Y015
+    _WhichOneofArgType__memory_strategy_id: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id"]  # noqa: Y015
+    _WhichOneofReturnType__score: _TypeAlias = _typing.Literal["score"]  # noqa: Y015
+    _WhichOneofArgType__score: _TypeAlias = _typing.Literal["_score", b"_score"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_strategy_id) -> _WhichOneofReturnType__memory_strategy_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__score) -> _WhichOneofReturnType__score | None: ...
+
+Global___MemoryRecordSummary: _TypeAlias = MemoryRecordSummary  # noqa: Y015
+
+@_typing.final
+class ListResponse(_message.Message):
+    """Response of List."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_RECORD_SUMMARIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The page_token of the next page; empty on the last page (AIP-158)."""
+    @_builtins.property
+    def memory_record_summaries(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordSummary]:
+        """The summaries of this page, at most page_size. A page can hold 100 summaries of 16,000
+        characters each: see the README for the receive limit a client should set.
+        """
+
+    def __init__(
+        self,
+        *,
+        memory_record_summaries: _abc.Iterable[Global___MemoryRecordSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["memory_record_summaries", b"memory_record_summaries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListResponse: _TypeAlias = ListResponse  # noqa: Y015
+
+@_typing.final
+class SearchCriteria(_message.Message):
+    """What to search for (AWS SearchCriteria)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEARCH_QUERY_FIELD_NUMBER: _builtins.int
+    MEMORY_STRATEGY_ID_FIELD_NUMBER: _builtins.int
+    TOP_K_FIELD_NUMBER: _builtins.int
+    METADATA_FILTERS_FIELD_NUMBER: _builtins.int
+    search_query: _builtins.str
+    """The query, 1 to 10,000 characters. Required. Sensitive: the facade never logs it."""
+    memory_strategy_id: _builtins.str
+    """Only records of this memory strategy (see MemoryRecordCreate). Not sent when unset."""
+    top_k: _builtins.int
+    """The most records the search returns, 1 to 100. Not sent when unset."""
+    @_builtins.property
+    def metadata_filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetadataFilter]:
+        """Only records that meet every filter: 1 to 5 filters. Not sent when empty."""
+
+    def __init__(
+        self,
+        *,
+        search_query: _builtins.str = ...,
+        memory_strategy_id: _builtins.str | None = ...,
+        top_k: _builtins.int | None = ...,
+        metadata_filters: _abc.Iterable[Global___MetadataFilter] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id", "_top_k", b"_top_k", "memory_strategy_id", b"memory_strategy_id", "top_k", b"top_k"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id", "_top_k", b"_top_k", "memory_strategy_id", b"memory_strategy_id", "metadata_filters", b"metadata_filters", "search_query", b"search_query", "top_k", b"top_k"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__memory_strategy_id: _TypeAlias = _typing.Literal["memory_strategy_id"]  # noqa: Y015
+    _WhichOneofArgType__memory_strategy_id: _TypeAlias = _typing.Literal["_memory_strategy_id", b"_memory_strategy_id"]  # noqa: Y015
+    _WhichOneofReturnType__top_k: _TypeAlias = _typing.Literal["top_k"]  # noqa: Y015
+    _WhichOneofArgType__top_k: _TypeAlias = _typing.Literal["_top_k", b"_top_k"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_strategy_id) -> _WhichOneofReturnType__memory_strategy_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__top_k) -> _WhichOneofReturnType__top_k | None: ...
+
+Global___SearchCriteria: _TypeAlias = SearchCriteria  # noqa: Y015
+
+@_typing.final
+class RetrieveRequest(_message.Message):
+    """Request of Retrieve."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAMESPACE_PATH_FIELD_NUMBER: _builtins.int
+    SEARCH_CRITERIA_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    memory_id: _builtins.str
+    """The memory to search: its id or ARN (see BatchCreateRequest). Required."""
+    namespace: _builtins.str
+    """Only records in exactly this namespace (see NamespaceList for the pattern). Not sent when unset."""
+    namespace_path: _builtins.str
+    """Only records whose namespace starts with this path (same pattern). Not sent when unset."""
+    page_size: _builtins.int
+    """The most summaries in one page, 1 to 100 (AWS maxResults); 0 leaves it to AWS."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page (AWS nextToken); empty for the first page."""
+    @_builtins.property
+    def search_criteria(self) -> Global___SearchCriteria:
+        """What to search for. Required."""
+
+    def __init__(
+        self,
+        *,
+        memory_id: _builtins.str = ...,
+        namespace: _builtins.str | None = ...,
+        namespace_path: _builtins.str | None = ...,
+        search_criteria: Global___SearchCriteria | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "_namespace_path", b"_namespace_path", "namespace", b"namespace", "namespace_path", b"namespace_path", "search_criteria", b"search_criteria"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "_namespace_path", b"_namespace_path", "memory_id", b"memory_id", "namespace", b"namespace", "namespace_path", b"namespace_path", "page_size", b"page_size", "page_token", b"page_token", "search_criteria", b"search_criteria"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    _WhichOneofReturnType__namespace_path: _TypeAlias = _typing.Literal["namespace_path"]  # noqa: Y015
+    _WhichOneofArgType__namespace_path: _TypeAlias = _typing.Literal["_namespace_path", b"_namespace_path"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace_path) -> _WhichOneofReturnType__namespace_path | None: ...
+
+Global___RetrieveRequest: _TypeAlias = RetrieveRequest  # noqa: Y015
+
+@_typing.final
+class RetrieveResponse(_message.Message):
+    """Response of Retrieve."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_RECORD_SUMMARIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The page_token of the next page; empty on the last page (AIP-158)."""
+    @_builtins.property
+    def memory_record_summaries(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryRecordSummary]:
+        """The summaries of this page, most relevant first, each with its score (see ListResponse for the
+        largest page).
+        """
+
+    def __init__(
+        self,
+        *,
+        memory_record_summaries: _abc.Iterable[Global___MemoryRecordSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["memory_record_summaries", b"memory_record_summaries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetrieveResponse: _TypeAlias = RetrieveResponse  # noqa: Y015

@@ -56,6 +56,26 @@ class MemoryRecordsServiceStub:
                 request_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.GetRequest.SerializeToString,
                 response_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.GetResponse.FromString,
                 _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/agentcore.memory.v1.MemoryRecordsService/Delete',
+                request_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.BatchDelete = channel.unary_unary(
+                '/agentcore.memory.v1.MemoryRecordsService/BatchDelete',
+                request_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.BatchDeleteRequest.SerializeToString,
+                response_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.BatchDeleteResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/agentcore.memory.v1.MemoryRecordsService/List',
+                request_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.ListRequest.SerializeToString,
+                response_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.ListResponse.FromString,
+                _registered_method=True)
+        self.Retrieve = channel.unary_unary(
+                '/agentcore.memory.v1.MemoryRecordsService/Retrieve',
+                request_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.RetrieveRequest.SerializeToString,
+                response_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.RetrieveResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryRecordsServiceServicer:
@@ -69,7 +89,8 @@ class MemoryRecordsServiceServicer:
     """
 
     def BatchCreate(self, request, context):
-        """Creates up to 100 memory records in one memory (AWS BatchCreateMemoryRecords).
+        """Creates memory records in one memory (AWS BatchCreateMemoryRecords), up to the server's
+        MAX_BATCH_RECORDS (1,000 by default) in one RPC: the facade sends them in calls of at most 100.
         Each record is created or fails on its own; see BatchCreateResponse.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -77,7 +98,8 @@ class MemoryRecordsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchUpdate(self, request, context):
-        """Updates up to 100 existing memory records in one memory (AWS BatchUpdateMemoryRecords).
+        """Updates existing memory records in one memory (AWS BatchUpdateMemoryRecords), up to
+        MAX_BATCH_RECORDS in one RPC, sent in calls of at most 100.
         Only the fields set on a MemoryRecordUpdate change; the others keep their stored value.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -86,6 +108,35 @@ class MemoryRecordsServiceServicer:
 
     def Get(self, request, context):
         """Reads one memory record (AWS GetMemoryRecord).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Deletes one memory record (AWS DeleteMemoryRecord).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchDelete(self, request, context):
+        """Deletes memory records of one memory (AWS BatchDeleteMemoryRecords), up to MAX_BATCH_RECORDS
+        in one RPC, sent in calls of at most 100. Each record is deleted or fails on its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Lists the memory records of one memory, a page at a time (AWS ListMemoryRecords).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Retrieve(self, request, context):
+        """Searches the memory records of one memory by relevance to a query (AWS RetrieveMemoryRecords).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +159,26 @@ def add_MemoryRecordsServiceServicer_to_server(servicer, server):
                     servicer.Get,
                     request_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.GetRequest.FromString,
                     response_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.GetResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.DeleteRequest.FromString,
+                    response_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.DeleteResponse.SerializeToString,
+            ),
+            'BatchDelete': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchDelete,
+                    request_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.BatchDeleteRequest.FromString,
+                    response_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.BatchDeleteResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.ListRequest.FromString,
+                    response_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.ListResponse.SerializeToString,
+            ),
+            'Retrieve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Retrieve,
+                    request_deserializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.RetrieveRequest.FromString,
+                    response_serializer=agentcore_dot_memory_dot_v1_dot_memory__records__pb2.RetrieveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -198,6 +269,114 @@ class MemoryRecordsService:
             '/agentcore.memory.v1.MemoryRecordsService/Get',
             agentcore_dot_memory_dot_v1_dot_memory__records__pb2.GetRequest.SerializeToString,
             agentcore_dot_memory_dot_v1_dot_memory__records__pb2.GetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentcore.memory.v1.MemoryRecordsService/Delete',
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.DeleteRequest.SerializeToString,
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchDelete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentcore.memory.v1.MemoryRecordsService/BatchDelete',
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.BatchDeleteRequest.SerializeToString,
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.BatchDeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentcore.memory.v1.MemoryRecordsService/List',
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.ListRequest.SerializeToString,
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.ListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Retrieve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentcore.memory.v1.MemoryRecordsService/Retrieve',
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.RetrieveRequest.SerializeToString,
+            agentcore_dot_memory_dot_v1_dot_memory__records__pb2.RetrieveResponse.FromString,
             options,
             channel_credentials,
             insecure,

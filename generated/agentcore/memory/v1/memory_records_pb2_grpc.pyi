@@ -53,15 +53,27 @@ class MemoryRecordsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MemoryRecordsServiceAsyncStub: ...
     BatchCreate: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.BatchCreateRequest, _memory_records_pb2.BatchCreateResponse]
-    """Creates up to 100 memory records in one memory (AWS BatchCreateMemoryRecords).
+    """Creates memory records in one memory (AWS BatchCreateMemoryRecords), up to the server's
+    MAX_BATCH_RECORDS (1,000 by default) in one RPC: the facade sends them in calls of at most 100.
     Each record is created or fails on its own; see BatchCreateResponse.
     """
     BatchUpdate: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.BatchUpdateRequest, _memory_records_pb2.BatchUpdateResponse]
-    """Updates up to 100 existing memory records in one memory (AWS BatchUpdateMemoryRecords).
+    """Updates existing memory records in one memory (AWS BatchUpdateMemoryRecords), up to
+    MAX_BATCH_RECORDS in one RPC, sent in calls of at most 100.
     Only the fields set on a MemoryRecordUpdate change; the others keep their stored value.
     """
     Get: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.GetRequest, _memory_records_pb2.GetResponse]
     """Reads one memory record (AWS GetMemoryRecord)."""
+    Delete: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.DeleteRequest, _memory_records_pb2.DeleteResponse]
+    """Deletes one memory record (AWS DeleteMemoryRecord)."""
+    BatchDelete: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.BatchDeleteRequest, _memory_records_pb2.BatchDeleteResponse]
+    """Deletes memory records of one memory (AWS BatchDeleteMemoryRecords), up to MAX_BATCH_RECORDS
+    in one RPC, sent in calls of at most 100. Each record is deleted or fails on its own.
+    """
+    List: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.ListRequest, _memory_records_pb2.ListResponse]
+    """Lists the memory records of one memory, a page at a time (AWS ListMemoryRecords)."""
+    Retrieve: _grpc.UnaryUnaryMultiCallable[_memory_records_pb2.RetrieveRequest, _memory_records_pb2.RetrieveResponse]
+    """Searches the memory records of one memory by relevance to a query (AWS RetrieveMemoryRecords)."""
 
 @_typing.type_check_only
 class MemoryRecordsServiceAsyncStub(MemoryRecordsServiceStub):
@@ -76,15 +88,27 @@ class MemoryRecordsServiceAsyncStub(MemoryRecordsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     BatchCreate: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.BatchCreateRequest, _memory_records_pb2.BatchCreateResponse]  # type: ignore[assignment]
-    """Creates up to 100 memory records in one memory (AWS BatchCreateMemoryRecords).
+    """Creates memory records in one memory (AWS BatchCreateMemoryRecords), up to the server's
+    MAX_BATCH_RECORDS (1,000 by default) in one RPC: the facade sends them in calls of at most 100.
     Each record is created or fails on its own; see BatchCreateResponse.
     """
     BatchUpdate: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.BatchUpdateRequest, _memory_records_pb2.BatchUpdateResponse]  # type: ignore[assignment]
-    """Updates up to 100 existing memory records in one memory (AWS BatchUpdateMemoryRecords).
+    """Updates existing memory records in one memory (AWS BatchUpdateMemoryRecords), up to
+    MAX_BATCH_RECORDS in one RPC, sent in calls of at most 100.
     Only the fields set on a MemoryRecordUpdate change; the others keep their stored value.
     """
     Get: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.GetRequest, _memory_records_pb2.GetResponse]  # type: ignore[assignment]
     """Reads one memory record (AWS GetMemoryRecord)."""
+    Delete: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.DeleteRequest, _memory_records_pb2.DeleteResponse]  # type: ignore[assignment]
+    """Deletes one memory record (AWS DeleteMemoryRecord)."""
+    BatchDelete: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.BatchDeleteRequest, _memory_records_pb2.BatchDeleteResponse]  # type: ignore[assignment]
+    """Deletes memory records of one memory (AWS BatchDeleteMemoryRecords), up to MAX_BATCH_RECORDS
+    in one RPC, sent in calls of at most 100. Each record is deleted or fails on its own.
+    """
+    List: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.ListRequest, _memory_records_pb2.ListResponse]  # type: ignore[assignment]
+    """Lists the memory records of one memory, a page at a time (AWS ListMemoryRecords)."""
+    Retrieve: _aio.UnaryUnaryMultiCallable[_memory_records_pb2.RetrieveRequest, _memory_records_pb2.RetrieveResponse]  # type: ignore[assignment]
+    """Searches the memory records of one memory by relevance to a query (AWS RetrieveMemoryRecords)."""
 
 class MemoryRecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     """MemoryRecordsService reads and writes the long-term memory records of an AgentCore memory.
@@ -102,7 +126,8 @@ class MemoryRecordsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_records_pb2.BatchCreateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_records_pb2.BatchCreateResponse, _abc.Awaitable[_memory_records_pb2.BatchCreateResponse]]:
-        """Creates up to 100 memory records in one memory (AWS BatchCreateMemoryRecords).
+        """Creates memory records in one memory (AWS BatchCreateMemoryRecords), up to the server's
+        MAX_BATCH_RECORDS (1,000 by default) in one RPC: the facade sends them in calls of at most 100.
         Each record is created or fails on its own; see BatchCreateResponse.
         """
 
@@ -112,7 +137,8 @@ class MemoryRecordsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_records_pb2.BatchUpdateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_records_pb2.BatchUpdateResponse, _abc.Awaitable[_memory_records_pb2.BatchUpdateResponse]]:
-        """Updates up to 100 existing memory records in one memory (AWS BatchUpdateMemoryRecords).
+        """Updates existing memory records in one memory (AWS BatchUpdateMemoryRecords), up to
+        MAX_BATCH_RECORDS in one RPC, sent in calls of at most 100.
         Only the fields set on a MemoryRecordUpdate change; the others keep their stored value.
         """
 
@@ -123,5 +149,39 @@ class MemoryRecordsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_memory_records_pb2.GetResponse, _abc.Awaitable[_memory_records_pb2.GetResponse]]:
         """Reads one memory record (AWS GetMemoryRecord)."""
+
+    @_abc_1.abstractmethod
+    def Delete(
+        self,
+        request: _memory_records_pb2.DeleteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_records_pb2.DeleteResponse, _abc.Awaitable[_memory_records_pb2.DeleteResponse]]:
+        """Deletes one memory record (AWS DeleteMemoryRecord)."""
+
+    @_abc_1.abstractmethod
+    def BatchDelete(
+        self,
+        request: _memory_records_pb2.BatchDeleteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_records_pb2.BatchDeleteResponse, _abc.Awaitable[_memory_records_pb2.BatchDeleteResponse]]:
+        """Deletes memory records of one memory (AWS BatchDeleteMemoryRecords), up to MAX_BATCH_RECORDS
+        in one RPC, sent in calls of at most 100. Each record is deleted or fails on its own.
+        """
+
+    @_abc_1.abstractmethod
+    def List(
+        self,
+        request: _memory_records_pb2.ListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_records_pb2.ListResponse, _abc.Awaitable[_memory_records_pb2.ListResponse]]:
+        """Lists the memory records of one memory, a page at a time (AWS ListMemoryRecords)."""
+
+    @_abc_1.abstractmethod
+    def Retrieve(
+        self,
+        request: _memory_records_pb2.RetrieveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_records_pb2.RetrieveResponse, _abc.Awaitable[_memory_records_pb2.RetrieveResponse]]:
+        """Searches the memory records of one memory by relevance to a query (AWS RetrieveMemoryRecords)."""
 
 def add_MemoryRecordsServiceServicer_to_server(servicer: MemoryRecordsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

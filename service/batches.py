@@ -1,0 +1,239 @@
+"""Batches of any size: BatchCreate, BatchUpdate and BatchDelete take up to MAX_BATCH_RECORDS records,
+sent to AWS in calls of at most the model's 100, BATCH_CONCURRENCY at a time, merged in request order.
+
+What a caller sees (the README's "Batches of any size" says it in prose):
+- the whole request is validated before any call, with duplicate record ids (request identifiers for
+  creations) refused, since AWS checks them only within one call of its own;
+- a call that fails as a whole while others succeed puts each of its records in `failed_records`
+  (error_code: AWS's HTTP status, 504 when AWS never answered, 502 for a reply that could not be read),
+  so that no success is hidden; when every call fails, the RPC fails with the first call's error;
+- each BatchCreate call gets a clientToken derived from the caller's client_token and that call's
+  records, so that retrying the same RPC creates nothing twice;
+- every call waits for a turn (admission.py) and is bounded by the caller's deadline; a caller that went
+  away starts no further call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
+from agentcore.memory.v1 import memory_records_pb2 as pb
+
+from service import calls, operations, translate, upstream, validate
+from service.admission import Admission
+from service.errors import FieldViolation, InvalidRequestError
+from service.operations import Operation
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
+
+# The error_code of a record whose call got no answer (timeout, connection failure), as a gateway says.
+NO_ANSWER_STATUS = 504
+# The error_code of a record whose call AWS answered 2xx with a reply that could not be read.
+UNREADABLE_ANSWER_STATUS = 502
+# The field that identifies a record of each batch operation, for duplicates: (proto, model) names.
+_RECORD_KEYS = {
+    "BatchCreate": ("request_identifier", "requestIdentifier"),
+    "BatchUpdate": ("memory_record_id", "memoryRecordId"),
+    "BatchDelete": ("memory_record_id", "memoryRecordId"),
+}
+
+
+def chunk_size(operation: Operation[Any, Any]) -> int:
+    """The most records AWS takes in one call of `operation` (the model's `records` maximum)."""
+    shape = operations.service_model().operation_model(operation.aws_operation).input_shape
+    return int(shape.members["records"].metadata["max"])
+
+
+def chunk_client_token(client_token: str, params: dict[str, Any], records: Sequence[Any]) -> str:
+    """The clientToken of one BatchCreate call: a hash of the caller's token and of what the call sends
+    (memory, expiry and the records, as their deterministic proto bytes). 64 hex characters."""
+    digest = hashlib.sha256()
+    for part in (client_token, params["memoryId"], repr(params.get("recordExpirySpecification"))):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for record in records:
+        encoded = record.SerializeToString(deterministic=True)
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def _duplicates(operation: Operation[Any, Any], records: Sequence[Any]) -> list[FieldViolation]:
+    """A violation for each record whose id (or request identifier) an earlier record has. The id itself
+    is not quoted: ids are the caller's data."""
+    key, _ = _RECORD_KEYS[operation.rpc]
+    first_index: dict[str, int] = {}
+    violations = []
+    for index, record in enumerate(records):
+        value = getattr(record, key)
+        if not value:
+            continue  # an empty id is the model's to name (it is required)
+        if value in first_index:
+            violations.append(
+                FieldViolation(f"records[{index}].{key}", f"repeats records[{first_index[value]}].{key}")
+            )
+        else:
+            first_index[value] = index
+    return violations
+
+
+class Batches:
+    """Serves the batch operations of the table on one boto3 client, within one Admission."""
+
+    def __init__(
+        self,
+        client: BedrockAgentCoreClient,
+        admission: Admission,
+        *,
+        max_records: int,
+        concurrency: int,
+        executor: futures.Executor,
+    ) -> None:
+        self._client = client
+        self._admission = admission
+        self._concurrency = concurrency
+        self._executor = executor
+        # The model's checks, with its per-call limit on `records` replaced by MAX_BATCH_RECORDS.
+        self._converters = validate.compile_requests(operations.service_model(), batch_records=max_records)
+        self._chunk_sizes = {op.rpc: chunk_size(op) for op in operations.OPERATIONS if op.batch}
+
+    def validated_params(self, operation: Operation[Any, Any], request: Any) -> dict[str, Any]:
+        """The boto3 parameters of the whole batch, or InvalidRequestError: the model's checks with its
+        per-call record limit replaced by MAX_BATCH_RECORDS, and no repeated record id."""
+        try:
+            params = validate.validated_params(operation, request, self._converters)
+        except InvalidRequestError as invalid:
+            raise InvalidRequestError(
+                [*_duplicates(operation, request.records), *invalid.violations]
+            ) from None
+        # Most batches repeat nothing: a set of the converted ids says so at a seventh of naming them.
+        _, model_key = _RECORD_KEYS[operation.rpc]
+        records = params["records"]
+        if len({record[model_key] for record in records}) != len(records):
+            violations = _duplicates(operation, request.records)
+            if violations:
+                raise InvalidRequestError(violations)
+        return params
+
+    def call(
+        self, operation: Operation[Any, Any], request: Any, params: dict[str, Any], call: calls.Call
+    ) -> Any:
+        """The merged response of the AWS calls that serve `request` (parameters `params`)."""
+        size = self._chunk_sizes[operation.rpc]
+        count = len(request.records)
+        if count <= size:  # one call, answered as it is (an empty batch too, as AWS would answer it)
+            return self._send(operation, self._chunk_params(operation, request, params, 0, count), call)
+        bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
+        chunks = [self._chunk_params(operation, request, params, start, end) for start, end in bounds]
+        outcomes = self._run(
+            call, [functools.partial(self._call_one, operation, chunk, call) for chunk in chunks]
+        )
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        gone = next((f for f in failed if isinstance(f, upstream.CallerGoneError)), None)
+        if gone is not None or len(outcomes) < len(chunks):
+            raise (
+                gone or upstream.caller_gone(call.context) or upstream.CancelledError("the caller went away")
+            )
+        if failed and len(failed) == len(outcomes):
+            raise failed[0]  # as a single call would fail
+        response = operation.response_type()
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if upstream.is_unexpected(upstream.classify(outcome)):
+                    raise outcome  # a bug, not AWS: answered INTERNAL and logged with its traceback
+                response.failed_records.extend(_failed_as_a_whole(operation, chunk["records"], outcome))
+            else:
+                response.successful_records.extend(outcome.successful_records)
+                response.failed_records.extend(outcome.failed_records)
+        return response
+
+    def _chunk_params(
+        self, operation: Operation[Any, Any], request: Any, params: dict[str, Any], start: int, end: int
+    ) -> dict[str, Any]:
+        derive_token = operation.rpc == "BatchCreate" and request.HasField("client_token")
+        if not derive_token and start == 0 and end == len(params["records"]):
+            return params  # the whole batch in one call: nothing to copy
+        chunk = {**params, "records": params["records"][start:end]}
+        if derive_token:
+            chunk["clientToken"] = chunk_client_token(
+                request.client_token, params, request.records[start:end]
+            )
+        return chunk
+
+    def _call_one(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
+        gone = upstream.caller_gone(call.context)
+        if gone is not None:
+            raise gone
+        return self._send(operation, params, call)
+
+    def _send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
+        with self._admission.turn(call):
+            reply = operation.call_aws(self._client, params)
+        return operation.to_response(reply)
+
+    def _run(self, call: calls.Call, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Each task's result or exception, in order; at most BATCH_CONCURRENCY at once. Once the caller
+        is gone no further task starts, and the list is cut short there."""
+        outcomes: list[Any] = [None] * len(tasks)
+        pending: dict[futures.Future[Any], int] = {}
+        started = 0
+        while started < len(tasks) or pending:
+            while started < len(tasks) and len(pending) < self._concurrency and _caller_waits(call):
+                # Each task runs in a copy of this thread's context, so that botocore's hooks find the Call.
+                context = contextvars.copy_context()
+                pending[self._executor.submit(context.run, _outcome, tasks[started])] = started
+                started += 1
+            if not pending:
+                return outcomes[:started]
+            done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+            for future in done:
+                outcomes[pending.pop(future)] = future.result()
+        return outcomes
+
+
+def _caller_waits(call: calls.Call) -> bool:
+    remaining = call.time_remaining()
+    return upstream.caller_gone(call.context) is None and (remaining is None or remaining > 0)
+
+
+def _outcome(task: Callable[[], Any]) -> Any:
+    try:
+        return task()
+    except Exception as exc:
+        return exc
+
+
+def _failed_as_a_whole(
+    operation: Operation[Any, Any], boto_records: Sequence[dict[str, Any]], exc: BaseException
+) -> list[pb.MemoryRecordResult]:
+    """A failed result for each record of a call that failed as a whole, naming what AWS answered."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = (
+            int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0) or NO_ANSWER_STATUS
+        )
+        name = str(exc.response.get("Error", {}).get("Code", "") or "Unknown")[:100]
+    else:
+        status = (
+            UNREADABLE_ANSWER_STATUS if isinstance(exc, translate.MalformedReplyError) else NO_ANSWER_STATUS
+        )
+        name = upstream.classify(exc).row.reason
+    message = f"{name}: the {operation.aws_operation} call that held this record failed as a whole; retry it"
+    results = []
+    for boto_record in boto_records:
+        result = pb.MemoryRecordResult(
+            memory_record_id=boto_record.get("memoryRecordId", ""),
+            status=pb.MEMORY_RECORD_STATUS_FAILED,
+            error_code=status,
+            error_message=message,
+        )
+        if "requestIdentifier" in boto_record:
+            result.request_identifier = boto_record["requestIdentifier"]
+        results.append(result)
+    return results

@@ -1,0 +1,288 @@
+"""WORKERS > 1 with real processes on loopback: `python -m service` as a supervisor of worker processes.
+
+Which worker answered an RPC is read off its access-log line, which carries the pid of the process that
+wrote it. Each RPC below uses a channel of its own with a local subchannel pool (a new TCP connection),
+so the kernel's SO_REUSEPORT hashing spreads them over the workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.operations import SERVICE_NAME
+from tests.helpers import MEMORY_ID, ROOT, record_create, service_env
+
+WORKERS = 2
+# With this many connections, the chance that one worker gets them all is 2 x 2^-24.
+CONNECTIONS = 24
+WAIT_SECONDS = 30.0
+RPC_TIMEOUT_SECONDS = 20.0
+
+
+@dataclasses.dataclass
+class Supervised:
+    process: subprocess.Popen[str]
+    grpc_port: int
+    metrics_port: int
+    worker_pids: set[int]
+    lines: list[dict[str, Any]]  # every JSON log line so far, from the supervisor and its workers
+
+    def logged(self, message: str) -> list[dict[str, Any]]:
+        return [line for line in list(self.lines) if line.get("message") == message]
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            body: bytes = answer.read()
+            return body.decode()
+
+    @contextlib.contextmanager
+    def channel(self) -> Iterator[grpc.Channel]:
+        """A channel with a connection of its own, so the kernel picks its worker."""
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}", options=options) as channel:
+            yield channel
+
+
+def _collect(stream: IO[str], lines: list[dict[str, Any]]) -> None:
+    for raw in stream:
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            lines.append({"message": raw.rstrip("\n")})
+
+
+def eventually(probe: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (answer := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return answer
+
+
+@contextlib.contextmanager
+def supervised(tmp_path: Path, **variables: str) -> Iterator[Supervised]:
+    """`python -m service` with WORKERS workers, local backend, TMPDIR in `tmp_path`; killed at the end
+    if still running."""
+    env = service_env(
+        WORKERS=str(WORKERS),
+        AGENTCORE_BACKEND="local",
+        LOG_LEVEL="INFO",
+        TMPDIR=str(tmp_path),
+        **variables,
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    lines: list[dict[str, Any]] = []
+    threading.Thread(target=_collect, args=(process.stderr, lines), daemon=True).start()
+    try:
+        start = eventually(
+            lambda: next((x for x in list(lines) if x.get("message") == f"serving {SERVICE_NAME}"), None),
+            f"the supervisor's start line; log: {lines[-20:]}",
+        )
+        served = Supervised(process, start["grpcPort"], start["metricsPort"], set(start["workerPids"]), lines)
+        assert len(served.worker_pids) == WORKERS
+        assert start["pid"] == process.pid not in served.worker_pids
+        assert {line["pid"] for line in served.logged("worker serving")} == served.worker_pids
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """The one sample `name` with `labels` (among others) in an exposition."""
+    [value] = [
+        s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
+    return value
+
+
+def handled(exposition: str, method: str, code: str = "OK") -> float:
+    return sample(
+        exposition, "grpc_server_handled_total", grpc_service=SERVICE_NAME, grpc_method=method, grpc_code=code
+    )
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def get_on_a_new_connection(served: Supervised, record_id: str) -> pb.GetResponse:
+    with served.channel() as channel:
+        reply: pb.GetResponse = pb_grpc.MemoryRecordsServiceStub(channel).Get(
+            pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id), timeout=RPC_TIMEOUT_SECONDS
+        )
+        return reply
+
+
+def create_one(served: Supervised, text: str) -> str:
+    with served.channel() as channel:
+        reply = pb_grpc.MemoryRecordsServiceStub(channel).BatchCreate(
+            pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create(text)]),
+            timeout=RPC_TIMEOUT_SECONDS,
+        )
+    [created] = reply.successful_records
+    return created.memory_record_id
+
+
+def metrics_directories(tmp_path: Path) -> list[Path]:
+    return sorted(tmp_path.glob("agentcore-metrics-*"))
+
+
+# --- tests ------------------------------------------------------------------------------------------
+
+
+def test_every_worker_answers_reads_what_another_wrote_and_metrics_add_up(tmp_path: Path) -> None:
+    with supervised(tmp_path) as served:
+        record_id = create_one(served, "written through one connection")
+        for _ in range(CONNECTIONS):
+            reply = get_on_a_new_connection(served, record_id)
+            assert reply.memory_record.content.text == "written through one connection"
+        for _ in range(4):
+            with served.channel() as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                status = health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5).status
+                assert status == health_pb2.HealthCheckResponse.SERVING
+
+        get_lines = eventually(
+            lambda: (
+                found
+                if len(found := [x for x in served.logged("finished call") if x["method"].endswith("/Get")])
+                == CONNECTIONS
+                else None
+            ),
+            "an access-log line for every Get",
+        )
+        # Both workers answered, and each read the record the other may have written: one emulator.
+        assert {line["pid"] for line in get_lines} == served.worker_pids
+        exposition = served.metrics()
+        assert handled(exposition, "Get") == CONNECTIONS
+        assert handled(exposition, "BatchCreate") == 1
+        assert sample(exposition, "agentcore_worker_restarts_total") == 0
+        assert sample(exposition, "agentcore_build_info", backend="local") == 1
+
+        # The multiprocess files live in a directory of the service's own, under TMPDIR.
+        [directory] = metrics_directories(tmp_path)
+        assert {int(f.stem.rsplit("_", 1)[1]) for f in directory.glob("counter_*.db")} == served.worker_pids
+
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=WAIT_SECONDS) == 0, served.lines[-20:]
+    assert {line["pid"] for line in served.logged("stopped")} == {served.process.pid, *served.worker_pids}
+    assert not any(alive(pid) for pid in served.worker_pids)
+    assert metrics_directories(tmp_path) == []
+
+
+def test_sigterm_drains_the_rpcs_in_flight_on_every_worker(tmp_path: Path) -> None:
+    """16 BatchCreates, each on its own connection, wait 1 s on the emulator when SIGTERM comes: every
+    one of them succeeds, on both workers, and the supervisor exits 0."""
+    calls = 16
+    with supervised(tmp_path, LOCAL_FAULTS="latency=1", SHUTDOWN_GRACE_SECONDS="10") as served:
+        with concurrent.futures.ThreadPoolExecutor(calls) as pool:
+            creates = [pool.submit(create_one, served, f"in flight {i}") for i in range(calls)]
+            eventually(
+                lambda: (
+                    sample(
+                        served.metrics(),
+                        "agentcore_grpc_server_requests_in_flight",
+                        grpc_method="BatchCreate",
+                    )
+                    == calls
+                ),
+                "every BatchCreate in flight",
+            )
+            served.process.send_signal(signal.SIGTERM)
+            assert all(future.result(timeout=WAIT_SECONDS) for future in creates)
+        assert served.process.wait(timeout=WAIT_SECONDS) == 0, served.lines[-20:]
+    answered_by = {x["pid"] for x in served.logged("finished call") if x["method"].endswith("/BatchCreate")}
+    assert answered_by == served.worker_pids
+
+
+def test_a_killed_worker_is_restarted_and_counted(tmp_path: Path) -> None:
+    with supervised(tmp_path) as served:
+        record_id = create_one(served, "before the kill")
+        for _ in range(CONNECTIONS):
+            get_on_a_new_connection(served, record_id)
+        eventually(lambda: len(served.logged("finished call")) == 1 + CONNECTIONS, "every access-log line")
+        victim = min(served.worker_pids)
+        os.kill(victim, signal.SIGKILL)
+
+        def replacement() -> int | None:
+            pids = {line["pid"] for line in served.logged("worker serving")} - served.worker_pids
+            return pids.pop() if pids else None
+
+        new_pid = eventually(replacement, "a new worker")
+        assert sample(served.metrics(), "agentcore_worker_restarts_total") == 1
+        [died] = served.logged("worker died")
+        assert died["workerPid"] == victim and died["exitCode"] == -signal.SIGKILL
+        # The dead worker's counts stay in the sum; the new worker serves and counts on top.
+        for _ in range(CONNECTIONS):
+            get_on_a_new_connection(served, record_id)
+        exposition = served.metrics()
+        assert handled(exposition, "Get") == 2 * CONNECTIONS
+        assert handled(exposition, "BatchCreate") == 1
+        get_pids = {x["pid"] for x in served.logged("finished call") if x["method"].endswith("/Get")}
+        assert new_pid in get_pids
+
+        # A supervisor killed outright takes its workers with it: they see their stdin close.
+        os.kill(served.process.pid, signal.SIGKILL)
+        survivors = (served.worker_pids - {victim}) | {new_pid}
+        eventually(lambda: not any(alive(pid) for pid in survivors), "the workers to stop")
+
+
+def test_a_port_another_program_holds_fails_with_one_clear_line(tmp_path: Path) -> None:
+    for shares_the_port in (False, True):
+        with socket.socket() as holder:
+            if shares_the_port:  # a program that itself uses SO_REUSEPORT is refused too
+                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            env = service_env(WORKERS=str(WORKERS), GRPC_PORT=str(port), TMPDIR=str(tmp_path))
+            done = subprocess.run(
+                [sys.executable, "-m", "service"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=WAIT_SECONDS,
+                check=False,
+            )
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"cannot start: cannot listen for gRPC on 127.0.0.1:{port}: another program holds the port\n"
+        )
+        assert metrics_directories(tmp_path) == []
