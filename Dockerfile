@@ -35,8 +35,8 @@ ENV AGENTCORE_BACKEND=aws \
     GRPC_PORT=50051 \
     METRICS_PORT=9464
 
-# An unprivileged numeric user, so that Kubernetes' runAsNonRoot can verify it. Nothing is written to
-# the root filesystem: it may be mounted read-only.
+# An unprivileged numeric user, so that Kubernetes' runAsNonRoot can verify it. The root filesystem may
+# be mounted read-only; with WORKERS > 1 the workers' metrics files need a writable /tmp (or TMPDIR).
 USER 65532:65532
 WORKDIR /
 EXPOSE 50051 9464

@@ -76,7 +76,8 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _container(image: str, **variables: str) -> Iterator[str]:
-    """A detached container of `image`, read-only, as the image's user, on the host's network."""
+    """A detached container of `image`, read-only, as the image's user, on the host's network, with a
+    writable /tmp and nothing else writable, as deploy/kubernetes mounts it (an emptyDir)."""
     name = f"agentcore-test-{uuid.uuid4().hex[:8]}"
     env = [f"--env={key}={value}" for key, value in variables.items()]
     _checked(
@@ -87,6 +88,8 @@ def _container(image: str, **variables: str) -> Iterator[str]:
             name,
             *PODMAN_RUN_OPTIONS,
             "--read-only",
+            "--read-only-tmpfs=false",
+            "--tmpfs=/tmp",
             "--network=host",
             *env,
             image,
@@ -118,10 +121,13 @@ def test_image_is_configured_for_production(image: str) -> None:
 
 
 def test_image_serves_read_only_and_stops_on_sigterm(image: str) -> None:
+    """With worker processes, as deploy/kubernetes runs it: the supervisor starts `python -m service`
+    from the installed package and keeps their metrics files in /tmp."""
     port = _free_port()
     with _container(
         image,
         AGENTCORE_BACKEND="local",
+        WORKERS="2",
         GRPC_HOST="127.0.0.1",
         GRPC_PORT=str(port),
         METRICS_PORT=str(_free_port()),
@@ -138,6 +144,7 @@ def test_image_serves_read_only_and_stops_on_sigterm(image: str) -> None:
     assert exit_code == "0"
     assert stopped_after < GRACE_SECONDS
     assert lines[-1]["message"] == "stopped"
+    assert sum(line["message"] == "worker serving" for line in lines) == 2
 
 
 def test_image_refuses_aws_without_a_region_in_one_json_line(image: str) -> None:

@@ -63,22 +63,37 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work / "venv"
 
 
-def test_console_script_serves_from_the_installed_wheel(venv: Path, tmp_path: Path) -> None:
-    env = _clean_env(AGENTCORE_BACKEND="local", GRPC_HOST="127.0.0.1", GRPC_PORT="0", METRICS_PORT="0")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_console_script_serves_from_the_installed_wheel(venv: Path, tmp_path: Path, workers: str) -> None:
+    """WORKERS=2: the supervisor starts its workers as `python -m service` of the venv's interpreter,
+    which the installed package answers (no source tree in the working directory)."""
+    env = _clean_env(
+        AGENTCORE_BACKEND="local",
+        GRPC_HOST="127.0.0.1",
+        GRPC_PORT="0",
+        METRICS_PORT="0",
+        WORKERS=workers,
+        TMPDIR=str(tmp_path),
+    )
     command = [venv / "bin" / "agentcore-memory-grpc"]
     with subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True) as process:
         try:
             assert process.stderr is not None
-            start = assert_json_lines(process.stderr.readline())[0]
+            # Workers say `worker serving` first; the process says it serves once all do.
+            while (start := assert_json_lines(process.stderr.readline())[0])["message"] == "worker serving":
+                pass
             assert start["message"] == "serving agentcore.memory.v1.MemoryRecordsService", start
+            if workers != "1":
+                assert len(start["workerPids"]) == int(workers)  # type: ignore[arg-type]
             port = int(str(start["grpcPort"]))
             wait_until_serving(port)
             assert_updates_a_record(port)
         finally:
             process.send_signal(signal.SIGTERM)
-            _, rest = process.communicate(timeout=30)
+            _, rest = process.communicate(timeout=60)
     assert process.returncode == 0
     assert_json_lines(rest)
+    assert list(tmp_path.iterdir()) == []  # the metrics directory is gone
 
 
 def test_a_refusal_to_start_is_one_json_line(venv: Path, tmp_path: Path) -> None:
