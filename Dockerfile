@@ -13,7 +13,8 @@ COPY requirements.txt pyproject.toml ./
 COPY generated/ generated/
 COPY emulator/ emulator/
 COPY service/ service/
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt .
+RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt . \
+    && sha256sum /wheels/*.whl > /wheels.sha256
 
 FROM ${PYTHON_IMAGE}
 ARG PYTHON_IMAGE
@@ -26,10 +27,13 @@ LABEL org.opencontainers.image.title="agentcore-memory-grpc" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
+# The wheels' digests: a builder whose cache key for RUN leaves out what a bind mount holds (buildah's)
+# would otherwise reuse the install of older wheels.
+COPY --from=wheels /wheels.sha256 /tmp/wheels.sha256
 COPY requirements.txt /tmp/requirements.txt
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     python -m pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt agentcore-memory-grpc \
-    && rm /tmp/requirements.txt
+    && rm /tmp/requirements.txt /tmp/wheels.sha256
 
 ENV AGENTCORE_BACKEND=aws \
     GRPC_PORT=50051 \

@@ -144,7 +144,7 @@ def test_image_serves_read_only_and_stops_on_sigterm(image: str) -> None:
     assert exit_code == "0"
     assert stopped_after < GRACE_SECONDS
     assert lines[-1]["message"] == "stopped"
-    assert sum(line["message"] == "worker serving" for line in lines) == 2
+    assert sum(line["message"] == "worker serving" for line in lines) == 2  # the image holds this tree
 
 
 def test_image_refuses_aws_without_a_region_in_one_json_line(image: str) -> None:
