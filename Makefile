@@ -1,10 +1,17 @@
 # Two commands for a newcomer: `make run` and `make test`. Both create .venv when missing and install
-# the pinned dependencies (requirements*.txt), the same pins the Dockerfile installs.
+# the project the way the Dockerfile does: wheels of the pinned requirements.txt and of the project
+# (`pip install .` makes the generated code, the service and the emulator importable without PYTHONPATH),
+# then an offline install of those wheels.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+WHEELS := var/wheels
 PROTOS := $(shell find protos -name '*.proto' | sort)
-PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-input --no-cache-dir
+PROJECT_SOURCES := pyproject.toml $(shell find service emulator generated -name '*.py' -o -name '*.pyi')
+PIP := $(BIN)/python -m pip --disable-pip-version-check --no-input
+PIP_INSTALL := $(PIP) install --no-cache-dir
+# One install, here and in the Dockerfile: the pinned requirements and the project, from wheels only.
+INSTALL_FROM_WHEELS = python -m pip install --no-cache-dir --no-index --find-links
 # The contract as last accepted: a buf image of protos/, which `buf breaking` compares protos/ with.
 CONTRACT_BASELINE := contract/memory_records.binpb
 
@@ -13,15 +20,30 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test soak bench lint generate check-generated check-contract contract-baseline emulator clean
 
-# The runtime set, enough to serve.
-$(VENV)/.runtime: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -r requirements.txt
+# A venv with pip. Debian and Ubuntu ship venv's ensurepip apart (python3.X-venv): say so in one line.
+# A venv that a failed try left without pip is made again.
+$(VENV)/.created:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  $(PYTHON) -c 'import sys; print("make: %s cannot create a venv (no ensurepip): install the package python%d.%d-venv, e.g. sudo apt-get install python%d.%d-venv" % ((sys.executable,) + sys.version_info[:2] * 2))' >&2; \
+	  exit 1; }
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	touch $@
 
-# The runtime set plus code generation, lint and test tools.
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PIP_INSTALL) -r requirements-dev.txt
+# Wheels of the pinned dependencies (downloaded once per requirements.txt) and of the project.
+$(WHEELS)/.requirements: $(VENV)/.created requirements.txt
+	$(PIP) wheel --no-cache-dir --wheel-dir $(WHEELS) -r requirements.txt
+	touch $@
+
+$(WHEELS)/.project: $(VENV)/.created $(PROJECT_SOURCES)
+	rm -f $(WHEELS)/agentcore_memory_grpc-*.whl
+	$(PIP) wheel --no-cache-dir --no-deps --wheel-dir $(WHEELS) .
+	rm -rf build *.egg-info
+	touch $@
+
+# The runtime set, enough to serve: the same install as the Dockerfile's.
+$(VENV)/.runtime: $(WHEELS)/.requirements $(WHEELS)/.project
+	$(PIP) uninstall --yes --quiet agentcore-memory-grpc
+	$(BIN)/$(INSTALL_FROM_WHEELS) $(WHEELS) -r requirements.txt agentcore-memory-grpc
 	touch $@
 
 # The dev set plus matplotlib, for the bench's PNG.
@@ -29,18 +51,27 @@ $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(PIP_INSTALL) -r requirements-bench.txt
 	touch $@
 
-# buf (the protobuf linter) and the Node.js client tests' packages, pinned in package-lock.json.
+# checkov, in a venv of its own (its pins clash with ours), for tests/deploy/test_kubernetes.py.
+CHECKOV_VENV := var/checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check --no-input --no-cache-dir -r requirements-checkov.txt
+	touch $@
+
+# buf (the protobuf linter), the Node.js client tests' packages and the CRD schemas of the Kubernetes
+# manifests' tests, pinned in package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
 ## Serve on [::]:50051 with the embedded AgentCore emulator (AGENTCORE_BACKEND=local).
 run: $(VENV)/.runtime
-	$(BIN)/python -m service
+	$(BIN)/agentcore-memory-grpc
 
 ## Run only the emulator, for pointing your own boto3 code at it.
 emulator: $(VENV)/.runtime
-	$(BIN)/python -m emulator
+	$(BIN)/agentcore-memory-emulator
 
 ## Regenerate generated/ from protos/ (protoc via grpcio-tools, stubs via mypy-protobuf).
 generate: $(VENV)/.dev
@@ -48,8 +79,10 @@ generate: $(VENV)/.dev
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
 	  --python_out=generated --grpc_python_out=generated \
 	  --mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
+	$(BIN)/python deploy/kubernetes/prometheusrule.py
 
-## Fail when generated/ is not what `make generate` makes from protos/.
+## Fail when generated/ is not what `make generate` makes from protos/, or the PrometheusRule is not
+## what it makes from deploy/prometheus/alerts.yaml.
 check-generated: $(VENV)/.dev
 	@tmp=$$(mktemp -d) && \
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
@@ -57,6 +90,7 @@ check-generated: $(VENV)/.dev
 	if diff -r $$tmp/agentcore generated/agentcore >/dev/null; then rm -rf $$tmp; \
 	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+	@$(BIN)/python deploy/kubernetes/prometheusrule.py --check
 
 ## Fail when protos/ breaks the accepted contract (buf breaking, FILE rules, against $(CONTRACT_BASELINE)):
 ## a removed or renumbered field, a changed type, a renamed RPC... fails the build on any branch.
@@ -78,7 +112,7 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/buf lint
 
 ## Everything CI checks.
-test: $(VENV)/.dev check-generated check-contract lint
+test: $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`
@@ -93,4 +127,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,7 +1,17 @@
-"""`python -m service`: settings -> logging -> serve, or with WORKERS > 1 a supervisor of worker
-processes (service/workers.py), each of which comes back here as a worker. Nothing more."""
+"""`python -m service` and the `agentcore-memory-grpc` console script: settings -> logging -> serve, or
+with WORKERS > 1 a supervisor of worker processes (service/workers.py), each of which comes back here as
+a worker (`sys.executable -m service`, which the installed package answers as well as the tree).
+
+Every line the process writes is JSON, a refusal to start included: logging is set up before the
+settings are read, and grpc core's own stderr lines are off unless GRPC_VERBOSITY asks for them (it
+must be set before grpc loads, hence before the imports below; the workers inherit it).
+"""
 
 import os
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import logging
 import sys
 
 from service import logs, workers
@@ -11,16 +21,19 @@ from service.server import serve
 from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError
 from service.tls import TlsError
 
+log = logging.getLogger("service")
+
 
 def main() -> int:
+    shared = workers.worker_role(os.environ)
+    # Several processes write to one stderr: each line of a worker or supervisor says which.
+    logs.configure("INFO", with_pid=shared is not None)  # until the settings, LOG_LEVEL among them, are read
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        log.error(f"configuration error: {exc}")
         return EXIT_CONFIGURATION_ERROR
-    shared = workers.worker_role(os.environ)
     supervising = shared is None and settings.workers > 1
-    # Several processes write to one stderr: each line says which.
     logs.configure(settings.log_level, with_pid=shared is not None or supervising)
     try:
         if shared is not None:
@@ -30,11 +43,11 @@ def main() -> int:
         else:
             serve(settings)
     except (AwsConfigurationError, TlsError, PolicyError) as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        log.error(f"configuration error: {exc}")
         return EXIT_CONFIGURATION_ERROR
     except OSError as exc:
         # Almost always a port already in use (GRPC_PORT, METRICS_PORT or HEALTH_PORT).
-        print(f"cannot start: {exc}", file=sys.stderr)
+        log.error(f"cannot start: {exc}")
         return 1
     return 0
 

@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 
 # Threads beyond the admitted RPCs, for the refusals of a burst.
 RESERVED_THREADS = 8
+# Go's and Java's clients send keepalive pings no more often than every 10 s; grpc's server answers
+# faster ones, without calls in flight too, with GOAWAY `too_many_pings` unless told to accept them.
+MIN_CLIENT_PING_INTERVAL_MS = 10_000
+# A connection lives at most this long (grpc adds +-10% jitter), then the client reconnects, through
+# the Kubernetes Service, so that new pods get a share of long-lived callers; calls in flight get the grace.
+MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
+MAX_CONNECTION_AGE_GRACE_MS = 30 * 1000
 
 log = logging.getLogger("service")
 
@@ -90,6 +97,10 @@ def create_server(
             # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
             # admitted or refused wait in the client rather than in this process.
             ("grpc.http2.bdp_probe", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ],
     )
     batches = Batches(

@@ -1,12 +1,17 @@
-"""The Docker image and `make` install the same pinned dependencies the same way."""
+"""`pip install .`, `make` and the Docker image install the same pinned dependencies the same way."""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
+import tomllib
 
 from tests.helpers import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _requirement_lines(name: str) -> list[str]:
@@ -15,32 +20,48 @@ def _requirement_lines(name: str) -> list[str]:
 
 
 def test_every_dependency_is_pinned() -> None:
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    for name in ("requirements.txt", "requirements-dev.txt", "requirements-checkov.txt"):
         for line in _requirement_lines(name):
             assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-]+", line), f"{name}: {line} is not pinned"
 
 
-def test_dockerfile_installs_requirements_like_the_makefile() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    makefile = (ROOT / "Makefile").read_text()
-    pip_flags = re.search(r"^PIP_INSTALL := \$\(BIN\)/python (-m pip install .*)$", makefile, re.MULTILINE)
-    assert pip_flags is not None
-    assert f"RUN python {pip_flags.group(1)} -r requirements.txt" in dockerfile
-    assert "$(PIP_INSTALL) -r requirements.txt" in makefile
+def test_dockerfile_installs_the_wheels_like_the_makefile() -> None:
+    install = re.search(r"^INSTALL_FROM_WHEELS = (.*)$", MAKEFILE, re.MULTILINE)
+    assert install is not None
+    assert "$(BIN)/$(INSTALL_FROM_WHEELS) $(WHEELS) -r requirements.txt agentcore-memory-grpc" in MAKEFILE
+    assert f"{install.group(1)} /wheels -r /tmp/requirements.txt agentcore-memory-grpc" in DOCKERFILE
 
 
 def test_image_python_is_the_tested_python() -> None:
-    match = re.search(r"^FROM python:(\d+)\.(\d+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    match = re.search(r"^ARG PYTHON_IMAGE=python:(\d+)\.(\d+)\.\d+-slim-bookworm$", DOCKERFILE, re.MULTILINE)
     assert match is not None
     assert (int(match.group(1)), int(match.group(2))) == sys.version_info[:2]
 
 
-def test_image_serves_aws_backend_with_the_service_entrypoint() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "AGENTCORE_BACKEND=aws" in dockerfile
-    assert 'ENTRYPOINT ["python", "-m", "service"]' in dockerfile
-    for folder in ("generated", "emulator", "service"):
-        assert f"COPY {folder}/ {folder}/" in dockerfile
+def test_image_serves_aws_backend_with_the_console_script() -> None:
+    assert "AGENTCORE_BACKEND=aws" in DOCKERFILE
+    assert "agentcore-memory-grpc" in PYPROJECT["project"]["scripts"]
+    assert 'ENTRYPOINT ["agentcore-memory-grpc"]' in DOCKERFILE
+
+
+def test_the_wheel_holds_every_package_of_the_tree() -> None:
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    in_tree = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("service", "emulator")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    generated = ROOT / setuptools["package-dir"]["agentcore"]
+    in_tree |= {
+        ".".join(("agentcore", *path.relative_to(generated).parts)).rstrip(".")
+        for path in [generated, *generated.rglob("*")]
+        if path.is_dir() and path.name != "__pycache__"
+    }
+    assert set(setuptools["packages"]) == in_tree
+
+
+def test_image_version_label_is_the_project_version() -> None:
+    assert f"ARG VERSION={PYPROJECT['project']['version']}\n" in DOCKERFILE
 
 
 def test_every_npm_dependency_is_pinned_in_the_lock_file() -> None:

@@ -300,8 +300,9 @@ def test_a_port_another_program_holds_fails_with_one_clear_line(tmp_path: Path) 
                 check=False,
             )
         assert done.returncode == 1
-        assert done.stderr == (
-            f"cannot start: cannot listen for gRPC on 127.0.0.1:{port}: another program holds the port\n"
+        [line] = done.stderr.splitlines()  # one JSON line, like every line the process writes
+        assert json.loads(line)["message"] == (
+            f"cannot start: cannot listen for gRPC on 127.0.0.1:{port}: another program holds the port"
         )
         assert metrics_directories(tmp_path) == []
 

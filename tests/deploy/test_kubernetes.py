@@ -1,0 +1,271 @@
+"""deploy/kubernetes: every overlay renders with `kubectl kustomize`, its built-in kinds are valid for
+Kubernetes 1.32 and the newest version kubernetes-validate knows (strict: no unknown fields), its custom
+resources match their CRD schemas (@kubernetes-models, pinned in package-lock.json), checkov finds nothing
+(skips are justified where they are made), and the Deployment keeps the promises the README makes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version
+
+from service import authz
+from service.server import RESERVED_THREADS
+from service.settings import MAX_RECORD_BYTES, Settings, variables
+from tests.helpers import ROOT
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+OVERLAYS = sorted(path.name for path in (KUBERNETES / "overlays").iterdir() if path.is_dir())
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate"}
+CHECKOV = ROOT / "var" / "checkov" / "bin" / "checkov"
+# The resident size of a serving process (74 MiB idle, measured with the aws backend, plus its threads'
+# stacks and connection pools under load) and of the supervisor (70 MiB idle).
+PROCESS_BASE_BYTES = 100 * 2**20
+SUPERVISOR_BYTES = 70 * 2**20
+# What an admitted request byte costs at most while it is parsed, translated and sent: the protobuf
+# message, its Python strings, and boto3's JSON body (a four-byte character becomes a 12-byte escape).
+ADMITTED_BYTE_COST = 5
+
+
+def _require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+@functools.cache
+def _rendered_text(overlay: str) -> str:
+    _require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", KUBERNETES / "overlays" / overlay],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    return rendered.stdout
+
+
+def rendered(overlay: str) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(_rendered_text(overlay)))
+
+
+def _one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [resource] = [r for r in resources if r["kind"] == kind]
+    return resource
+
+
+def _container(overlay: str) -> dict[str, Any]:
+    [container] = _one(rendered(overlay), "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {variable["name"]: variable["value"] for variable in container["env"]}
+
+
+def test_overlays_include_aws_and_mtls() -> None:
+    assert {"aws", "mtls"} <= set(OVERLAYS)
+
+
+@pytest.mark.parametrize("version", ["1.32.0", latest_version()])
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_built_in_kinds_are_valid(overlay: str, version: str) -> None:
+    resources = [r for r in rendered(overlay) if r["kind"] not in CUSTOM_KINDS]
+    kinds = {r["kind"] for r in resources}
+    assert {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"} <= kinds
+    assert {"HorizontalPodAutoscaler", "NetworkPolicy"} <= kinds
+    for resource in resources:
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+def test_strict_validation_rejects_an_unknown_field() -> None:
+    deployment = _one(rendered("aws"), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, latest_version(), strict=True)
+
+
+def _validate_custom(resources: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    _require(shutil.which("node") is not None, "node is not installed")
+    _require((ROOT / "node_modules" / "@kubernetes-models").is_dir(), "no node_modules: run `npm ci`")
+    return subprocess.run(
+        ["node", Path(__file__).with_name("validate_custom_resources.mjs")],
+        input=json.dumps(resources),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_custom_resources_match_their_crd_schemas(overlay: str) -> None:
+    resources = [r for r in rendered(overlay) if r["kind"] in CUSTOM_KINDS]
+    assert {"ServiceMonitor", "PrometheusRule"} <= {r["kind"] for r in resources}
+    checked = _validate_custom(resources)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_crd_schema_validation_rejects_a_wrong_type() -> None:
+    monitor = _one(rendered("aws"), "ServiceMonitor")
+    monitor["spec"]["endpoints"] = "metrics"
+    checked = _validate_custom([monitor])
+    assert checked.returncode == 1
+    assert "endpoints" in checked.stdout
+
+
+def test_prometheus_rule_is_generated_from_the_alerts() -> None:
+    checked = subprocess.run(
+        [sys.executable, KUBERNETES / "prometheusrule.py", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    rule = _one(rendered("aws"), "PrometheusRule")
+    alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())
+    assert rule["spec"]["groups"] == alerts["groups"]
+
+
+def test_mtls_overlay_has_a_certificate() -> None:
+    assert _one(rendered("mtls"), "Certificate")["spec"]["secretName"]
+
+
+def test_checkov_finds_nothing(tmp_path: Path) -> None:
+    _require(CHECKOV.exists(), f"no {CHECKOV}: `make test` installs it from requirements-checkov.txt")
+    for overlay in OVERLAYS:
+        (tmp_path / f"{overlay}.yaml").write_text(_rendered_text(overlay))
+    sources = ["--directory", tmp_path, "--file", ROOT / "Dockerfile"]
+    scan = subprocess.run(
+        [
+            CHECKOV,
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "--framework",
+            "kubernetes",
+            "dockerfile",
+            *sources,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert scan.returncode == 0, scan.stdout[-6000:] + scan.stderr[-2000:]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_variable_set_is_a_setting(overlay: str) -> None:
+    declared = {variable.name for variable in variables()}
+    for name in _env(_container(overlay)):
+        assert name in declared or name.startswith("AWS_"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_termination_grace_covers_drain_and_grace(overlay: str) -> None:
+    pod = _one(rendered(overlay), "Deployment")["spec"]["template"]["spec"]
+    env = _env(pod["containers"][0])
+    drain, grace = float(env["SHUTDOWN_DRAIN_SECONDS"]), float(env["SHUTDOWN_GRACE_SECONDS"])
+    assert drain > 0
+    assert pod["terminationGracePeriodSeconds"] > drain + grace
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_ask_grpc_health_on_a_plaintext_port(overlay: str) -> None:
+    container = _container(overlay)
+    env = _env(container)
+    # Under mTLS the service port needs a client certificate, which kubelet's probes cannot give.
+    port = int(env["HEALTH_PORT"]) if "TLS_CLIENT_CA_FILE" in env else 50051
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["grpc"]["port"] == port, probe
+
+
+def test_mtls_files_are_mounted_from_the_certificate() -> None:
+    resources = rendered("mtls")
+    secret = _one(resources, "Certificate")["spec"]["secretName"]
+    pod = _one(resources, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in pod["containers"][0]["volumeMounts"]}
+    env = _env(pod["containers"][0])
+    for variable, key in (
+        ("TLS_CERT_FILE", "tls.crt"),
+        ("TLS_KEY_FILE", "tls.key"),
+        ("TLS_CLIENT_CA_FILE", "ca.crt"),
+    ):
+        path = Path(env[variable])
+        assert path.name == key
+        assert mounts[str(path.parent)]["secret"]["secretName"] == secret
+    policy = Path(env["AUTHZ_POLICY_FILE"])
+    config_map = _one(resources, "ConfigMap")
+    assert mounts[str(policy.parent)]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert policy.name in config_map["data"]
+    # The policy the overlay ships is one the service accepts (an invalid one stops the process).
+    assert authz.Policy.parse(config_map["data"][policy.name].encode()).rules
+    assert int(env["HEALTH_PORT"]) == pod["containers"][0]["readinessProbe"]["grpc"]["port"]
+
+
+def test_pod_identity_reaches_the_agent_instead_of_irsa() -> None:
+    resources = rendered("aws-pod-identity")
+    assert "eks.amazonaws.com/role-arn" not in _one(resources, "ServiceAccount")["metadata"].get(
+        "annotations", {}
+    )
+    egress = [
+        (peer["ipBlock"]["cidr"], port["port"])
+        for policy in resources
+        if policy["kind"] == "NetworkPolicy"
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+        for port in rule["ports"]
+    ]
+    assert ("169.254.170.23/32", 80) in egress
+    assert "eks.amazonaws.com/role-arn" in _one(rendered("aws"), "ServiceAccount")["metadata"]["annotations"]
+
+
+def _quantity(text: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    return int(text[:-2]) * units[text[-2:]] if text[-2:] in units else int(text)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_memory_limit_covers_the_worst_case(overlay: str) -> None:
+    """README "Overload": before admission grpc holds a request whole on each thread of the main pool,
+    so a worker's worst case is its threads x the receive limit, plus what the admitted bytes cost."""
+    container = _container(overlay)
+    settings = Settings.from_env(_env(container))
+    threads = settings.admitted_rpcs + RESERVED_THREADS
+    per_worker = (
+        PROCESS_BASE_BYTES
+        + threads * settings.max_request_bytes
+        + ADMITTED_BYTE_COST * settings.inflight_bytes
+    )
+    supervisor = SUPERVISOR_BYTES if settings.workers > 1 else 0
+    assert settings.workers > 1
+    assert settings.max_request_bytes < settings.max_batch_records * MAX_RECORD_BYTES  # bytes bound it
+    assert _quantity(container["resources"]["limits"]["memory"]) >= settings.workers * per_worker + supervisor
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_tmp_is_writable_under_a_read_only_root(overlay: str) -> None:
+    pod = _one(rendered(overlay), "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    [tmp] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
+    assert "emptyDir" in volumes[tmp["name"]]
+    assert "TMPDIR" not in _env(container)
