@@ -46,6 +46,11 @@ $(VENV)/.runtime: $(WHEELS)/.requirements $(WHEELS)/.project
 	$(BIN)/$(INSTALL_FROM_WHEELS) $(WHEELS) -r requirements.txt agentcore-memory-grpc
 	touch $@
 
+# The runtime set plus code generation, lint and test tools.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
+
 # The dev set plus matplotlib, for the bench's PNG.
 $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(PIP_INSTALL) -r requirements-bench.txt

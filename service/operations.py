@@ -86,13 +86,17 @@ NAMED_RECORD = NamespaceScope(
     must_name="`namespace`",
 )
 # List and Retrieve: `namespace` (exact) or `namespace_path` (a hierarchy) filters what AWS
-# returns; naming neither would search every namespace.
+# returns; naming neither would search every namespace. A path must end in `/`: AWS documents it as the
+# parent of a hierarchy, not how it matches, and `chat` must never be read as a prefix of `chatbot`.
 NAMESPACE_FILTER = NamespaceScope(
     named=lambda request: tuple(
         getattr(request, field) for field in ("namespace", "namespace_path") if request.HasField(field)
     ),
-    confined=lambda request: request.HasField("namespace") or request.HasField("namespace_path"),
-    must_name="`namespace` or `namespace_path`",
+    confined=lambda request: (
+        request.HasField("namespace")
+        or (request.HasField("namespace_path") and request.namespace_path.endswith("/"))
+    ),
+    must_name="`namespace`, or a `namespace_path` ending in `/`",
 )
 
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 ANONYMOUS = "anonymous"
@@ -55,9 +56,13 @@ def load_pair(cert_file: str, key_file: str, client_ca_file: str | None = None) 
         raise TlsError(f"{cert_file}: not a PEM certificate ({exc})") from None
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise TlsError(f"{key_file}: not an unencrypted PEM private key ({exc})") from None
-    if _public_bytes(key.public_key()) != _public_bytes(certificate.public_key()):
+    try:
+        matches = _public_bytes(key.public_key()) == _public_bytes(certificate.public_key())
+    except UnsupportedAlgorithm as exc:
+        raise TlsError(f"{cert_file}: a key type this service cannot use ({exc})") from None
+    if not matches:
         raise TlsError(f"{key_file} is not the key of the certificate in {cert_file}")
     if client_ca_pem is not None:
         try:

@@ -8,9 +8,11 @@ series (worker restarts, certificates) to theirs.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
+import sys
 import threading
 import wsgiref.simple_server
 from collections.abc import Callable, Iterator
@@ -20,6 +22,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+log = logging.getLogger("service.metrics")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -93,6 +97,11 @@ def start_http_server(
         address_family = socket.getaddrinfo(
             address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0][0]
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            # A scanner's plaintext request on HTTPS, a failed handshake, a peer gone: one quiet line,
+            # not socketserver's traceback on stderr.
+            log.debug("metrics request failed", extra={"error": type(sys.exc_info()[1]).__name__})
 
         def get_request(self) -> tuple[socket.socket, object]:
             connection, peer = self.socket.accept()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import logging
 import socket
 import ssl
@@ -404,7 +405,8 @@ def test_the_policy_end_to_end_for_delete_list_retrieve_and_batches_of_more_than
         # denied; AWS is not called for a denied one.
         criteria = pb.SearchCriteria(search_query="tea", top_k=5)
         for request, allowed in (
-            (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="chat"), True),
+            (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="chat/"), True),
+            (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="chat"), False),  # a path ends in `/`
             (pb.ListRequest(memory_id=MEMORY_ID, namespace="chat/bulk"), True),
             (pb.ListRequest(memory_id=MEMORY_ID), False),
             (pb.ListRequest(memory_id=MEMORY_ID, namespace_path="billing"), False),
@@ -533,7 +535,7 @@ def free_port() -> int:
 
 
 def test_probes_use_the_plaintext_health_port_while_the_service_port_needs_mutual_tls(
-    files: Files, authority: Authority, tmp_path: Path
+    files: Files, authority: Authority, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     health_port = free_port()
     metrics_pair = authority.issue(server=True, common_name="metrics")
@@ -580,6 +582,8 @@ def test_probes_use_the_plaintext_health_port_while_the_service_port_needs_mutua
         with socket.create_connection(("127.0.0.1", ports["metrics"]), timeout=5) as raw:
             raw.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
             assert not raw.recv(100).startswith(b"HTTP/")  # plaintext HTTP is not served
+        time.sleep(0.2)  # the request's thread finishes after the connection closes
+        assert "Traceback" not in capfd.readouterr().err  # a scanner cannot flood stderr with them
 
 
 @pytest.mark.parametrize(
@@ -612,4 +616,5 @@ def test_a_bad_file_at_start_stops_the_process_with_one_clear_line(
     )
     assert finished.returncode == 2
     (line,) = finished.stderr.strip().splitlines()
-    assert line.startswith("configuration error: ") and complaint in line
+    message = json.loads(line)["message"]
+    assert message.startswith("configuration error: ") and complaint in message

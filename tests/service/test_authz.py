@@ -253,7 +253,9 @@ def test_an_unrestricted_rule_lets_every_record_through(tmp_path: Path) -> None:
         ({}, False),  # naming no namespace would search them all
         ({"namespace": "chat/alice"}, True),
         ({"namespace_path": "chat/"}, True),
-        ({"namespace_path": "chat"}, True),
+        ({"namespace_path": "chat/alice/"}, True),
+        # Without its `/`, AWS might read `chat` as a prefix of `chatbot`: refused for restricted callers.
+        ({"namespace_path": "chat"}, False),
         ({"namespace_path": "chatbot"}, False),
         ({"namespace_path": "/"}, False),
         ({"namespace": "billing/x"}, False),
@@ -267,7 +269,7 @@ def test_list_and_retrieve_filters_must_stay_within_the_callers_namespaces(
     if allowed:
         assert authorizer.verdict(operation, request, CHAT) == authz.ALLOWED
     else:
-        with pytest.raises(CallerNotAllowedError, match="`namespace` or `namespace_path`"):
+        with pytest.raises(CallerNotAllowedError, match="`namespace`, or a `namespace_path` ending in `/`"):
             authorizer.verdict(operation, request, CHAT)
 
 
