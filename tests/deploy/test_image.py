@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.served import assert_json_lines, assert_updates_a_record, wait_until_serving
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require
 
 STANDIN_SCRIPT = Path(__file__).with_name("standin_base.sh")
 IMAGE = "localhost/agentcore-memory-grpc:test"
@@ -34,14 +34,6 @@ PODMAN_RUN_OPTIONS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ul
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 USER = "65532:65532"
 GRACE_SECONDS = 5
-
-
-def _require(condition: bool, reason: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 def _podman(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -55,9 +47,9 @@ def _checked(process: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    _require(os.geteuid() == 0, "building an image with podman needs root")
+    require(os.geteuid() == 0, "building an image with podman needs root")
     for tool in ("podman", "runc", "debootstrap"):
-        _require(shutil.which(tool) is not None, f"{tool} is not installed (.ci/run installs it)")
+        require(shutil.which(tool) is not None, f"{tool} is not installed (.ci/run installs it)")
     digest = hashlib.sha256(STANDIN_SCRIPT.read_bytes()).hexdigest()[:12]
     base = f"localhost/agentcore-standin-python:3.11-bookworm-{digest}"
     if _podman("image", "exists", base).returncode != 0:

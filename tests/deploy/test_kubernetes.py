@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from kubernetes_validate.utils import latest_version
 from service import authz
 from service.server import RESERVED_THREADS
 from service.settings import MAX_RECORD_BYTES, Settings, variables
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(path.name for path in (KUBERNETES / "overlays").iterdir() if path.is_dir())
@@ -37,17 +36,9 @@ SUPERVISOR_BYTES = 70 * 2**20
 ADMITTED_BYTE_COST = 5
 
 
-def _require(condition: bool, reason: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
-
-
 @functools.cache
 def _rendered_text(overlay: str) -> str:
-    _require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    require(shutil.which("kubectl") is not None, "kubectl is not installed")
     rendered = subprocess.run(
         ["kubectl", "kustomize", KUBERNETES / "overlays" / overlay],
         capture_output=True,
@@ -100,8 +91,8 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 
 def _validate_custom(resources: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    _require(shutil.which("node") is not None, "node is not installed")
-    _require((ROOT / "node_modules" / "@kubernetes-models").is_dir(), "no node_modules: run `npm ci`")
+    require(shutil.which("node") is not None, "node is not installed")
+    require((ROOT / "node_modules" / "@kubernetes-models").is_dir(), "no node_modules: run `npm ci`")
     return subprocess.run(
         ["node", Path(__file__).with_name("validate_custom_resources.mjs")],
         input=json.dumps(resources),
@@ -146,7 +137,7 @@ def test_mtls_overlay_has_a_certificate() -> None:
 
 
 def test_checkov_finds_nothing(tmp_path: Path) -> None:
-    _require(CHECKOV.exists(), f"no {CHECKOV}: `make test` installs it from requirements-checkov.txt")
+    require(CHECKOV.exists(), f"no {CHECKOV}: `make test` installs it from requirements-checkov.txt")
     for overlay in OVERLAYS:
         (tmp_path / f"{overlay}.yaml").write_text(_rendered_text(overlay))
     sources = ["--directory", tmp_path, "--file", ROOT / "Dockerfile"]
