@@ -358,6 +358,46 @@ def test_the_policy_end_to_end(
     assert {r.__dict__["caller"] for r in audit} == {CHAT, "spiffe://cluster.local/ns/billing/sa/billing"}
 
 
+def test_a_restricted_caller_may_move_a_record_within_its_namespaces_and_not_out_of_them(
+    files: Files, authority: Authority, emulator: Emulator, policy_path: Path
+) -> None:
+    aws_client = emulator_client(emulator.endpoint_url)
+    out, emptied, within = (create_one(aws_client, namespaces=["chat/alice"]) for _ in range(3))
+    now = timestamp(int(time.time()))
+
+    def move(record_id: str, namespaces: list[str]) -> pb.MemoryRecordUpdate:
+        return pb.MemoryRecordUpdate(
+            memory_record_id=record_id,
+            timestamp=now,
+            content=pb.MemoryContent(text="moved"),
+            source_namespaces=pb.NamespaceList(values=["chat/alice"]),
+            namespaces=pb.NamespaceList(values=namespaces),
+        )
+
+    with facade(tls_settings(files, authz_policy_file=str(policy_path)), emulator) as (port, metrics):
+        chat = stub_for(port, authority, CHAT)
+        # Out of its prefixes, and out of every namespace (an empty new list): each refused on its own.
+        updated = chat.BatchUpdate(
+            pb.BatchUpdateRequest(
+                memory_id=MEMORY_ID,
+                records=[move(out, ["billing/alice"]), move(within, ["chat/bob"]), move(emptied, [])],
+            ),
+            timeout=10,
+        )
+        assert [r.memory_record_id for r in updated.successful_records] == [within]
+        assert [(r.memory_record_id, r.error_code) for r in updated.failed_records] == [
+            (out, 403),
+            (emptied, 403),
+        ]
+        assert all(r.error_message.startswith("CALLER_NOT_ALLOWED:") for r in updated.failed_records)
+        assert sample(metrics, "agentcore_authz_decisions_total", decision="deny") == 1
+    for record_id in (out, emptied):
+        record = get_record(aws_client, record_id)
+        assert (record["namespaces"], record["content"]["text"]) == (["chat/alice"], "likes green tea")
+    record = get_record(aws_client, within)
+    assert (record["namespaces"], record["content"]["text"]) == (["chat/bob"], "moved")
+
+
 def denied_code(call: Any, request: Any) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as caught:
         call(request, timeout=10)
@@ -584,6 +624,34 @@ def test_probes_use_the_plaintext_health_port_while_the_service_port_needs_mutua
             assert not raw.recv(100).startswith(b"HTTP/")  # plaintext HTTP is not served
         time.sleep(0.2)  # the request's thread finishes after the connection closes
         assert "Traceback" not in capfd.readouterr().err  # a scanner cannot flood stderr with them
+
+
+def test_the_start_line_says_when_there_is_no_policy(caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for_tests(backend=Backend.LOCAL, metrics_port=0, shutdown_grace_seconds=0.0)
+    with caplog.at_level(logging.INFO, logger="service"), serving(settings):
+        (start,) = [r for r in caplog.records if r.getMessage().startswith("serving ")]
+    assert start.__dict__["authorization"] == "none: every caller may call every method"
+    assert start.__dict__["transport"] == "plaintext"
+
+
+def test_metrics_listen_on_metrics_host_and_not_on_grpc_host() -> None:
+    settings = settings_for_tests(
+        backend=Backend.LOCAL,
+        grpc_host="127.0.0.1",
+        metrics_host="127.0.0.2",  # Linux's loopback answers the whole of 127.0.0.0/8
+        metrics_port=0,
+        shutdown_grace_seconds=0.0,
+    )
+    with serving(settings) as ports:
+        connection = http.client.HTTPConnection("127.0.0.2", ports["metrics"], timeout=5)
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        assert response.status == 200 and b"agentcore_" in response.read()
+        connection.close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", ports["metrics"]), timeout=5).close()
+        with grpc.insecure_channel(f"127.0.0.1:{ports['grpc']}") as channel:
+            assert health_check(channel) == health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.mark.parametrize(
