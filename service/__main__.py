@@ -3,23 +3,27 @@ with WORKERS > 1 a supervisor of worker processes (service/workers.py), each of 
 a worker (`sys.executable -m service`, which the installed package answers as well as the tree).
 
 Every line the process writes is JSON, a refusal to start included: logging is set up before the
-settings are read, and grpc core's own stderr lines are off unless GRPC_VERBOSITY asks for them (it
-must be set before grpc loads, hence before the imports below; the workers inherit it).
+settings are read, and grpc core's own lines, written on file descriptor 2, are turned into JSON lines
+(service/stderr.py). GRPC_VERBOSITY must be set before grpc loads, and fd 2 captured before grpc can
+write to it, hence before the imports below; the workers inherit the variable.
 """
 
 import os
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+from service import stderr  # the standard library only: grpc is not loaded yet
 
-import logging
-import sys
+os.environ.setdefault("GRPC_VERBOSITY", stderr.DEFAULT_GRPC_VERBOSITY)
+stderr.capture()
 
-from service import logs, workers
-from service.authz import PolicyError
-from service.aws import AwsConfigurationError
-from service.server import serve
-from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError
-from service.tls import TlsError
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from service import logs, workers  # noqa: E402
+from service.authz import PolicyError  # noqa: E402
+from service.aws import AwsConfigurationError  # noqa: E402
+from service.server import serve  # noqa: E402
+from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError  # noqa: E402
+from service.tls import TlsError  # noqa: E402
 
 log = logging.getLogger("service")
 

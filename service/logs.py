@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import message
 
-from service import calls
+from service import calls, stderr
 
 ACCESS_LOGGER = "service.rpc"
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -114,15 +114,22 @@ def _message(record: logging.LogRecord) -> str:
 class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler configure() installs: the access log writes to it directly while it is the only one."""
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        # A stream that cannot be written is not told so on sys.stderr: that is the pipe whose lines
+        # come back here (service/stderr.py), and would fail again, without end.
+        if not isinstance(sys.exc_info()[1], OSError | ValueError):
+            super().handleError(record)
+
 
 def configure(level: str, *, with_pid: bool = False) -> None:
-    """Route every logger to one JSON handler on stderr at `level`."""
+    """Route every logger to one JSON handler on stderr (the original one, when fd 2 is captured) at
+    `level`."""
     # What JsonFormatter never writes, logging need not find for every record (the logging HOWTO's
     # "Optimization"): the caller's file and line (a stack walk), the process id and its name.
     logging._srcfile = None
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = _JsonHandler(sys.stderr)
+    handler = _JsonHandler(stderr.stream())
     handler.setFormatter(JsonFormatter(with_pid=with_pid))
     root = logging.getLogger()
     root.handlers[:] = [handler]

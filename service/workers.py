@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from service import authz, aws, tls
+from service import authz, aws, stderr, tls
 from service.metrics import exposition
 from service.metrics.security import ConfigMetrics
 from service.metrics.supervisor import WorkerRestarts
@@ -242,6 +242,7 @@ class Supervisor:
             env=self._environment,
             stdin=subprocess.PIPE,  # never written: its end of file tells the worker we are gone
             stdout=subprocess.PIPE,
+            stderr=stderr.original_fd(),  # its JSON lines bypass our pipe: each is written whole
         )
         worker.process, worker.started_at, worker.ready = process, time.monotonic(), threading.Event()
         threading.Thread(

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import logging
+import signal
 import socket
 import ssl
 import subprocess
@@ -42,6 +43,7 @@ from tests.helpers import (
     get_record,
     record_create,
     service_env,
+    service_process,
     settings_for_tests,
     timestamp,
 )
@@ -686,3 +688,35 @@ def test_a_bad_file_at_start_stops_the_process_with_one_clear_line(
     (line,) = finished.stderr.strip().splitlines()
     message = json.loads(line)["message"]
     assert message.startswith("configuration error: ") and complaint in message
+
+
+@pytest.mark.parametrize(
+    ("mutual", "reason"),
+    [(False, "WRONG_VERSION_NUMBER"), (True, "PEER_DID_NOT_RETURN_A_CERTIFICATE")],
+    ids=["plaintext-client-on-tls", "no-client-certificate-under-mtls"],
+)
+def test_a_failed_handshake_is_one_json_line_among_json_lines(
+    files: Files, authority: Authority, mutual: bool, reason: str
+) -> None:
+    variables = {"TLS_CERT_FILE": str(files.cert), "TLS_KEY_FILE": str(files.key)}
+    if mutual:
+        variables["TLS_CLIENT_CA_FILE"] = str(files.ca)
+    with service_process(read_log=True, AGENTCORE_BACKEND="local", **variables) as (process, start):
+        port = int(str(start["grpcPort"]))
+        # mTLS: a client that trusts the server but has no certificate; TLS: a plaintext client.
+        if mutual:
+            channel = secure_channel(port, channel_credentials(authority))
+        else:
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        with channel, pytest.raises(grpc.RpcError) as refused:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        time.sleep(0.3)  # the server's side of the handshake ends a moment after the client's
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 0
+    entries = [json.loads(line) for line in rest.splitlines()]  # every line is JSON
+    [failed] = [entry for entry in entries if entry["message"] == "TLS handshake failed"]
+    assert (failed["logger"], failed["level"]) == ("grpc", "WARNING")
+    assert reason in failed["reason"]

@@ -126,11 +126,21 @@ def supervised(tmp_path: Path, **variables: str) -> Iterator[Supervised]:
         assert len(served.worker_pids) == WORKERS
         assert start["pid"] == process.pid not in served.worker_pids
         assert {line["pid"] for line in served.logged("worker serving")} == served.worker_pids
+        # The workers write on our pipe itself, not through the supervisor's capture of its fd 2.
+        ours, supervisors = os.fstat(process.stderr.fileno()).st_ino, _pipe_of_fd_2(process.pid)
+        for pid in served.worker_pids:
+            held = {os.stat(path).st_ino for path in Path(f"/proc/{pid}/fd").iterdir()}
+            assert ours in held and supervisors not in held
         yield served
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+def _pipe_of_fd_2(pid: int) -> int:
+    """The inode of what `pid` has as fd 2: the pipe of its capture (service/stderr.py)."""
+    return os.stat(f"/proc/{pid}/fd/2").st_ino
 
 
 def sample(exposition: str, name: str, **labels: str) -> float:
