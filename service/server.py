@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 RESERVED_THREADS = 8
 # Go's and Java's clients send keepalive pings no more often than every 10 s; grpc's server answers
 # faster ones, without calls in flight too, with GOAWAY `too_many_pings` unless told to accept them.
-MIN_CLIENT_PING_INTERVAL_MS = 10_000
+# Half that, so that a ping a little early (timers, scheduling) is not a strike.
+MIN_CLIENT_PING_INTERVAL_MS = 5_000
 # A connection lives at most this long (grpc adds +-10% jitter), then the client reconnects, through
 # the Kubernetes Service, so that new pods get a share of long-lived callers; calls in flight get the grace.
 MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
