@@ -260,3 +260,55 @@ def test_tmp_is_writable_under_a_read_only_root(overlay: str) -> None:
     [tmp] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
     assert "emptyDir" in volumes[tmp["name"]]
     assert "TMPDIR" not in _env(container)
+
+
+def _selects_the_pods(selector: dict[str, str], pod_labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_what_the_manifests_promise(overlay: str) -> None:
+    resources = rendered(overlay)
+    deployment = _one(resources, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] == 2
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert all(_selects_the_pods(c["labelSelector"]["matchLabels"], pod_labels) for c in spread)
+    # Every selector of ours finds the pods.
+    assert _selects_the_pods(deployment["spec"]["selector"]["matchLabels"], pod_labels)
+    assert _selects_the_pods(
+        _one(resources, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], pod_labels
+    )
+    services = [r for r in resources if r["kind"] == "Service"]
+    assert all(_selects_the_pods(service["spec"]["selector"], pod_labels) for service in services)
+    ports = {port["name"]: port for service in services for port in service["spec"]["ports"]}
+    assert {"grpc", "metrics"} <= set(ports)
+    if "TLS_CERT_FILE" not in _env(_container(overlay)):
+        assert ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    autoscaler = _one(resources, "HorizontalPodAutoscaler")["spec"]
+    assert autoscaler["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert autoscaler["minReplicas"] >= 2
+    # The NetworkPolicy: its own pods, ingress from labelled callers and the monitoring namespace only,
+    # egress to DNS and HTTPS. Peers carry none of our labels (a kustomize `labels` with
+    # includeSelectors would add them, and then no caller and no DNS server would match).
+    policies = [r for r in resources if r["kind"] == "NetworkPolicy"]
+    for policy in policies:
+        assert _selects_the_pods(policy["spec"]["podSelector"]["matchLabels"], pod_labels)
+        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
+            for peer in rule.get("from", []) + rule.get("to", []):
+                labels = peer.get("podSelector", {}).get("matchLabels", {})
+                assert not set(labels) & set(pod_labels), peer
+    [base] = [p for p in policies if p["metadata"]["name"] == deployment["metadata"]["name"]]
+    sources = [peer for rule in base["spec"]["ingress"] for peer in rule["from"]]
+    assert {"agentcore-memory-grpc/client": "true"} in [
+        p.get("podSelector", {}).get("matchLabels") for p in sources
+    ]
+    assert any(
+        p.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
+        for p in sources
+    )
+    egress_ports = {
+        (port["protocol"], port["port"]) for rule in base["spec"]["egress"] for port in rule["ports"]
+    }
+    assert {("UDP", 53), ("TCP", 53), ("TCP", 443)} <= egress_ports
