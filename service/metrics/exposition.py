@@ -110,13 +110,16 @@ def start_http_server(
             # The handshake happens on the request's own thread, at its first read, not in this loop.
             return tls().wrap_socket(connection, server_side=True, do_handshake_on_connect=False), peer
 
-    httpd = wsgiref.simple_server.make_server(
-        address,
-        port,
-        prometheus_client.make_wsgi_app(registry),
-        Server,
-        handler_class=_QuietHandler,
-    )
+    try:
+        httpd = wsgiref.simple_server.make_server(
+            address,
+            port,
+            prometheus_client.make_wsgi_app(registry),
+            Server,
+            handler_class=_QuietHandler,
+        )
+    except OSError as exc:
+        raise OSError(f"cannot listen for metrics on {host}:{port}: {exc.strerror or exc}") from exc
     thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
     thread.start()
 
