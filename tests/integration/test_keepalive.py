@@ -20,7 +20,9 @@ from tests.helpers import run_service, settings_for_tests
 # 10 s that Go's and Java's clients use at least; the server's interval is scaled alike.
 CLIENT_PING_MS = 1_000
 SCALE = CLIENT_PING_MS / 10_000
-IDLE_SECONDS = 4.5  # four pings or more: grpc's server sends GOAWAY on the third strike
+# Six pings or more: grpc's server sends GOAWAY on the third strike (a ping too soon), with margin for a
+# loaded machine.
+IDLE_SECONDS = 6.5
 
 
 class Connections:
@@ -101,11 +103,11 @@ def test_a_connection_older_than_its_maximum_age_is_recycled(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for port in serve_scaled(
-        emulator, monkeypatch, MAX_CONNECTION_AGE_MS=1_000, MAX_CONNECTION_AGE_GRACE_MS=500
+        emulator, monkeypatch, MAX_CONNECTION_AGE_MS=1_000, MAX_CONNECTION_AGE_GRACE_MS=3_000
     ):
         connection = Connections(port)
         try:
-            deadline = time.monotonic() + 4.0
+            deadline = time.monotonic() + 6.0
             while time.monotonic() < deadline and connection.times_ready() < 2:
                 assert connection.check() == health_pb2.HealthCheckResponse.SERVING  # no call fails
                 time.sleep(0.1)
