@@ -111,7 +111,6 @@ class Operation(Generic[Request, Response]):
     call_aws: Callable[[BedrockAgentCoreClient, dict[str, Any]], Mapping[str, Any]]
     to_response: Callable[[Mapping[str, Any]], Response]
     resource: Callable[[Request], Resource]
-    batch: bool  # requests carry `records`; responses carry successful_records and failed_records
     # Of each record when `batch` (a record refused by the policy fails on its own), else of the request.
     namespaces: NamespaceScope
     # Of a batch: the field that identifies a record, in the request and in its MemoryRecordResult.
@@ -119,6 +118,11 @@ class Operation(Generic[Request, Response]):
     # Proto field names (in any message of the request) whose model member is not their camelCase
     # spelling, as {"page_size": "maxResults"}.
     renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def batch(self) -> bool:
+        """Requests carry `records`; responses carry successful_records and failed_records."""
+        return bool(self.record_key)
 
     @property
     def full_method(self) -> str:
@@ -137,7 +141,6 @@ BATCH_CREATE = Operation(
     call_aws=lambda client, params: client.batch_create_memory_records(**params),
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
-    batch=True,
     record_key="request_identifier",
     namespaces=NEW_RECORD,
 )
@@ -149,7 +152,6 @@ BATCH_UPDATE = Operation(
     call_aws=lambda client, params: client.batch_update_memory_records(**params),
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
-    batch=True,
     record_key="memory_record_id",
     namespaces=UPDATED_RECORD,
 )
@@ -161,7 +163,6 @@ GET = Operation(
     call_aws=lambda client, params: client.get_memory_record(**params),
     to_response=translate.from_boto_get,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
-    batch=False,
     namespaces=NAMED_RECORD,
 )
 DELETE = Operation(
@@ -172,7 +173,6 @@ DELETE = Operation(
     call_aws=lambda client, params: client.delete_memory_record(**params),
     to_response=translate.from_boto_delete,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
-    batch=False,
     namespaces=NAMED_RECORD,
 )
 BATCH_DELETE = Operation(
@@ -183,7 +183,6 @@ BATCH_DELETE = Operation(
     call_aws=lambda client, params: client.batch_delete_memory_records(**params),
     to_response=translate.from_boto_batch_delete,
     resource=lambda request: Resource.memory(request.memory_id),
-    batch=True,
     record_key="memory_record_id",
     namespaces=NAMED_RECORD,
 )
@@ -195,7 +194,6 @@ LIST = Operation(
     call_aws=lambda client, params: client.list_memory_records(**params),
     to_response=translate.from_boto_list,
     resource=lambda request: Resource.memory(request.memory_id),
-    batch=False,
     namespaces=NAMESPACE_FILTER,
     renamed=PAGING,
 )
@@ -207,7 +205,6 @@ RETRIEVE = Operation(
     call_aws=lambda client, params: client.retrieve_memory_records(**params),
     to_response=translate.from_boto_retrieve,
     resource=lambda request: Resource.memory(request.memory_id),
-    batch=False,
     namespaces=NAMESPACE_FILTER,
     renamed=PAGING,
 )
