@@ -20,7 +20,9 @@ def _requirement_lines(name: str) -> list[str]:
 
 
 def test_every_dependency_is_pinned() -> None:
-    for name in ("requirements.txt", "requirements-dev.txt", "requirements-checkov.txt"):
+    files = sorted(path.name for path in ROOT.glob("requirements*.txt"))
+    assert {"requirements.txt", "requirements-dev.txt", "requirements-bench.txt"} <= set(files)
+    for name in files:
         for line in _requirement_lines(name):
             assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-]+", line), f"{name}: {line} is not pinned"
 
@@ -38,7 +40,7 @@ def test_image_python_is_the_tested_python() -> None:
     assert (int(match.group(1)), int(match.group(2))) == sys.version_info[:2]
 
 
-def test_image_serves_aws_backend_with_the_console_script() -> None:
+def test_the_dockerfile_defaults_to_aws_and_starts_the_console_script() -> None:
     assert "AGENTCORE_BACKEND=aws" in DOCKERFILE
     assert "agentcore-memory-grpc" in PYPROJECT["project"]["scripts"]
     assert 'ENTRYPOINT ["agentcore-memory-grpc"]' in DOCKERFILE

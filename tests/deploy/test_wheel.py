@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.served import assert_json_lines, assert_updates_a_record, wait_until_serving
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require
 
 # The wheels of requirements.txt that `make` downloads (Makefile: WHEELS).
 REQUIREMENT_WHEELS = ROOT / "var" / "wheels"
@@ -36,8 +36,10 @@ def _run(*command: str | Path) -> None:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (REQUIREMENT_WHEELS / ".requirements").exists():
-        pytest.skip(f"no wheels of requirements.txt in {REQUIREMENT_WHEELS}: `make test` makes them")
+    require(
+        (REQUIREMENT_WHEELS / ".requirements").exists(),
+        f"no wheels of requirements.txt in {REQUIREMENT_WHEELS}: `make test` makes them",
+    )
     work = tmp_path_factory.mktemp("wheel")
     # From a copy, so that the build's egg-info never lands in the tree.
     (work / "src").mkdir()

@@ -374,8 +374,8 @@ def test_mutual_tls_the_policy_health_port_and_https_metrics_with_workers(tmp_pa
             try:
                 refused(health_pb2.HealthCheckRequest(), timeout=5)
                 raise AssertionError("the gRPC port answered without mutual TLS")
-            except grpc.RpcError:
-                pass
+            except grpc.RpcError as refused_call:
+                assert refused_call.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
         for _ in range(4):
             options = [("grpc.use_local_subchannel_pool", 1)]
             with grpc.insecure_channel(f"127.0.0.1:{health_port}", options=options) as probe:
