@@ -208,5 +208,10 @@ class AccessLog(calls.Reporter):
         entry.update(fields)
         line = _ENCODER.encode(entry) + handler.terminator
         with handler.lock or contextlib.nullcontext():
-            handler.stream.write(line)
-            handler.stream.flush()
+            try:
+                handler.stream.write(line)
+                handler.stream.flush()
+            except (OSError, ValueError):
+                # As logging's own path does (_JsonHandler.handleError): a log that cannot be written
+                # (a closed pipe, a full disk) loses the line, never the RPC.
+                pass

@@ -232,3 +232,30 @@ def test_every_line_on_fd_2_leaves_as_json_and_a_crash_at_exit_is_not_lost(hook:
         assert crash["level"] == "CRITICAL" and "RuntimeError: the crash" in crash["exception"]
     else:
         assert "RuntimeError: the crash" in by_message
+
+
+def test_a_log_that_cannot_be_written_loses_the_line_and_not_the_rpc() -> None:
+    class BrokenPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    root = logging.getLogger()
+    saved = (
+        root.handlers[:],
+        root.level,
+        (logging._srcfile, logging.logProcesses, logging.logMultiprocessing),
+    )
+    context = types.SimpleNamespace(auth_context=dict)
+    call = calls.Call(context=context, full_method=operations.GET.full_method)  # type: ignore[arg-type]
+    call.code = grpc.StatusCode.OK
+    try:
+        logs.configure("INFO")
+        [handler] = root.handlers
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(BrokenPipe())
+        logs.AccessLog().finished(call)  # the direct path: raises nothing
+        root.addHandler(logging.NullHandler())
+        logs.AccessLog().finished(call)  # the record path: raises nothing
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging._srcfile, logging.logProcesses, logging.logMultiprocessing = saved[2]
