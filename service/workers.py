@@ -155,6 +155,8 @@ class Supervisor:
         self._metrics_directory = metrics_directory
         self.restarts = WorkerRestarts()
         self._workers = [Worker(slot) for slot in range(settings.workers)]
+        # Once every worker has served: from then on a worker is restarted whatever it died of.
+        self.served = False
 
     @property
     def pids(self) -> list[int]:
@@ -169,7 +171,9 @@ class Supervisor:
 
     def tend(self) -> int | None:
         """Notes the workers that died and starts again those whose delay has passed. An exit code for
-        the supervisor when a worker reports its configuration wrong, else None."""
+        the supervisor when a worker reports its configuration wrong before the service first served,
+        else None. Later (a certificate rotated into a broken file, which the running workers ignore
+        while they keep the last good one), the others keep serving and that worker backs off."""
         now = time.monotonic()
         for worker in self._workers:
             process = worker.process
@@ -178,7 +182,8 @@ class Supervisor:
                 multiprocess.mark_process_dead(process.pid, self._metrics_directory)  # type: ignore[no-untyped-call]
                 if process.returncode == EXIT_CONFIGURATION_ERROR:
                     log.error("worker found the configuration wrong", extra={"workerPid": process.pid})
-                    return EXIT_CONFIGURATION_ERROR
+                    if not self.served:
+                        return EXIT_CONFIGURATION_ERROR
                 if now - worker.started_at >= STABLE_SECONDS:
                     worker.restart_delay = FIRST_RESTART_DELAY_SECONDS
                 worker.restart_at = now + worker.restart_delay
@@ -362,13 +367,12 @@ def supervise(settings: Settings, *, stop: threading.Event | None = None) -> int
                 signal.signal(signum, lambda *_: stop.set())
         resources.callback(supervisor.kill_all)
         supervisor.start()
-        announced = False
         while not stop.wait(POLL_SECONDS):
             failed = supervisor.tend()
             if failed is not None:
                 return failed
-            if not announced and supervisor.all_ready():
-                announced = True
+            if not supervisor.served and supervisor.all_ready():
+                supervisor.served = True
                 log.info(
                     f"serving {SERVICE_NAME}",
                     extra={

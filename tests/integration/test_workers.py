@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import grpc
+import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from service import workers
 from service.operations import SERVICE_NAME
+from service.settings import EXIT_CONFIGURATION_ERROR, Settings
 from tests.certs import SERVER_NAME, Authority, channel_credentials
 from tests.helpers import MEMORY_ID, ROOT, record_create, service_env
 
@@ -410,3 +413,19 @@ def test_mutual_tls_the_policy_health_port_and_https_metrics_with_workers(tmp_pa
         get_on_a_new_connection(served, record_id)
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=WAIT_SECONDS) == 0, served.lines[-20:]
+
+
+@pytest.mark.parametrize(("served", "exit_code"), [(False, EXIT_CONFIGURATION_ERROR), (True, None)])
+def test_a_worker_finding_the_configuration_wrong_stops_the_start_and_later_backs_off(
+    tmp_path: Path, served: bool, exit_code: int | None
+) -> None:
+    # Before the service first served, a configuration error ends the start (exit 2). Later (a file
+    # rotated into something broken) the healthy workers keep serving and that one is restarted.
+    supervisor = workers.Supervisor(Settings(workers=2), dict(os.environ), str(tmp_path))
+    supervisor.served = served
+    wrong = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({EXIT_CONFIGURATION_ERROR})"])
+    wrong.wait(timeout=30)
+    slot = supervisor._workers[0]
+    slot.process = wrong
+    assert supervisor.tend() == exit_code
+    assert (slot.restart_at is not None) is served
