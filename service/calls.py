@@ -61,6 +61,8 @@ class Call:
     # When the service gives up on a caller that set no deadline (perf_counter time); None: never.
     default_deadline: float | None = None
     refused: str | None = None  # why admission refused the RPC, if it did
+    # errors.py's pattern of the request's strings, with the request it was built from.
+    redaction: tuple[Any, Any] | None = dataclasses.field(default=None, repr=False)
 
     @functools.cached_property
     def service(self) -> str:

@@ -190,18 +190,28 @@ def _without_values(aws_text: str) -> str:
     text = _QUOTED_VALUE.sub("Value at '", aws_text)
     call = calls.current()
     if call is not None and call.request is not None:
-        text = redact_request_values(text, call.request)
+        if call.redaction is None or call.redaction[0] is not call.request:
+            call.redaction = (call.request, _request_values_pattern(call.request))
+        pattern = call.redaction[1]
+        if pattern is not None:
+            text = pattern.sub("[redacted]", text)
     return text[:MAX_MESSAGE_CHARACTERS]
 
 
 def redact_request_values(text: str, request: message.Message) -> str:
     """`text` with every whole occurrence of a string of `request` (at any depth) replaced by `[redacted]`."""
+    pattern = _request_values_pattern(request)
+    return text if pattern is None else pattern.sub("[redacted]", text)
+
+
+def _request_values_pattern(request: message.Message) -> re.Pattern[str] | None:
+    """What matches a string of `request` whole: built once per RPC (a batch of 1,000 records has
+    thousands), however many of AWS's messages and field errors pass through it."""
     values = sorted({value for value in _strings(request) if value}, key=len, reverse=True)
     if not values:
-        return text
+        return None
     # Whole occurrences only: a namespace `a` must not eat the letter a of every word.
-    pattern = "|".join(re.escape(value) for value in values)
-    return re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", "[redacted]", text)
+    return re.compile(rf"(?<![\w-])(?:{'|'.join(re.escape(value) for value in values)})(?![\w-])")
 
 
 def _strings(value: message.Message) -> Iterator[str]:
