@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import re
 
 import botocore.exceptions
 import grpc
@@ -28,7 +27,6 @@ UNAVAILABLE_RETRY_DELAY_SECONDS = 1.0
 # The `aws_error_code` label of a code outside the known set, so that labels stay bounded.
 OTHER_ERROR_CODE = "Other"
 # Transient codes that map by HTTP status, but are worth their own label value.
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "RequestTimeoutException", "InternalFailure", "ServiceUnavailable"}
 )
@@ -214,7 +212,7 @@ def caller_gone(context: grpc.ServicerContext) -> CallerGoneError | None:
 
 def _row_for_http_status(http_status: int, aws_code: str) -> Row:
     # An AIP-193 reason from the AWS code: `SomethingNewException` -> `AWS_SOMETHING_NEW`.
-    reason = "AWS_" + (_CAMEL.sub("_", aws_code.removesuffix("Exception")).upper() or "UNKNOWN")
+    reason = "AWS_" + (translate.snake(aws_code.removesuffix("Exception")).upper() or "UNKNOWN")
     if http_status >= 500:
         return Row(grpc.StatusCode.UNAVAILABLE, reason, UNAVAILABLE_RETRY_DELAY_SECONDS)
     if http_status == 429:
