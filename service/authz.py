@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import logging
 import os
@@ -47,8 +48,15 @@ class PolicyError(ValueError):
 def namespace_under(namespace: str, prefix: str) -> bool:
     """Whether `namespace` falls under `prefix`, on whole `/` segments: `chat/` covers `chat`,
     `chat/alice` and not `chatbot/x`; `*` is a literal character."""
-    segments = prefix.removesuffix("/").split("/")
-    return namespace.split("/")[: len(segments)] == segments
+    return _under(namespace.split("/"), _segments(prefix))
+
+
+def _segments(prefix: str) -> list[str]:
+    return prefix.removesuffix("/").split("/")
+
+
+def _under(namespace: list[str], prefix: list[str]) -> bool:
+    return namespace[: len(prefix)] == prefix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +69,11 @@ class Rule:
     memories: tuple[str, ...]
     namespaces: tuple[str, ...] | None  # None: any namespace
 
+    @functools.cached_property
+    def _prefixes(self) -> list[list[str]]:
+        """The namespace prefixes split into segments once, not for every record of every call."""
+        return [_segments(prefix) for prefix in self.namespaces or ()]
+
     def matches(self, caller: str, method: str, memory_id: str) -> bool:
         return (
             _any_glob(self.principals, caller)
@@ -68,14 +81,20 @@ class Rule:
             and _any_glob(self.memories, memory_id)
         )
 
-    def covers(self, scope: operations.NamespaceScope, item: Any) -> bool:
-        """Whether this rule lets a call act on `item` (a request, or a record of a batch)."""
+    def covers(self, confined: bool, named: list[list[str]]) -> bool:
+        """Whether this rule lets a call act on an item (a request, or a record of a batch) that its
+        scope says is `confined` and names the namespaces `named` (split into segments)."""
         if self.namespaces is None:
             return True
-        prefixes = self.namespaces
-        return scope.confined(item) and all(
-            any(namespace_under(namespace, prefix) for prefix in prefixes) for namespace in scope.named(item)
-        )
+        prefixes = self._prefixes
+        return confined and all(any(_under(namespace, prefix) for prefix in prefixes) for namespace in named)
+
+
+def _covered(rules: list[Rule], scope: operations.NamespaceScope, item: Any) -> bool:
+    """Whether some rule lets a call act on `item`, its namespaces worked out once for all rules."""
+    confined = scope.confined(item)
+    named = [namespace.split("/") for namespace in scope.named(item)]
+    return any(rule.covers(confined, named) for rule in rules)
 
 
 def _any_glob(patterns: Iterable[str], value: str) -> bool:
@@ -111,6 +130,9 @@ class Policy:
         return [rule for rule in self.rules if rule.matches(caller, method, memory_id)]
 
 
+_METHODS = frozenset(operation.rpc for operation in operations.OPERATIONS)
+
+
 def _rule(index: int, entry: object) -> Rule:
     where = f"rules[{index}]"
     if not isinstance(entry, dict):
@@ -129,9 +151,8 @@ def _rule(index: int, entry: object) -> Rule:
     lists = {
         key: _strings(f"{where}.{key}", entry[key]) for key in _RULE_KEYS if key != "name" and key in entry
     }
-    known_methods = {method.name for method in pb.DESCRIPTOR.services_by_name["MemoryRecordsService"].methods}
     for method in lists["methods"]:
-        if method != "*" and method not in known_methods:
+        if method != "*" and method not in _METHODS:
             raise PolicyError(f"{where}.methods: {method!r} is not an RPC of {operations.SERVICE_NAME}")
     return Rule(
         name=entry["name"],
@@ -307,7 +328,7 @@ class Authorizer:
             self._deny(policy, operation, request, caller=caller, reason="no_matching_rule", rules=rules)
             raise CallerNotAllowedError(operation.rpc, policy.version, "on this memory")
         if not operation.batch:
-            if not any(rule.covers(scope, request) for rule in rules):
+            if not _covered(rules, scope, request):
                 self._deny(
                     policy, operation, request, caller=caller, reason="namespace_not_allowed", rules=rules
                 )
@@ -319,9 +340,7 @@ class Authorizer:
             self._count("allow")
             return ALLOWED
         refused = frozenset(
-            index
-            for index, record in enumerate(request.records)
-            if not any(rule.covers(scope, record) for rule in rules)
+            index for index, record in enumerate(request.records) if not _covered(rules, scope, record)
         )
         if refused:
             self._deny(
