@@ -129,15 +129,14 @@ class Batches:
         request: Any,
         params: dict[str, Any],
         call: calls.Call,
-        records: Sequence[Any] | None = None,
+        records: Sequence[Any],
     ) -> Any:
         """The merged response of the AWS calls that serve `request` (parameters `params`). `records`:
         the request's records that `params` carries (all of them unless the policy refused some)."""
-        records = request.records if records is None else records
         size = self._chunk_sizes[operation.rpc]
         count = len(records)
         if count <= size:  # one call, answered as it is (an empty batch too, as AWS would answer it)
-            return self._send(
+            return self.send(
                 operation, self._chunk_params(operation, request, params, records, (0, count)), call
             )
         bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
@@ -183,9 +182,10 @@ class Batches:
         gone = upstream.caller_gone(call.context)
         if gone is not None:
             raise gone
-        return self._send(operation, params, call)
+        return self.send(operation, params, call)
 
-    def _send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
+    def send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
+        """One AWS call for `operation`, on its turn, answered as the RPC's response."""
         with self._admission.turn(call):
             reply = operation.call_aws(self._client, params)
         return operation.to_response(reply)

@@ -115,7 +115,6 @@ def create_server(
         ),
     )
     MemoryRecordsServicer(
-        client,
         admission,
         batches,
         default_deadline_seconds=settings.default_deadline_seconds,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -19,23 +19,19 @@ from service.admission import Admission, OverloadedError
 from service.batches import Batches
 from service.operations import Operation
 
-if TYPE_CHECKING:
-    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
-
 
 class MemoryRecordsServicer:
-    """`agentcore.memory.v1.MemoryRecordsService` on top of one shared boto3 client."""
+    """`agentcore.memory.v1.MemoryRecordsService`; `batches` makes its AWS calls, on one shared boto3
+    client."""
 
     def __init__(
         self,
-        client: BedrockAgentCoreClient,
         admission: Admission,
         batches: Batches,
         *,
         default_deadline_seconds: float,
         authorizer: authz.Authorizer | None = None,
     ) -> None:
-        self._client = client
         self._admission = admission
         self._batches = batches
         self._authorizer = authorizer or authz.Authorizer(None)
@@ -72,9 +68,7 @@ class MemoryRecordsServicer:
                     if not operation.batch:
                         params = validate.validated_params(operation, request)
                         self._authorizer.verdict(operation, request, call.caller)  # raises when denied
-                        with self._admission.turn(call):
-                            reply = operation.call_aws(self._client, params)
-                        return operation.to_response(reply)
+                        return self._batches.send(operation, params, call)
                     params = self._batches.validated_params(operation, request)
                     verdict = self._authorizer.verdict(operation, request, call.caller)
                     if verdict.refused and len(verdict.refused) == len(request.records):
