@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from agentcore.memory.v1 import memory_records_pb2 as pb
@@ -69,22 +69,45 @@ def _require(reply: BotoReply, *members: str) -> None:
         raise MalformedReplyError(f"the AWS reply lacks {', '.join(missing)}")
 
 
-def from_boto_batch_create(reply: BotoReply) -> pb.BatchCreateResponse:
-    """A BatchCreate response from a `batch_create_memory_records` reply."""
-    _require(reply, "successfulRecords", "failedRecords")
-    return pb.BatchCreateResponse(
-        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
-        failed_records=_from_boto_results(reply.get("failedRecords", ())),
-    )
+BatchResponse = TypeVar(
+    "BatchResponse", pb.BatchCreateResponse, pb.BatchUpdateResponse, pb.BatchDeleteResponse
+)
+PageResponse = TypeVar("PageResponse", pb.ListResponse, pb.RetrieveResponse)
 
 
-def from_boto_batch_update(reply: BotoReply) -> pb.BatchUpdateResponse:
-    """A BatchUpdate response from a `batch_update_memory_records` reply."""
-    _require(reply, "successfulRecords", "failedRecords")
-    return pb.BatchUpdateResponse(
-        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
-        failed_records=_from_boto_results(reply.get("failedRecords", ())),
-    )
+def _batch_reply(response_type: type[BatchResponse]) -> Callable[[BotoReply], BatchResponse]:
+    """How every batch operation's reply becomes its response: the records that succeeded and failed."""
+
+    def convert(reply: BotoReply) -> BatchResponse:
+        _require(reply, "successfulRecords", "failedRecords")
+        return response_type(
+            successful_records=_from_boto_results(reply["successfulRecords"]),
+            failed_records=_from_boto_results(reply["failedRecords"]),
+        )
+
+    return convert
+
+
+def _page_reply(response_type: type[PageResponse]) -> Callable[[BotoReply], PageResponse]:
+    """How a page of List or Retrieve becomes its response; the last page has no next_page_token."""
+
+    def convert(reply: BotoReply) -> PageResponse:
+        _require(reply, "memoryRecordSummaries")
+        return response_type(
+            memory_record_summaries=[
+                _from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]
+            ],
+            next_page_token=reply.get("nextToken", ""),
+        )
+
+    return convert
+
+
+from_boto_batch_create = _batch_reply(pb.BatchCreateResponse)
+from_boto_batch_update = _batch_reply(pb.BatchUpdateResponse)
+from_boto_batch_delete = _batch_reply(pb.BatchDeleteResponse)
+from_boto_list = _page_reply(pb.ListResponse)
+from_boto_retrieve = _page_reply(pb.RetrieveResponse)
 
 
 def from_boto_get(reply: BotoReply) -> pb.GetResponse:
@@ -97,33 +120,6 @@ def from_boto_delete(reply: BotoReply) -> pb.DeleteResponse:
     """A Delete response from a `delete_memory_record` reply."""
     _require(reply, "memoryRecordId")
     return pb.DeleteResponse(memory_record_id=reply["memoryRecordId"])
-
-
-def from_boto_batch_delete(reply: BotoReply) -> pb.BatchDeleteResponse:
-    """A BatchDelete response from a `batch_delete_memory_records` reply."""
-    _require(reply, "successfulRecords", "failedRecords")
-    return pb.BatchDeleteResponse(
-        successful_records=_from_boto_results(reply.get("successfulRecords", ())),
-        failed_records=_from_boto_results(reply.get("failedRecords", ())),
-    )
-
-
-def from_boto_list(reply: BotoReply) -> pb.ListResponse:
-    """A List response from a `list_memory_records` reply; the last page has no next_page_token."""
-    _require(reply, "memoryRecordSummaries")
-    return pb.ListResponse(
-        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
-        next_page_token=reply.get("nextToken", ""),
-    )
-
-
-def from_boto_retrieve(reply: BotoReply) -> pb.RetrieveResponse:
-    """A Retrieve response from a `retrieve_memory_records` reply."""
-    _require(reply, "memoryRecordSummaries")
-    return pb.RetrieveResponse(
-        memory_record_summaries=[_from_boto_summary(summary) for summary in reply["memoryRecordSummaries"]],
-        next_page_token=reply.get("nextToken", ""),
-    )
 
 
 def from_boto_record(boto_record: BotoReply) -> pb.MemoryRecord:
