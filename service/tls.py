@@ -157,9 +157,10 @@ class WatchedPair:
                 return None
             changed = pair != self.current
             self.current = pair
+            # Inside the lock, as the failure above: a later failed reload's gauge must not be overwritten.
+            self._on_reload(True)
         if changed and not self._quiet:
             log.info("certificate reloaded", extra={"listener": self.listener, "serial": f"{pair.serial:x}"})
-        self._on_reload(True)
         return pair if changed else None
 
 
