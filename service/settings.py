@@ -74,10 +74,6 @@ def setting(*, env: str, default: str, parse: Parser[T], meaning: str) -> T:
 # --- parsers -----------------------------------------------------------------------------------------
 
 
-def _text(name: str, raw: str) -> str:
-    return raw
-
-
 def _whole_number(*, minimum: int, maximum: int | None = None) -> Parser[int]:
     def parse(name: str, raw: str) -> int | None:
         if raw.strip() == "":
@@ -195,7 +191,7 @@ class Settings:
     """The validated settings; each field declares its environment variable with `setting()`."""
 
     grpc_host: str = setting(
-        env="GRPC_HOST", default="[::]", parse=_text, meaning="the address the gRPC server listens on"
+        env="GRPC_HOST", default="[::]", parse=_unless_blank, meaning="the address the gRPC server listens on"
     )
     grpc_port: int = setting(
         env="GRPC_PORT", default="50051", parse=_port, meaning="the gRPC server's port (`0` = any free port)"
@@ -284,7 +280,7 @@ class Settings:
     local_db_path: str = setting(
         env="LOCAL_DB_PATH",
         default=":memory:",
-        parse=_text,
+        parse=_unless_blank,
         meaning="the emulator's SQLite file; a restart with the same file keeps the records",
     )
     max_workers: int = setting(

@@ -149,3 +149,8 @@ def test_readme_lists_exactly_the_declared_variables_with_their_defaults() -> No
 
 def test_readme_table_is_the_rendering_of_the_declarations() -> None:
     assert "\n".join(readme_settings_rows()) + "\n" == readme_table(), REGENERATE
+
+
+def test_a_blank_host_or_path_is_its_default() -> None:
+    settings = Settings.from_env({"GRPC_HOST": " ", "LOCAL_DB_PATH": ""})
+    assert (settings.grpc_host, settings.local_db_path) == ("[::]", ":memory:")
