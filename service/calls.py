@@ -181,12 +181,36 @@ def with_behavior(handler: Handler, wrap: Callable[[Behavior], Behavior]) -> Han
     return replaced
 
 
-class Interceptor(grpc.ServerInterceptor):
-    """Reports every registered method to `reporter`; unknown methods (UNIMPLEMENTED) are left alone,
-    which keeps method labels bounded. A method's wrapped handler is built once, not per RPC."""
+class _Reporters(Reporter):
+    """Several reporters as one, told in order."""
 
-    def __init__(self, reporter: Reporter) -> None:
-        self._reporter = reporter
+    def __init__(self, reporters: tuple[Reporter, ...]) -> None:
+        self._reporters = reporters
+
+    def started(self, call: Call) -> None:
+        for reporter in self._reporters:
+            reporter.started(call)
+
+    def received(self, call: Call) -> None:
+        for reporter in self._reporters:
+            reporter.received(call)
+
+    def sent(self, call: Call) -> None:
+        for reporter in self._reporters:
+            reporter.sent(call)
+
+    def finished(self, call: Call) -> None:
+        for reporter in self._reporters:
+            reporter.finished(call)
+
+
+class Interceptor(grpc.ServerInterceptor):
+    """Reports every registered method to `reporters`, in order; unknown methods (UNIMPLEMENTED) are left
+    alone, which keeps method labels bounded. A method's wrapped handler is built once, not per RPC, and
+    one interceptor serves every reporter: one Call, one wrapper and one final code per RPC."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self._reporter = reporters[0] if len(reporters) == 1 else _Reporters(reporters)
         self._wrapped: dict[str, Handler] = {}
 
     def intercept_service(

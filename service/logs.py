@@ -171,10 +171,6 @@ class AccessLog(calls.Reporter):
     def __init__(self) -> None:
         self._log = logging.getLogger(ACCESS_LOGGER)
 
-    def interceptor(self) -> grpc.ServerInterceptor:
-        """The server interceptor that writes the lines."""
-        return calls.Interceptor(self)
-
     def finished(self, call: calls.Call) -> None:
         code = call.code or grpc.StatusCode.UNKNOWN
         go_name, level = _NAME_AND_LEVEL[code]  # a StatusCode's hash is a Python call: look it up once

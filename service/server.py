@@ -27,7 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
-from service import authz, aws, logs, tls
+from service import authz, aws, calls, logs, tls
 from service.admission import Admission
 from service.batches import Batches
 from service.metrics import Metrics, exposition
@@ -85,8 +85,7 @@ def create_server(
             # Outermost: it names the pool grpc runs the RPC on.
             ThreadPools(),
             # Next, so that they see the final code of every RPC.
-            metrics.server.interceptor(),
-            logs.AccessLog().interceptor(),
+            calls.Interceptor(metrics.server, logs.AccessLog()),
             *interceptors,
         ],
         options=[

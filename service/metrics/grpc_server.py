@@ -134,10 +134,6 @@ class ServerMetrics(calls.Reporter):
             for reason in ADMISSION_LIMITS:
                 self.refused_total.labels("unary", operations.SERVICE_NAME, operation.rpc, reason)
 
-    def interceptor(self) -> grpc.ServerInterceptor:
-        """The server interceptor that records these metrics."""
-        return calls.Interceptor(self)
-
     def started(self, call: calls.Call) -> None:
         series = self._of(call)
         series.started.inc()
