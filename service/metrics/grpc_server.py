@@ -36,7 +36,11 @@ class _MethodSeries:
         self.handled = {
             name: metrics.handled_total.labels(*labels, name) for name in calls.GO_CODE_NAMES.values()
         }
-        self.refused = {reason: metrics.refused_total.labels(*labels, reason) for reason in ADMISSION_LIMITS}
+        # Admission refuses only the facade's own RPCs: health and reflection get no such series.
+        admitted = f"/{labels[1]}/{labels[2]}" in operations.BY_FULL_METHOD
+        self.refused = {
+            reason: metrics.refused_total.labels(*labels, reason) for reason in ADMISSION_LIMITS if admitted
+        }
 
 
 class ServerMetrics(calls.Reporter):
@@ -124,15 +128,7 @@ class ServerMetrics(calls.Reporter):
                     service_name,
                     method.name,
                 )
-                for metric in (self.started_total, self.msg_received_total, self.msg_sent_total):
-                    metric.labels(*labels)
-                self.handling_seconds.labels(*labels)
-                self.in_flight.labels(*labels)
-                for code_name in calls.GO_CODE_NAMES.values():
-                    self.handled_total.labels(*labels, code_name)
-        for operation in operations.OPERATIONS:
-            for reason in ADMISSION_LIMITS:
-                self.refused_total.labels("unary", operations.SERVICE_NAME, operation.rpc, reason)
+                self._series[f"/{service_name}/{method.name}"] = _MethodSeries(self, labels)
 
     def started(self, call: calls.Call) -> None:
         series = self._of(call)
