@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from service import authz, aws, stderr, tls
+from service import authz, aws, listening, stderr, tls
 from service.metrics import exposition
 from service.metrics.security import ConfigMetrics
 from service.metrics.supervisor import WorkerRestarts
@@ -101,23 +101,16 @@ def run_worker(settings: Settings, shared: SharedServing) -> None:
 
 def reserve_port(host: str, port: int, *, what: str = "gRPC") -> socket.socket:
     """A socket bound to host:port (port 0: a free one) with SO_REUSEPORT, not listening: the workers
-    can bind beside it, any other program cannot. Raises OSError naming `what` and the address if it is
-    taken."""
-    address = host.removeprefix("[").removesuffix("]")
-    # grpc falls back from [::] to 0.0.0.0 on a host without IPv6; so does the reservation.
-    candidates = [address, "0.0.0.0"] if address == "::" else [address]
+    can bind beside it, and a program that already holds the port (sharing it or not) is found. Raises
+    OSError naming `what` and the address if it is taken."""
     failure: OSError | None = None
-    for family, kind, proto, _, sockaddr in (
-        found
-        for candidate in candidates
-        for found in socket.getaddrinfo(candidate, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    ):
+    for family, sockaddr in listening.addresses(host, port):
         try:
             # Without SO_REUSEPORT, so that a holder that shares ports is found too.
-            with socket.socket(family, kind, proto) as probe:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
                 probe.bind(sockaddr)
                 bound = probe.getsockname()
-            holder = socket.socket(family, kind, proto)
+            holder = socket.socket(family, socket.SOCK_STREAM)
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 holder.bind(bound)

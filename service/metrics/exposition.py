@@ -23,6 +23,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from service import listening
+
 log = logging.getLogger("service.metrics")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -91,13 +93,8 @@ def start_http_server(
 ) -> tuple[int, Callable[[], None]]:
     """Serve `registry` at /metrics on host:port (port 0: any free port), over HTTPS when `tls` gives
     the context for each new connection; the bound port and a stop function."""
-    address = host.removeprefix("[").removesuffix("]")
 
     class Server(prometheus_client.exposition.ThreadingWSGIServer):
-        address_family = socket.getaddrinfo(
-            address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0][0]
-
         def handle_error(self, request: object, client_address: object) -> None:
             # A scanner's plaintext request on HTTPS, a failed handshake, a peer gone: one quiet line,
             # not socketserver's traceback on stderr.
@@ -110,16 +107,23 @@ def start_http_server(
             # The handshake happens on the request's own thread, at its first read, not in this loop.
             return tls().wrap_socket(connection, server_side=True, do_handshake_on_connect=False), peer
 
-    try:
-        httpd = wsgiref.simple_server.make_server(
-            address,
-            port,
-            prometheus_client.make_wsgi_app(registry),
-            Server,
-            handler_class=_QuietHandler,
-        )
-    except OSError as exc:
-        raise OSError(f"cannot listen for metrics on {host}:{port}: {exc.strerror or exc}") from exc
+    failure: OSError | None = None
+    for family, sockaddr in listening.addresses(host, port):
+        Server.address_family = family
+        try:
+            httpd = wsgiref.simple_server.make_server(
+                sockaddr[0],
+                port,
+                prometheus_client.make_wsgi_app(registry),
+                Server,
+                handler_class=_QuietHandler,
+            )
+            break
+        except OSError as exc:
+            failure = exc  # e.g. no IPv6 here: try the next address
+    else:
+        reason = failure.strerror or failure if failure is not None else "no address"
+        raise OSError(f"cannot listen for metrics on {host}:{port}: {reason}") from failure
     thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
     thread.start()
 

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import Emulator
-from service import aws, metrics
+from service import aws, listening, metrics
 from service.calls import GO_CODE_NAMES
 from service.logs import JsonFormatter
 from service.metrics import LATENCY_BUCKETS, Metrics, exposition
@@ -641,3 +641,18 @@ def test_a_metrics_port_held_by_another_program_is_named_in_the_error() -> None:
         port = holder.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot listen for metrics on 127.0.0.1:{port}: "):
             exposition.start_http_server(CollectorRegistry(), "127.0.0.1", port)
+
+
+def test_metrics_bind_the_next_address_when_one_cannot_be_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As on a host without IPv6, where `[::]` cannot be bound and 0.0.0.0 can (listening.addresses).
+    assert [family for family, _ in listening.addresses("[::]", 0)][-1] is socket.AF_INET
+    unbindable = (socket.AF_INET, ("192.0.2.1", 0))  # TEST-NET-1: never an address of this host
+    monkeypatch.setattr(
+        listening, "addresses", lambda host, port: [unbindable, (socket.AF_INET, ("127.0.0.1", 0))]
+    )
+    port, stop = exposition.start_http_server(CollectorRegistry(), "[::]", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        stop()
