@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -355,3 +356,16 @@ def require(condition: bool, reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A loopback port free right now (a child process binds it next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def sample(service: RunningService, name: str, **labels: str) -> float:
+    """A metric of an in-process service; 0 when the series does not exist yet."""
+    return service.metrics.registry.get_sample_value(name, labels) or 0.0

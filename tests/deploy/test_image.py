@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.served import assert_json_lines, assert_updates_a_record, wait_until_serving
-from tests.helpers import ROOT, require
+from tests.helpers import ROOT, free_port, require
 
 STANDIN_SCRIPT = Path(__file__).with_name("standin_base.sh")
 # A tag of this run's own: runs at once (two checkouts, CI beside a developer) must not swap images.
@@ -62,12 +61,6 @@ def image() -> Iterator[str]:
         yield IMAGE
     finally:
         _podman("rmi", "--force", IMAGE)  # the layers stay cached for the next run
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -123,14 +116,14 @@ def test_image_is_configured_for_production(image: str) -> None:
 def test_image_serves_read_only_and_stops_on_sigterm(image: str) -> None:
     """With worker processes, as deploy/kubernetes runs it: the supervisor starts `python -m service`
     from the installed package and keeps their metrics files in /tmp."""
-    port = _free_port()
+    port = free_port()
     with _container(
         image,
         AGENTCORE_BACKEND="local",
         WORKERS="2",
         GRPC_HOST="127.0.0.1",
         GRPC_PORT=str(port),
-        METRICS_PORT=str(_free_port()),
+        METRICS_PORT=str(free_port()),
         SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
     ) as name:
         assert _checked(_podman("inspect", "--format", "{{.Config.User}}", name)).strip() == USER

@@ -27,6 +27,7 @@ from tests.helpers import (
     details_of,
     record_create,
     run_service,
+    sample,
     settings_for_tests,
 )
 
@@ -77,10 +78,6 @@ def fail_calls_holding(emulator: Emulator, marker: str, **config: Any) -> None:
         return faults(operation, request) if marker.encode() in request.body else None
 
     emulator.set_before_operation_hook(hook)
-
-
-def sample(service: RunningService, name: str, **labels: str) -> float:
-    return service.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def test_a_large_batch_is_sent_in_calls_of_100_and_merged_in_request_order(

@@ -32,6 +32,7 @@ from tests.helpers import (
     details_of,
     record_create,
     run_service,
+    sample,
     service_process,
     settings_for_tests,
 )
@@ -79,10 +80,6 @@ def handled(service: RunningService, method: str) -> dict[str, float]:
         if value:
             counts[code] = value
     return counts
-
-
-def sample(service: RunningService, name: str, **labels: str) -> float:
-    return service.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def refused(service: RunningService, method: str, reason: str) -> float:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import ROOT, UNKNOWN_MEMORY_ID, prometheus_tool
+from tests.helpers import ROOT, UNKNOWN_MEMORY_ID, free_port, prometheus_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
@@ -62,13 +61,6 @@ def http_get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as answer:
         body: bytes = answer.read()
         return body.decode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # --- the service as a process ----------------------------------------------------------------------

@@ -40,6 +40,7 @@ from tests.helpers import (
     create_one,
     details_of,
     emulator_client,
+    free_port,
     get_record,
     record_create,
     service_env,
@@ -567,13 +568,6 @@ def serving(settings: Settings) -> Iterator[dict[str, int]]:
     finally:
         stop.set()
         thread.join(20)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_probes_use_the_plaintext_health_port_while_the_service_port_needs_mutual_tls(
