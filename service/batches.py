@@ -147,7 +147,7 @@ class Batches:
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         gone = next((f for f in failed if isinstance(f, upstream.CallerGoneError)), None)
         if gone is not None or len(outcomes) < len(chunks):
-            raise gone or _why_stopped(call)
+            raise gone or call.stopped() or upstream.DeadlineExceededError("the deadline passed")
         if failed and len(failed) == len(outcomes):
             raise failed[0]  # as a single call would fail
         response = operation.response_type()
@@ -179,7 +179,7 @@ class Batches:
         return chunk
 
     def _call_one(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
-        gone = upstream.caller_gone(call.context)
+        gone = call.stopped()  # while this chunk waited for a thread
         if gone is not None:
             raise gone
         return self.send(operation, params, call)
@@ -197,7 +197,7 @@ class Batches:
         pending: dict[futures.Future[Any], int] = {}
         started = 0
         while started < len(tasks) or pending:
-            while started < len(tasks) and len(pending) < self._concurrency and _caller_waits(call):
+            while started < len(tasks) and len(pending) < self._concurrency and call.stopped() is None:
                 # Each task runs in a copy of this thread's context, so that botocore's hooks find the Call.
                 context = contextvars.copy_context()
                 pending[self._executor.submit(context.run, _outcome, tasks[started])] = started
@@ -208,20 +208,6 @@ class Batches:
             for future in done:
                 outcomes[pending.pop(future)] = future.result()
         return outcomes
-
-
-def _why_stopped(call: calls.Call) -> upstream.CallerGoneError:
-    """Why chunks stopped starting: the caller went away, or the RPC's deadline (the caller's, or
-    DEFAULT_DEADLINE_SECONDS, which the caller's context does not know) passed."""
-    gone = upstream.caller_gone(call.context)
-    if gone is not None:
-        return gone
-    return upstream.DeadlineExceededError("the deadline passed before every chunk was sent")
-
-
-def _caller_waits(call: calls.Call) -> bool:
-    remaining = call.time_remaining()
-    return upstream.caller_gone(call.context) is None and (remaining is None or remaining > 0)
 
 
 def _outcome(task: Callable[[], Any]) -> Any:

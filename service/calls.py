@@ -85,6 +85,17 @@ class Call:
     def seconds(self) -> float:
         return time.perf_counter() - self.started_at
 
+    def stopped(self) -> upstream.CallerGoneError | None:
+        """Why no more work should start for this RPC: the caller went away, or its deadline (the
+        caller's or the default one) passed; None while it still waits."""
+        gone = upstream.caller_gone(self.context)
+        if gone is not None:
+            return gone
+        remaining = self.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return upstream.DeadlineExceededError("the deadline passed")
+        return None
+
     def time_remaining(self) -> float | None:
         """Seconds left before the caller's deadline, or the default one; None when there is neither."""
         remaining: float | None = self.context.time_remaining()

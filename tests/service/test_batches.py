@@ -3,17 +3,16 @@ tokens, repeated ids, and what a record of a chunk that failed as a whole says."
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import botocore.exceptions
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import batches, calls, operations, settings, translate, upstream, validate
+from service import batches, operations, settings, translate, validate
 from service.errors import InvalidRequestError
 from service.settings import Settings
-from tests.helpers import MEMORY_ID, RECORD_ID, FakeContext, record_create, timestamp
+from tests.helpers import MEMORY_ID, RECORD_ID, record_create, timestamp
 
 LATEST = timestamp(253_402_300_799, 999_999_999)
 WORST_TEXT = "\U0001f600" * 16_000  # 16,000 characters of 4 bytes in UTF-8
@@ -171,11 +170,3 @@ def test_a_record_of_a_failed_chunk_says_what_aws_answered(
         assert result.status == pb.MEMORY_RECORD_STATUS_FAILED
         assert result.error_code == error_code
         assert result.error_message.startswith(named)
-
-
-def test_chunks_stopped_by_the_default_deadline_are_deadline_exceeded() -> None:
-    # The caller is still there (its context is active) but DEFAULT_DEADLINE_SECONDS has passed.
-    call = calls.Call(FakeContext(active=True, remaining=None), default_deadline=time.perf_counter() - 1)
-    assert isinstance(batches._why_stopped(call), upstream.DeadlineExceededError)
-    gone = calls.Call(FakeContext(active=False, remaining=None))
-    assert type(batches._why_stopped(gone)) is upstream.CancelledError

@@ -3,11 +3,12 @@ received."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
 
-from service import calls, operations
+from service import calls, operations, upstream
 from tests.helpers import FakeContext
 
 
@@ -77,3 +78,14 @@ def test_a_methods_wrapped_handler_is_built_once() -> None:
     assert interceptor.intercept_service(continuation, details("/x.Y/Unknown")) is None
     assert interceptor.intercept_service(continuation, details("/x.Y/Unknown")) is None
     assert looked_up == ["/x.Y/Known", "/x.Y/Unknown", "/x.Y/Unknown"]
+
+
+def test_a_call_stopped_by_the_default_deadline_is_deadline_exceeded_not_cancelled() -> None:
+    # The caller is still there (its context is active) but DEFAULT_DEADLINE_SECONDS has passed: the
+    # chunks of a batch stop starting, and the RPC answers DEADLINE_EXCEEDED.
+    call = calls.Call(FakeContext(active=True, remaining=None), default_deadline=time.perf_counter() - 1)
+    assert isinstance(call.stopped(), upstream.DeadlineExceededError)
+    gone = calls.Call(FakeContext(active=False, remaining=None))
+    assert type(gone.stopped()) is upstream.CancelledError
+    waiting = calls.Call(FakeContext(active=True, remaining=5.0), default_deadline=time.perf_counter() + 5)
+    assert waiting.stopped() is None
