@@ -137,7 +137,7 @@ def create_server(
             listener="grpc",
             on_reload=metrics.security.reload_reporter("tls"),
         )
-        metrics.security.watch_certificate("grpc", lambda: (pair.current.not_before, pair.current.not_after))
+        metrics.security.watch_certificate("grpc", pair.validity)
         credentials = tls.grpc_credentials(pair)
     return server, _bind(server, f"{settings.grpc_host}:{settings.grpc_port}", credentials)
 
@@ -280,7 +280,7 @@ def metrics_tls(settings: Settings, config: ConfigMetrics) -> Callable[[], ssl.S
         listener="metrics",
         on_reload=config.reload_reporter("metrics_tls"),
     )
-    config.watch_certificate("metrics", lambda: (pair.current.not_before, pair.current.not_after))
+    config.watch_certificate("metrics", pair.validity)
     return tls.ssl_contexts(pair)
 
 

@@ -133,6 +133,10 @@ class WatchedPair:
                 signature.append(None)
         return tuple(signature)
 
+    def validity(self) -> tuple[float, float]:
+        """When the certificate in use became valid and when it expires (epoch seconds)."""
+        return self.current.not_before, self.current.not_after
+
     def refresh(self) -> KeyPair | None:
         """The new pair when the files changed and load; None when they did not change, or changed into
         something that does not load (logged once per change; the last good pair stays)."""

@@ -296,7 +296,7 @@ def watch_grpc_certificate(settings: Settings, config: ConfigMetrics) -> None:
 
     def validity() -> tuple[float, float]:
         pair.refresh()
-        return pair.current.not_before, pair.current.not_after
+        return pair.validity()
 
     config.watch_certificate("grpc", validity)
 
