@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ def _worker(emulator_url: str) -> None:  # noqa: PLR0915 - one closure per piece
         reply = operation.call_aws(client, params)
         client.meta.events.unregister("after-call.bedrock-agentcore", unique_id="bench-capture")
         response = operation.to_response(reply)
-        call = calls.Call(context=None, full_method=operation.full_method)  # type: ignore[arg-type]
+        # A caller without a client certificate, as the bench's own: the access log names it `anonymous`.
+        context = types.SimpleNamespace(auth_context=dict)
+        call = calls.Call(context=context, full_method=operation.full_method)  # type: ignore[arg-type]
         call.request, call.response, call.code = request, response, grpc.StatusCode.OK
         call.aws_request_id = "00000000-0000-0000-0000-000000000000"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import report, run
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require
 
 
 def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
@@ -49,3 +50,22 @@ def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
         assert all(item["facade"] > 1e6 and item["direct"] > 1e6 for item in results["instructions"])
     assert len(results["targets"]) == len(report.targets(results)) >= 15
     assert results["rss"]["samples"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        # Each piece alone (bench.pieces broke once, unseen, when the access log began to read the caller).
+        (["bench.pieces", "--calls", "1", "update1"], ["our pass (validate + translate)", "access log line"]),
+        (["bench.instructions", "--calls", "2", "get"], ["Get"]),
+    ],
+    ids=["pieces", "instructions"],
+)
+def test_the_instruction_tools_run(tool: list[str], expected: list[str]) -> None:
+    require(shutil.which("valgrind") is not None, "valgrind is not installed: .ci/run installs it")
+    done = subprocess.run(
+        [sys.executable, "-m", *tool], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in expected:
+        assert re.search(rf"^\s*{re.escape(name)}\s+\d+\.\d+M$", done.stdout, re.MULTILINE), done.stdout
