@@ -30,6 +30,8 @@ class ThreadPools(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self._health = futures.ThreadPoolExecutor(HEALTH_CHECK_THREADS, thread_name_prefix="grpc-health")
         self._streams = futures.ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix="grpc-stream")
+        # By method: the handler the next interceptor gave (built once per method) and ours around it.
+        self._wrapped: dict[str, tuple[calls.Handler, calls.Handler]] = {}
 
     def pool_for(self, full_method: str, handler: calls.Handler) -> futures.ThreadPoolExecutor | None:
         """The pool of this method, or None for the server's main pool."""
@@ -47,10 +49,16 @@ class ThreadPools(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        pool = self.pool_for(handler_call_details.method, handler)
-        if pool is None:
-            return handler
-        return calls.with_behavior(handler, lambda behavior: _on(pool, behavior))
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        pool = self.pool_for(method, handler)
+        wrapped = (
+            handler if pool is None else calls.with_behavior(handler, lambda behavior: _on(pool, behavior))
+        )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 def _on(pool: futures.ThreadPoolExecutor, behavior: calls.Behavior) -> calls.Behavior:

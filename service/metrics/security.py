@@ -71,11 +71,11 @@ class SecurityMetrics(ConfigMetrics):
             ("decision",),
             registry=registry,
         )
-        for decision in DECISIONS:
-            self.authz_decisions.labels(decision)
+        # Created at 0, and looked up once rather than at every call the policy judges.
+        self._decisions = {decision: self.authz_decisions.labels(decision) for decision in DECISIONS}
 
     def count_decision(self, decision: str) -> None:
-        self.authz_decisions.labels(decision).inc()
+        self._decisions[decision].inc()
 
 
 class _CertificateCollector(Collector):
