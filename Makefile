@@ -18,7 +18,7 @@ CONTRACT_BASELINE := contract/memory_records.binpb
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test soak bench lint generate check-generated check-contract contract-baseline emulator clean
+.PHONY: system-tools run test soak bench lint generate check-generated check-contract contract-baseline emulator clean
 
 # A venv with pip. Debian and Ubuntu ship venv's ensurepip apart (python3.X-venv): say so in one line.
 # A venv that a failed try left without pip is made again.
@@ -116,8 +116,25 @@ lint: $(VENV)/.dev node_modules/.installed
 	$(BIN)/hadolint Dockerfile
 	node_modules/.bin/buf lint
 
+# Debian's tools that tests run: prometheus and promtool (the metrics tests), valgrind (the bench's
+# instruction counts), debootstrap, podman and runc (the image test). Installed with apt-get when one is
+# missing and this user is root or has sudo; otherwise one line says which, and those tests skip
+# (with CI=true they fail).
+SYSTEM_TOOLS := prometheus promtool valgrind debootstrap podman runc
+SYSTEM_PACKAGES := prometheus valgrind debootstrap podman runc
+system-tools:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+	  if command -v apt-get >/dev/null && { [ -z "$$sudo" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "make: installing Debian's$$missing (apt-get: $(SYSTEM_PACKAGES))"; \
+	    $$sudo apt-get update -qq >/dev/null && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "make: missing$$missing (Debian: apt-get install $(SYSTEM_PACKAGES)); the tests that need them skip" >&2; fi; \
+	fi
+
 ## Everything CI checks.
-test: $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint
+test: system-tools $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`

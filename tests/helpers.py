@@ -176,10 +176,10 @@ def emulator_client(
 
 def prometheus_tool(name: str) -> str:
     """The path of `prometheus` or `promtool` (Debian's prometheus package). Missing: a skip on a
-    developer's machine, a failure in CI, where .ci/run installs the package."""
+    developer's machine, a failure in CI, where make test installs the package."""
     found = shutil.which(name)
     if found is None:
-        reason = f"{name} is not installed: .ci/run installs Debian's prometheus package, which has it"
+        reason = f"{name} is not installed: make test installs Debian's prometheus package, which has it"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)

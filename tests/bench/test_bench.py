@@ -21,7 +21,7 @@ def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)]
     if shutil.which("valgrind") is None:
         if os.environ.get("CI"):
-            pytest.fail("valgrind is not installed: .ci/run installs it")
+            pytest.fail("valgrind is not installed: make test installs it")
         args.append("--no-instructions")
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -62,7 +62,7 @@ def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
     ids=["pieces", "instructions"],
 )
 def test_the_instruction_tools_run(tool: list[str], expected: list[str]) -> None:
-    require(shutil.which("valgrind") is not None, "valgrind is not installed: .ci/run installs it")
+    require(shutil.which("valgrind") is not None, "valgrind is not installed: make test installs it")
     done = subprocess.run(
         [sys.executable, "-m", *tool], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )

@@ -49,7 +49,7 @@ def _checked(process: subprocess.CompletedProcess[str]) -> str:
 def image() -> Iterator[str]:
     require(os.geteuid() == 0, "building an image with podman needs root")
     for tool in ("podman", "runc", "debootstrap"):
-        require(shutil.which(tool) is not None, f"{tool} is not installed (.ci/run installs it)")
+        require(shutil.which(tool) is not None, f"{tool} is not installed (make test installs it)")
     digest = hashlib.sha256(STANDIN_SCRIPT.read_bytes()).hexdigest()[:12]
     base = f"localhost/agentcore-standin-python:3.11-bookworm-{digest}"
     if _podman("image", "exists", base).returncode != 0:

@@ -1,7 +1,7 @@
 """The metrics as a fleet uses them: `python -m service` serving /metrics, a real Prometheus scraping
 it and answering PromQL, and the alert rules under `promtool`.
 
-Prometheus and promtool come from Debian's `prometheus` package (.ci/run installs it); without them
+Prometheus and promtool come from Debian's `prometheus` package (make test installs it); without them
 these tests skip and say so on a developer's machine, and fail in CI. All traffic stays on loopback.
 """
 
