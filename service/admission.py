@@ -2,9 +2,9 @@
 
 A facade RPC is admitted or refused at once (RESOURCE_EXHAUSTED, `SERVER_OVERLOADED`, RetryInfo). An
 admitted RPC then waits for one of GRPC_MAX_WORKERS turns to call AWS, and answers DEADLINE_EXCEEDED,
-without calling AWS, if its deadline passes first. The gRPC thread pool holds every admitted RPC plus
-a reserve (server.py), so that refusals never queue behind work; health checks have threads of their
-own (thread_pools.py).
+without calling AWS, if its deadline passes first. RPCs are admitted on the event loop once their
+request message is read (servicer.py), so refusals never wait for a thread; only an admitted RPC is
+handed one (server.py's executor has a thread for each).
 """
 
 from __future__ import annotations
@@ -32,6 +32,26 @@ class OverloadedError(Exception):
         self.reason = reason
 
 
+class Ticket:
+    """One admitted RPC's place: its bytes may grow (a request being inflated) until it is released;
+    release() is safe to call twice (the thread that serves it, or the task whose thread never ran)."""
+
+    def __init__(self, admission: Admission, request_bytes: int) -> None:
+        self._admission = admission
+        self._bytes = request_bytes
+        self._released = False
+
+    def grow(self, change: int) -> None:
+        """Hold `change` more bytes (less, when negative), or OverloadedError("bytes")."""
+        self._admission._grow(change)
+        self._bytes += change
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._admission._release(self._bytes)
+
+
 class Admission:
     """The limits of one process, shared by every handler thread."""
 
@@ -52,23 +72,40 @@ class Admission:
         self._waiting: collections.deque[threading.Event] = collections.deque()
         self._count_waiting = count_waiting  # +1 and -1 as RPCs start and stop waiting for a turn
 
-    @contextlib.contextmanager
-    def admitted(self, request_bytes: int) -> Iterator[None]:
-        """Hold a place for an RPC of `request_bytes`, or raise OverloadedError."""
+    def admit(self, request_bytes: int) -> Ticket:
+        """A place for an RPC of `request_bytes`, held until its Ticket is released; or OverloadedError."""
         with self._lock:
-            if self._rpcs >= self._max_rpcs:
-                raise OverloadedError("rpcs")
-            # Alone, any RPC gets in: gRPC's message size limit bounds it already.
-            if self._rpcs and self._bytes + request_bytes > self._max_bytes:
-                raise OverloadedError("bytes")
+            self._take(request_bytes, first=True)
             self._rpcs += 1
-            self._bytes += request_bytes
+        return Ticket(self, request_bytes)
+
+    @contextlib.contextmanager
+    def admitted(self, request_bytes: int) -> Iterator[Ticket]:
+        """admit() for the length of a block."""
+        ticket = self.admit(request_bytes)
         try:
-            yield
+            yield ticket
         finally:
-            with self._lock:
-                self._rpcs -= 1
-                self._bytes -= request_bytes
+            ticket.release()
+
+    def _take(self, request_bytes: int, *, first: bool) -> None:
+        # Called with the lock held.
+        if first and self._rpcs >= self._max_rpcs:
+            raise OverloadedError("rpcs")
+        # Alone, any RPC gets in: gRPC's message size limit (or inflation's, compression.py) bounds it.
+        alone = self._rpcs == (0 if first else 1)
+        if not alone and request_bytes > 0 and self._bytes + request_bytes > self._max_bytes:
+            raise OverloadedError("bytes")
+        self._bytes += request_bytes
+
+    def _grow(self, change: int) -> None:
+        with self._lock:
+            self._take(change, first=False)
+
+    def _release(self, request_bytes: int) -> None:
+        with self._lock:
+            self._rpcs -= 1
+            self._bytes -= request_bytes
 
     @contextlib.contextmanager
     def turn(self, call: calls.Call) -> Iterator[None]:

@@ -1,19 +1,20 @@
 """One RPC in progress: the Call that every layer shares, and the interceptor that reports it.
 
-The Call lives in a ContextVar: the handler thread runs the servicer and the boto3 call, so botocore's
-hooks (deadlines, upstream metrics) find the same object the interceptors opened. Reporters (the gRPC
+The Call lives in a ContextVar: grpc.aio runs each RPC in a task of its own, and the thread the servicer
+hands the boto3 call to runs in a copy of that task's context, so botocore's hooks (deadlines, upstream
+metrics) find the same object the interceptor opened. Reporters (the gRPC
 metrics, the access log) each get their own interceptor from `Interceptor`, as go-grpc-middleware's
 `interceptors` package drives its providers; an inner interceptor joins the Call the outer one opened.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import contextvars
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -42,15 +43,24 @@ GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
 }
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Call:
     """What is known of one RPC while it runs: gathered by every layer, read when it finishes. What
-    follows from the method (service, method, operation) is worked out once."""
+    follows from the method (service, method, operation) is worked out once.
 
-    context: grpc.ServicerContext
+    Its lifecycle (the caller's deadline, a cancellation) is kept here rather than asked of the
+    context, so that the handler's threads read plain attributes, never grpc's asyncio objects."""
+
+    context: Any  # the grpc.aio.ServicerContext
     full_method: str = ""
     grpc_type: str = "unary"
     started_at: float = dataclasses.field(default_factory=time.perf_counter)
+    # The caller's deadline (perf_counter time); None when it set none.
+    deadline: float | None = None
+    # When the service gives up on a caller that set no deadline (perf_counter time); None: never.
+    default_deadline: float | None = None
+    # The caller went away (it cancelled, or the server cut the RPC off): set on the event loop.
+    cancelled: bool = False
     request: Any = None  # the facade's request, once parsed
     response: Any = None  # a unary response, once the handler returned one
     code: grpc.StatusCode | None = None  # the code the client received, once finished
@@ -58,11 +68,19 @@ class Call:
     aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
     # The caller's deadline shortened the AWS read timeout: a read timeout is then that deadline.
     read_timeout_cut_short: bool = False
-    # When the service gives up on a caller that set no deadline (perf_counter time); None: never.
-    default_deadline: float | None = None
     refused: str | None = None  # why admission refused the RPC, if it did
     # errors.py's pattern of the request's strings, with the request it was built from.
     redaction: tuple[Any, Any] | None = dataclasses.field(default=None, repr=False)
+    # Told when the request message has been read (the metrics' msg_received).
+    on_received: Callable[[Call], None] = dataclasses.field(default=lambda call: None, repr=False)
+
+    @classmethod
+    def opened(cls, context: Any, full_method: str = "", grpc_type: str = "unary") -> Call:
+        """The Call of an RPC that starts now, its deadline read off `context`."""
+        now = time.perf_counter()
+        remaining = context.time_remaining()
+        deadline = None if remaining is None or remaining >= _NO_DEADLINE_SECONDS else now + remaining
+        return cls(context, full_method, grpc_type, started_at=now, deadline=deadline)
 
     @functools.cached_property
     def service(self) -> str:
@@ -85,10 +103,22 @@ class Call:
     def seconds(self) -> float:
         return time.perf_counter() - self.started_at
 
+    def has_deadline(self) -> bool:
+        """Whether the caller set a deadline."""
+        return self.deadline is not None
+
+    def caller_gone(self) -> upstream.CallerGoneError | None:
+        """Why the caller is no longer waiting (its deadline passed, or it cancelled), or None."""
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            return upstream.DeadlineExceededError("the caller's deadline passed")
+        if self.cancelled:
+            return upstream.CancelledError("the caller cancelled")
+        return None
+
     def stopped(self) -> upstream.CallerGoneError | None:
         """Why no more work should start for this RPC: the caller went away, or its deadline (the
         caller's or the default one) passed; None while it still waits."""
-        gone = upstream.caller_gone(self.context)
+        gone = self.caller_gone()
         if gone is not None:
             return gone
         remaining = self.time_remaining()
@@ -98,45 +128,28 @@ class Call:
 
     def time_remaining(self) -> float | None:
         """Seconds left before the caller's deadline, or the default one; None when there is neither."""
-        remaining: float | None = self.context.time_remaining()
+        ends = self.deadline
         if self.default_deadline is not None:
-            own = self.default_deadline - time.perf_counter()
-            remaining = own if remaining is None else min(remaining, own)
-        return remaining
+            ends = self.default_deadline if ends is None else min(ends, self.default_deadline)
+        return None if ends is None else ends - time.perf_counter()
 
 
 # grpc reports a call without a deadline as one about 292 billion years away.
 _NO_DEADLINE_SECONDS = 1e12
 
 
-def has_deadline(context: grpc.ServicerContext) -> bool:
-    """Whether the caller set a deadline."""
-    remaining = context.time_remaining()
-    return remaining is not None and remaining < _NO_DEADLINE_SECONDS
-
-
 _current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)
 
 
 def current() -> Call | None:
-    """The RPC this thread is serving, if any."""
+    """The RPC this task, or the thread it handed work to, is serving, if any."""
     return _current.get()
 
 
-@contextlib.contextmanager
-def scope(context: grpc.ServicerContext, full_method: str = "", grpc_type: str = "unary") -> Iterator[Call]:
-    """The Call of this RPC: the one an outer layer opened (an interceptor may wrap `context`), else a
-    new one for this block."""
-    call = _current.get()
-    if call is not None:
-        yield call
-        return
-    call = Call(context, full_method, grpc_type)
-    token = _current.set(call)
-    try:
-        yield call
-    finally:
-        _current.reset(token)
+def make_current(call: Call) -> None:
+    """`call` is the RPC of this asyncio task (grpc.aio runs each RPC in a task of its own, so the
+    setting ends with it); threads the task hands work to carry it in a copy of the context."""
+    _current.set(call)
 
 
 class Reporter:
@@ -167,20 +180,23 @@ def grpc_type(client_streaming: bool, server_streaming: bool) -> str:
     return "unary"
 
 
-def final_code(context: grpc.ServicerContext, raised: bool) -> grpc.StatusCode:
-    """The code the client receives. abort() and set_code() leave it on the context; grpc answers
-    UNKNOWN for any other exception; and the client has its answer already if it went away."""
-    # grpcio's ServicerContext.code() (since 1.38) is missing from the stubs; None when never set.
-    code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
+def final_code(call: Call, context: Any, raised: bool) -> grpc.StatusCode:
+    """The code the client received, read once the RPC is done (grpc.aio's done callback): a caller
+    that went away has its own answer (CANCELLED, or DEADLINE_EXCEEDED at its deadline), whatever the
+    handler did; abort() and set_code() leave theirs on the context; grpc answers UNKNOWN for any other
+    exception."""
+    if call.cancelled or context.cancelled():
+        call.cancelled = True
+        if call.deadline is not None and time.perf_counter() >= call.deadline:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
+    code: grpc.StatusCode | None = context.code()
     if code is not None:
         return code
-    if raised:
-        return grpc.StatusCode.UNKNOWN
-    gone = upstream.caller_gone(context)
-    return gone.code if gone is not None else grpc.StatusCode.OK
+    return grpc.StatusCode.UNKNOWN if raised else grpc.StatusCode.OK
 
 
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
+Behavior = Callable[[Any, Any], Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _BEHAVIORS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
@@ -215,82 +231,122 @@ class _Reporters(Reporter):
             reporter.finished(call)
 
 
-class Interceptor(grpc.ServerInterceptor):
+def _method_type(full_method: str, handler: Handler) -> str:
+    """The `grpc_type` of a method as its proto declares it: the facade's unary methods are served as
+    stream-unary (the servicer reads the request itself, under a time limit), which is no business of
+    the metrics."""
+    if full_method in operations.BY_FULL_METHOD:
+        return "unary"
+    return grpc_type(handler.request_streaming, handler.response_streaming)
+
+
+class Interceptor(grpc.aio.ServerInterceptor):
     """Reports every registered method to `reporters`, in order; unknown methods (UNIMPLEMENTED) are left
     alone, which keeps method labels bounded. A method's wrapped handler is built once, not per RPC, and
-    one interceptor serves every reporter: one Call, one wrapper and one final code per RPC."""
+    one interceptor serves every reporter: one Call, one wrapper and one final code per RPC.
+
+    An RPC is reported finished with the code its caller gets: a caller that cancelled, or whose
+    deadline passed, is counted as what it saw whatever the handler did."""
 
     def __init__(self, *reporters: Reporter) -> None:
         self._reporter = reporters[0] if len(reporters) == 1 else _Reporters(reporters)
         self._wrapped: dict[str, Handler] = {}
+        # The server is stopping: an RPC cancelled now was cut off by the end of the shutdown grace.
+        self.stopping = False
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         full_method = handler_call_details.method
         wrapped = self._wrapped.get(full_method)
         if wrapped is not None:
             return wrapped
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        kind = grpc_type(handler.request_streaming, handler.response_streaming)
+        kind = _method_type(full_method, handler)
         observe = self._stream_response if handler.response_streaming else self._unary_response
         wrapped = with_behavior(handler, lambda behavior: observe(behavior, full_method, kind))
         self._wrapped[full_method] = wrapped
         return wrapped
 
+    def _open(self, context: Any, full_method: str, kind: str) -> Call:
+        call = Call.opened(context, full_method, kind)
+        call.on_received = self._reporter.received
+        make_current(call)
+        self._reporter.started(call)
+        return call
+
+    def _finish(self, call: Call, context: Any, raised: bool) -> None:
+        """Report the RPC finished, with the code its caller gets: told before grpc sends the status
+        (so that a caller reading the metrics after its answer finds its RPC), or once the caller is
+        gone; an RPC cut off by the server's stop is what its caller saw, UNAVAILABLE."""
+        if call.code is not None:
+            return  # reported already
+        past_deadline = call.deadline is not None and time.perf_counter() >= call.deadline
+        if self.stopping and call.cancelled and not past_deadline:
+            call.code = grpc.StatusCode.UNAVAILABLE
+        if call.code is None:
+            call.code = final_code(call, context, raised)
+        self._reporter.finished(call)
+
     def _received(self, call: Call, request: Any) -> Any:
-        """The request as the behavior takes it; each message is reported as it is received."""
+        """The request as the behavior takes it; each message is reported as it is received (a
+        stream-unary facade method reports its one message itself, through `Call.on_received`)."""
         if call.grpc_type in {"unary", "server_stream"}:
-            self._reporter.received(call)
+            if not hasattr(request, "__aiter__"):
+                self._reporter.received(call)
             return request
         return self._each_received(call, request)
 
-    def _each_received(self, call: Call, requests: Iterator[Any]) -> Iterator[Any]:
-        for request in requests:
+    async def _each_received(self, call: Call, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
             self._reporter.received(call)
             yield request
 
     def _unary_response(self, behavior: Behavior, full_method: str, kind: str) -> Behavior:
         reporter = self._reporter
 
-        def observed(request: Any, context: grpc.ServicerContext) -> Any:
-            with scope(context, full_method, kind) as call:
-                reporter.started(call)
-                raised = True
-                try:
-                    call.response = behavior(self._received(call, request), context)
-                    raised = False
-                    return call.response
-                finally:
-                    # go-grpc-middleware v2 counts a unary RPC's response as sent whatever its outcome.
-                    reporter.sent(call)
-                    call.code = final_code(context, raised)
-                    reporter.finished(call)
+        async def observed(request: Any, context: Any) -> Any:
+            call = self._open(context, full_method, kind)
+            raised = True
+            try:
+                call.response = await behavior(self._received(call, request), context)
+                raised = False
+                return call.response
+            except asyncio.CancelledError:
+                call.cancelled = True
+                raise
+            except grpc.aio.AbortError:
+                raised = False  # the code is on the context
+                raise
+            finally:
+                # go-grpc-middleware v2 counts a unary RPC's response as sent whatever its outcome.
+                reporter.sent(call)
+                self._finish(call, context, raised)
 
         return observed
 
     def _stream_response(self, behavior: Behavior, full_method: str, kind: str) -> Behavior:
         reporter = self._reporter
 
-        def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            # Not made current: a generator may be closed on another thread, and streams call no AWS.
-            call = Call(context, full_method, kind)
-            reporter.started(call)
+        async def observed(request: Any, context: Any) -> AsyncIterator[Any]:
+            call = self._open(context, full_method, kind)
             raised = True
             try:
-                for response in behavior(self._received(call, request), context):
+                async for response in behavior(self._received(call, request), context):
                     reporter.sent(call)
                     yield response
                 raised = False
-            except GeneratorExit:
-                raised = False  # grpc stopped reading: the client went away
+            except (asyncio.CancelledError, GeneratorExit):
+                call.cancelled = True  # grpc stopped reading: the client went away
+                raise
+            except grpc.aio.AbortError:
+                raised = False
                 raise
             finally:
-                call.code = final_code(context, raised)
-                reporter.finished(call)
+                self._finish(call, context, raised)
 
         return observed

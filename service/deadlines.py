@@ -29,7 +29,7 @@ def _before_send(request: Any, read_timeout_seconds: float) -> None:
     call = calls.current()
     if call is None:
         return
-    gone = upstream.caller_gone(call.context)
+    gone = call.caller_gone()
     if gone is not None:
         raise gone
     remaining = call.time_remaining()
@@ -61,7 +61,7 @@ def _before_retry(attempts: int, response: Any = None, caught_exception: Any = N
         return None  # a success: nothing to retry
     if isinstance(caught_exception, botocore.exceptions.ReadTimeoutError) and call.read_timeout_cut_short:
         raise upstream.DeadlineExceededError("the caller's deadline passed while AWS was answering")
-    if upstream.caller_gone(call.context) is not None:
+    if call.caller_gone() is not None:
         return False
     remaining = call.time_remaining()
     if remaining is None:

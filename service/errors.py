@@ -55,6 +55,14 @@ class MalformedRequestError(Exception):
     """The request's bytes are not the message the method takes."""
 
 
+class RequestReadTimeoutError(Exception):
+    """The caller opened the RPC and did not send its request message in time."""
+
+
+class RequestTooLargeError(Exception):
+    """A compressed request inflates past the server's receive limit."""
+
+
 def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.Status:
     """The gRPC status (code, message, google.rpc details) that `exc` answers to the caller.
 
@@ -64,6 +72,10 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
         return _invalid(exc.violations)
     if isinstance(exc, MalformedRequestError):
         return _facade(code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", str(exc))
+    if isinstance(exc, RequestReadTimeoutError):
+        return _facade(code_pb2.DEADLINE_EXCEEDED, "REQUEST_READ_TIMEOUT", str(exc))
+    if isinstance(exc, RequestTooLargeError):
+        return _facade(code_pb2.RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE", str(exc))
     if isinstance(exc, authz.CallerNotAllowedError):
         metadata = {"method": exc.method, "ruleSetVersion": exc.rule_set_version}
         return _facade(code_pb2.PERMISSION_DENIED, authz.REASON, str(exc), metadata=metadata)

@@ -1,5 +1,13 @@
 """create_server(settings, client) -> (server, port), and serve(settings) that runs it until a signal.
 
+The serving model: grpc's asyncio server, on an event loop thread of its own (`LoopServer`, driven from
+synchronous code). The loop reads every request, answers health and refusals, and holds idle streams at
+the cost of a coroutine; an admitted facade RPC gets one thread of a pool as large as admission allows
+(servicer.py), since boto3 blocks. HEALTH_PORT's server runs on a second loop, so that a flood on one port
+never makes the other's health checks wait. Every connection resource has a limit: streams per
+connection, connections, the time to deliver a request message, and compressed requests' inflated size
+(compression.py).
+
 The server carries the MemoryRecordsService, gRPC health (grpc.health.v1) and server reflection
 (unless GRPC_REFLECTION=false), behind the metrics and access-log interceptors, in plaintext or over
 (mutual) TLS. serve() also serves Prometheus metrics on METRICS_HOST:METRICS_PORT (HTTPS when set),
@@ -10,6 +18,7 @@ certificate (each worker on the port its supervisor reserved, as on the gRPC por
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -18,30 +27,36 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
 from service import authz, aws, calls, logs, tls
 from service.admission import Admission
 from service.batches import Batches
+from service.health import HEALTH_SERVICE_NAME, Health
 from service.metrics import Metrics, exposition
 from service.metrics.security import ConfigMetrics
 from service.operations import SERVICE_NAME
 from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
-from service.thread_pools import ThreadPools
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
-# Threads beyond the admitted RPCs, for the refusals of a burst.
-RESERVED_THREADS = 8
+T = TypeVar("T")
+
+# The only request encodings accepted (grpc's bitset of identity=0, deflate=1, gzip=2): gzip is what
+# Go's, Java's and Node's clients offer, and compression.py inflates it within admission; deflate
+# is answered UNIMPLEMENTED by grpc, before it costs anything.
+ACCEPTED_ENCODINGS = 1 << 0 | 1 << 2
+# HEALTH_PORT serves health alone: its requests are a service name.
+HEALTH_MAX_REQUEST_BYTES = 4096
 # Go's and Java's clients send keepalive pings no more often than every 10 s; grpc's server answers
 # faster ones, without calls in flight too, with GOAWAY `too_many_pings` unless told to accept them.
 # Half that, so that a ping a little early (timers, scheduling) is not a strike.
@@ -54,15 +69,107 @@ MAX_CONNECTION_AGE_GRACE_MS = 30 * 1000
 log = logging.getLogger("service")
 
 
+class LoopServer:
+    """A grpc.aio server on an event loop thread of its own, driven from synchronous code as grpc's
+    sync server is: start(), stop(grace).wait()."""
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+        self.server: grpc.aio.Server | None = None
+        self._before_stop: list[Callable[[], None]] = []
+        self._on_stop: list[Callable[[], None]] = []
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        """Run `coroutine` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(_awaited(coroutine), self._loop).result()
+
+    def build(self, make: Callable[[], grpc.aio.Server]) -> grpc.aio.Server:
+        """Make the server on the loop (grpc.aio binds a server to the loop it is made on)."""
+
+        async def made() -> grpc.aio.Server:
+            return make()
+
+        self.server = self.run(made())
+        return self.server
+
+    def before_stop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` as stop() begins."""
+        self._before_stop.append(callback)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the server has stopped (e.g. to shut the handler pool down)."""
+        self._on_stop.append(callback)
+
+    def start(self) -> None:
+        assert self.server is not None
+        self.run(self.server.start())
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop accepting RPCs; those in flight get `grace` seconds (None: none), then are cancelled.
+        The Event is set once the server has stopped and its loop has ended."""
+        stopped = threading.Event()
+        for callback in self._before_stop:
+            callback()
+        if not self._thread.is_alive():
+            stopped.set()
+            return stopped
+        server = self.server
+
+        async def stop() -> None:
+            if server is not None:
+                await server.stop(grace)
+
+        def finish(_: object) -> None:
+            for callback in self._on_stop:
+                callback()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            stopped.set()
+
+        future = asyncio.run_coroutine_threadsafe(stop(), self._loop)
+        future.add_done_callback(lambda done: threading.Thread(target=finish, args=(done,)).start())
+        return stopped
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def server_options(settings: Settings, *, share_port: bool) -> list[tuple[str, Any]]:
+    """The channel arguments of the gRPC port: every limit it puts on a connection."""
+    return [
+        # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
+        # Workers share theirs on purpose: their supervisor has checked that no one else holds it.
+        ("grpc.so_reuseport", int(share_port)),
+        # The largest batch MAX_BATCH_RECORDS allows must fit (gRPC's default is 4 MiB); with grpc's
+        # decompression off it bounds the bytes as sent, and compression.py the inflated ones.
+        ("grpc.max_receive_message_length", settings.max_request_bytes),
+        ("grpc.per_message_decompression", 0),
+        ("grpc.compression_enabled_algorithms_bitset", ACCEPTED_ENCODINGS),
+        # Advertised as SETTINGS_MAX_CONCURRENT_STREAMS: a client queues its RPCs beyond it.
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.max_allowed_incoming_connections", settings.max_connections),
+        # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
+        # read wait in the client rather than in this process.
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
+        ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+        ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+    ]
+
+
 def create_server(
     settings: Settings,
     client: BedrockAgentCoreClient,
     *,
-    health_servicer: health.HealthServicer | None = None,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    health_servicer: Health | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     metrics: Metrics | None = None,
     share_port: bool = False,
-) -> tuple[grpc.Server, int]:
+) -> tuple[LoopServer, int]:
     """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound.
 
     Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
@@ -76,33 +183,20 @@ def create_server(
         max_running=settings.max_workers,
         count_waiting=metrics.server.waiting.inc,
     )
-    # A thread for every admitted RPC, and a reserve for refusals; health checks and streams have
-    # pools of their own (thread_pools.py).
-    threads = settings.admitted_rpcs + RESERVED_THREADS
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-handler"),
-        interceptors=[
-            # Outermost: it names the pool grpc runs the RPC on.
-            ThreadPools(),
-            # Next, so that they see the final code of every RPC.
-            calls.Interceptor(metrics.server, logs.AccessLog()),
-            *interceptors,
-        ],
-        options=[
-            # Two servers silently sharing a port hide a deployment mistake; fail to bind instead.
-            # Workers share theirs on purpose: their supervisor has checked that no one else holds it.
-            ("grpc.so_reuseport", int(share_port)),
-            # The largest batch MAX_BATCH_RECORDS allows must fit (gRPC's default is 4 MiB).
-            ("grpc.max_receive_message_length", settings.max_request_bytes),
-            # Without BDP probing each stream's window stays small, so that the bytes of RPCs not yet
-            # admitted or refused wait in the client rather than in this process.
-            ("grpc.http2.bdp_probe", 0),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
-            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
-            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
-        ],
+    # A thread for every admitted RPC: it waits for its turn, then blocks in boto3.
+    handlers = futures.ThreadPoolExecutor(max_workers=settings.admitted_rpcs, thread_name_prefix="rpc")
+    served = LoopServer("grpc-loop")
+    reporting = calls.Interceptor(metrics.server, logs.AccessLog())
+    served.before_stop(lambda: setattr(reporting, "stopping", True))
+    server = served.build(
+        lambda: grpc.aio.server(
+            interceptors=[reporting, *interceptors],
+            options=server_options(settings, share_port=share_port),
+            # Admission bounds the RPCs in flight; grpc need not count them again.
+            maximum_concurrent_rpcs=None,
+        )
     )
+    served.on_stop(lambda: handlers.shutdown(wait=False, cancel_futures=True))
     batches = Batches(
         client,
         admission,
@@ -116,13 +210,15 @@ def create_server(
     MemoryRecordsServicer(
         admission,
         batches,
+        executor=handlers,
         default_deadline_seconds=settings.default_deadline_seconds,
+        request_read_timeout_seconds=settings.request_read_timeout_seconds,
+        max_request_bytes=settings.max_request_bytes,
         authorizer=authorizer(settings, metrics),
+        count_read_timeout=metrics.server.count_read_timeout,
     ).add_to_server(server)
-    health_servicer = health_servicer or health.HealthServicer()
+    health_servicer = health_servicer or Health((SERVICE_NAME,))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     service_names: tuple[str, ...] = (SERVICE_NAME, HEALTH_SERVICE_NAME)
     if settings.grpc_reflection:
         service_names += (reflection.SERVICE_NAME,)
@@ -139,18 +235,22 @@ def create_server(
         )
         metrics.security.watch_certificate("grpc", pair.validity)
         credentials = tls.grpc_credentials(pair)
-    return server, _bind(server, f"{settings.grpc_host}:{settings.grpc_port}", credentials)
+    return served, _bind(served, f"{settings.grpc_host}:{settings.grpc_port}", credentials)
 
 
-HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+def _bind(served: LoopServer, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    server = served.server
+    assert server is not None
 
-
-def _bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
-    try:
+    async def bind() -> int:
         if credentials is None:
             return server.add_insecure_port(address)
         return server.add_secure_port(address, credentials)
+
+    try:
+        return served.run(bind())
     except RuntimeError as exc:  # grpc reports a failed bind this way
+        served.stop(None).wait(5)
         raise OSError(f"cannot listen for gRPC on {address}: {exc}") from exc
 
 
@@ -165,17 +265,25 @@ def authorizer(settings: Settings, metrics: Metrics) -> authz.Authorizer:
 
 
 def create_health_server(
-    settings: Settings, health_servicer: health.HealthServicer, *, share_port: bool = False
-) -> tuple[grpc.Server, int]:
-    """A plaintext server (not started) on `settings.grpc_host:health_port` with grpc.health.v1 alone;
-    `share_port` as create_server's. A worker's answers its own state, as its gRPC port does."""
+    settings: Settings, health_servicer: Health, *, share_port: bool = False
+) -> tuple[LoopServer, int]:
+    """A plaintext server (not started) on `settings.grpc_host:health_port` with grpc.health.v1 alone,
+    on a loop of its own; `share_port` as create_server's. A worker's answers its own state, as its
+    gRPC port does."""
     assert settings.health_port is not None
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-health"),
-        options=[("grpc.so_reuseport", int(share_port))],
+    served = LoopServer("health-loop")
+    server = served.build(
+        lambda: grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", int(share_port)),
+                ("grpc.max_receive_message_length", HEALTH_MAX_REQUEST_BYTES),
+                ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+                ("grpc.max_allowed_incoming_connections", settings.max_connections),
+            ]
+        )
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    return server, _bind(server, f"{settings.grpc_host}:{settings.health_port}", None)
+    return served, _bind(served, f"{settings.grpc_host}:{settings.health_port}", None)
 
 
 def local_emulator(settings: Settings) -> Emulator:
@@ -228,17 +336,18 @@ def serve(
                 tls=metrics_tls(settings, metrics.security),
             )
             resources.callback(stop_metrics)
-        health_servicer = health.HealthServicer()
+        health_servicer = Health((SERVICE_NAME,))
         server, port = create_server(
             settings, client, health_servicer=health_servicer, metrics=metrics, share_port=shared is not None
         )
+        resources.callback(lambda: server.stop(None).wait(5))  # a start that fails after this
         health_port = None
         if settings.health_port is not None:
             health_server, health_port = create_health_server(
                 settings, health_servicer, share_port=shared is not None
             )
             health_server.start()
-            resources.callback(lambda: health_server.stop(None).wait())
+            resources.callback(lambda: health_server.stop(None).wait(5))
         server.start()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -266,7 +375,7 @@ def serve(
         health_servicer.enter_graceful_shutdown()
         if settings.shutdown_drain_seconds:
             time.sleep(settings.shutdown_drain_seconds)  # still serving, while health says NOT_SERVING
-        server.stop(settings.shutdown_grace_seconds).wait()
+        server.stop(settings.shutdown_grace_seconds).wait(settings.shutdown_grace_seconds + 5)
         log.info("stopped")
 
 

@@ -1,49 +1,69 @@
-"""The servicer: one generic method, driven by the operation table. Admit, parse, validate, authorize,
-translate, wait for a turn, call boto3 once, translate back (batches: once per 100 records, batches.py).
+"""The servicer: one generic method, driven by the operation table. Read the request (under a time limit
+of its own), admit, then on a thread: inflate, parse, validate, authorize, translate, wait for a turn, call
+boto3 once, translate back (batches: once per 100 records, batches.py).
 
-A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller
-as UNKNOWN. Requests arrive as bytes and are parsed here, so that bytes which are not the method's
-message are the caller's mistake (INVALID_ARGUMENT), counted and logged like any other outcome.
+The facade's methods are registered as stream-unary on grpc's asyncio server, so that the request
+message is read by this code on the event loop, not by grpc before any of it runs: a stream that never
+sends its message holds no thread and no admission, and is reset at REQUEST_READ_TIMEOUT_SECONDS. Only an
+admitted RPC gets a thread (its boto3 call blocks). Messages arrive as they were sent (grpc's own
+per-message decompression is off, server.py): a gzip request is inflated here within the admission byte
+budget (compression.py).
+
+A failure of any kind leaves through `errors.to_status` exactly once, so nothing reaches a caller as
+UNKNOWN. Requests arrive as bytes and are parsed here, so that bytes which are not the method's message
+are the caller's mistake (INVALID_ARGUMENT), counted and logged like any other outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import time
+from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
 import grpc
 
-from service import authz, calls, errors, operations, upstream, validate
-from service.admission import Admission, OverloadedError
+from service import authz, calls, compression, errors, operations, validate
+from service.admission import Admission, OverloadedError, Ticket
 from service.batches import Batches
 from service.operations import Operation
 
 
 class MemoryRecordsServicer:
     """`agentcore.memory.v1.MemoryRecordsService`; `batches` makes its AWS calls, on one shared boto3
-    client."""
+    client; `executor` runs each admitted RPC's blocking part."""
 
     def __init__(
         self,
         admission: Admission,
         batches: Batches,
         *,
+        executor: futures.Executor,
         default_deadline_seconds: float,
+        request_read_timeout_seconds: float,
+        max_request_bytes: int,
         authorizer: authz.Authorizer | None = None,
+        count_read_timeout: Callable[[calls.Call], None] = lambda call: None,
     ) -> None:
         self._admission = admission
         self._batches = batches
+        self._executor = executor
         self._authorizer = authorizer or authz.Authorizer(None)
         self._default_deadline_seconds = default_deadline_seconds
+        self._read_timeout_seconds = request_read_timeout_seconds
+        self._max_request_bytes = max_request_bytes
+        self._count_read_timeout = count_read_timeout
 
-    def add_to_server(self, server: grpc.Server) -> None:
-        """One method per entry of the operation table, registered as the generated code does: by
-        name for stubs that send registered calls, and generically for every other client."""
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """One method per entry of the operation table, registered by name for stubs that send
+        registered calls, and generically for every other client."""
         handlers: dict[str, grpc.RpcMethodHandler[bytes, Any]] = {
-            operation.rpc: grpc.unary_unary_rpc_method_handler(
+            operation.rpc: grpc.stream_unary_rpc_method_handler(
                 functools.partial(self.call, operation),
-                request_deserializer=None,  # bytes: parsed in `call`
+                request_deserializer=None,  # bytes: read and parsed in `call`
                 response_serializer=operation.response_type.SerializeToString,
             )
             for operation in operations.OPERATIONS
@@ -53,40 +73,114 @@ class MemoryRecordsServicer:
         )
         server.add_registered_method_handlers(operations.SERVICE_NAME, handlers)
 
-    def call(self, operation: Operation[Any, Any], raw: bytes, context: grpc.ServicerContext) -> Any:
-        """Serve one RPC of `operation`, whose request arrived as `raw` bytes."""
-        with calls.scope(context, operation.full_method) as call:
-            if not calls.has_deadline(context):
-                call.default_deadline = time.perf_counter() + self._default_deadline_seconds
-            request = None
-            try:
-                gone = upstream.caller_gone(context)
-                if gone is not None:
-                    raise gone  # its deadline passed while it waited in gRPC's queue
-                with self._admission.admitted(len(raw)):
-                    request = call.request = validate.parse(operation, raw)
-                    if not operation.batch:
-                        params = validate.validated_params(operation, request)
-                        self._authorizer.verdict(operation, request, call.caller)  # raises when denied
-                        return self._batches.send(operation, params, call)
-                    params = self._batches.validated_params(operation, request)
-                    verdict = self._authorizer.verdict(operation, request, call.caller)
-                    if verdict.refused and len(verdict.refused) == len(request.records):
-                        return verdict.completed(operation, request, None)  # nothing left for AWS
-                    response = self._batches.call(
-                        operation, request, verdict.narrowed(params), call, verdict.kept(request.records)
-                    )
-                    return verdict.completed(operation, request, response)
-            except Exception as exc:
-                failure: BaseException = exc
-                if isinstance(exc, OverloadedError):
-                    call.refused = exc.reason
-                elif not isinstance(
-                    exc,
-                    errors.InvalidRequestError | errors.MalformedRequestError | authz.CallerNotAllowedError,
-                ):
-                    # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
-                    failure = upstream.caller_gone(context) or exc
-                resource = operation.resource(request) if request is not None else None
-                context.abort_with_status(errors.to_status(failure, resource=resource))
-                raise  # abort_with_status always raises; this keeps type checkers honest
+    async def call(self, operation: Operation[Any, Any], requests: Any, context: Any) -> Any:
+        """Serve one RPC of `operation`: read its request, admit it, and serve it on a thread."""
+        call = calls.current()
+        if call is None or call.full_method != operation.full_method:  # no interceptor opened one
+            call = calls.Call.opened(context, operation.full_method)
+            calls.make_current(call)
+        if not call.has_deadline():
+            call.default_deadline = time.perf_counter() + self._default_deadline_seconds
+        try:
+            gone = call.caller_gone()
+            if gone is not None:
+                raise gone  # its deadline passed while it waited in gRPC's queue
+            raw = await self._read(context, call)
+            call.on_received(call)
+            ticket = self._admission.admit(len(raw))
+        except Exception as exc:
+            await self._abort(context, self._failure(call, exc, None, operation))
+            raise  # abort always raises; this keeps type checkers honest
+        outcome = await self._in_thread(ticket, functools.partial(self._serve, operation, raw, call, ticket))
+        if isinstance(outcome, grpc.Status):
+            await self._abort(context, outcome)
+        return outcome
+
+    async def _read(self, context: Any, call: calls.Call) -> bytes:
+        """The request message, or RequestReadTimeoutError when it is not all there in time."""
+        limit = self._read_timeout_seconds
+        remaining = call.time_remaining()
+        if remaining is not None and remaining < limit:
+            limit = max(remaining, 0.0)
+        try:
+            raw = await asyncio.wait_for(context.read(), limit)
+        except TimeoutError:
+            gone = call.stopped()
+            if gone is not None:
+                raise gone from None
+            self._count_read_timeout(call)
+            raise errors.RequestReadTimeoutError(
+                f"the request message did not arrive within {self._read_timeout_seconds:g} s"
+            ) from None
+        if raw is grpc.aio.EOF:
+            # grpc ends the read so when the message is over the receive limit (and answers the caller
+            # RESOURCE_EXHAUSTED itself); a stub cannot send a unary call without a message.
+            raise errors.RequestTooLargeError(
+                f"the request message is over the receive limit of {self._max_request_bytes} bytes, "
+                "or missing"
+            )
+        return bytes(raw)
+
+    async def _in_thread(self, ticket: Ticket, work: Callable[[], Any]) -> Any:
+        """`work()` on the executor, in a copy of this task's context (botocore's hooks find the Call
+        there). A caller that goes away does not stop the thread: the Call says it is gone, and the
+        AWS work stops at its next step; the ticket is released by whoever ends last."""
+        future = self._executor.submit(contextvars.copy_context().run, work)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancel():  # never started: its admission is ours to give back
+                ticket.release()
+            raise
+
+    def _serve(self, operation: Operation[Any, Any], raw: bytes, call: calls.Call, ticket: Ticket) -> Any:
+        """The blocking part of an admitted RPC: its response, or the grpc.Status to end it with."""
+        request = None
+        try:
+            gone = call.stopped()
+            if gone is not None:
+                raise gone  # while it waited for a thread
+            if compression.is_gzip(raw):
+                raw = compression.inflate(raw, limit=self._max_request_bytes, reserve=ticket.grow)
+            request = call.request = validate.parse(operation, raw)
+            del raw
+            if not operation.batch:
+                params = validate.validated_params(operation, request)
+                self._authorizer.verdict(operation, request, call.caller)  # raises when denied
+                return self._batches.send(operation, params, call)
+            params = self._batches.validated_params(operation, request)
+            verdict = self._authorizer.verdict(operation, request, call.caller)
+            if verdict.refused and len(verdict.refused) == len(request.records):
+                return verdict.completed(operation, request, None)  # nothing left for AWS
+            response = self._batches.call(
+                operation, request, verdict.narrowed(params), call, verdict.kept(request.records)
+            )
+            return verdict.completed(operation, request, response)
+        except Exception as exc:
+            return self._failure(call, exc, request, operation)
+        finally:
+            ticket.release()
+
+    @staticmethod
+    def _failure(
+        call: calls.Call, exc: BaseException, request: Any, operation: Operation[Any, Any]
+    ) -> grpc.Status:
+        failure: BaseException = exc
+        if isinstance(exc, OverloadedError):
+            call.refused = exc.reason
+        elif not isinstance(
+            exc,
+            errors.InvalidRequestError
+            | errors.MalformedRequestError
+            | authz.CallerNotAllowedError
+            | errors.RequestReadTimeoutError
+            | errors.RequestTooLargeError,
+        ):
+            # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
+            failure = call.caller_gone() or exc
+        resource = operation.resource(request) if request is not None else None
+        return errors.to_status(failure, resource=resource)
+
+    @staticmethod
+    async def _abort(context: Any, status: grpc.Status) -> None:
+        await context.abort(status.code, status.details, status.trailing_metadata)

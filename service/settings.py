@@ -316,6 +316,33 @@ class Settings:
         "(about 156 MiB by default). A smaller value also lowers the receive limit to it "
         "(see [Batches](#batches-of-any-size))",
     )
+    max_concurrent_streams: int = setting(
+        env="GRPC_MAX_CONCURRENT_STREAMS",
+        default="1000",
+        parse=_whole_number(minimum=1),
+        meaning="streams (RPCs in flight) one connection may open, advertised to clients as HTTP/2's "
+        "`SETTINGS_MAX_CONCURRENT_STREAMS`; a client queues its RPCs beyond it. Well above what one "
+        "process admits (`MAX_CONCURRENT_RPCS`), so that a busy caller's refusals come from admission "
+        "with RetryInfo, not as HTTP/2 REFUSED_STREAM (grpc's server still counts a stream the client "
+        "saw end; at 100, one caller with 150 RPCs in flight got those); an idle stream costs a coroutine "
+        "and is reset at `REQUEST_READ_TIMEOUT_SECONDS`",
+    )
+    max_connections: int = setting(
+        env="GRPC_MAX_CONNECTIONS",
+        default="4096",
+        parse=_whole_number(minimum=1),
+        meaning="open connections to the gRPC port (and to `HEALTH_PORT`); beyond it new ones are "
+        "refused until one closes. An idle connection costs about 10 KiB, so the default bounds them at "
+        "tens of MiB, well above one connection per calling pod of a large account",
+    )
+    request_read_timeout_seconds: float = setting(
+        env="REQUEST_READ_TIMEOUT_SECONDS",
+        default="10",
+        parse=_seconds(allow_zero=False),
+        meaning="how long an RPC may take to deliver its request message once it has started (apart from "
+        "its own deadline); a stream past it is reset with `DEADLINE_EXCEEDED` (`REQUEST_READ_TIMEOUT`) "
+        "and counted. The largest batch takes about 6 s at 100 Mbit/s",
+    )
     max_batch_records: int = setting(
         env="MAX_BATCH_RECORDS",
         default="1000",

@@ -200,16 +200,6 @@ def classify(exc: BaseException) -> Failure:
     return _UNEXPECTED
 
 
-def caller_gone(context: grpc.ServicerContext) -> CallerGoneError | None:
-    """Why the caller is no longer waiting (its deadline passed, or it cancelled), or None."""
-    if context.is_active():
-        return None
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        return DeadlineExceededError("the caller's deadline passed")
-    return CancelledError("the caller cancelled")
-
-
 def _row_for_http_status(http_status: int, aws_code: str) -> Row:
     # An AIP-193 reason from the AWS code: `SomethingNewException` -> `AWS_SOMETHING_NEW`.
     reason = "AWS_" + (translate.snake(aws_code.removesuffix("Exception")).upper() or "UNKNOWN")

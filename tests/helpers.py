@@ -141,13 +141,16 @@ def details_of(error: grpc.RpcError) -> dict[type[Any], Any]:
 
 
 class FakeContext:
-    """The little of grpc.ServicerContext that the caller-gone and deadline logic reads."""
+    """The little of grpc.aio.ServicerContext that the caller-gone and deadline logic reads."""
 
-    def __init__(self, *, active: bool, remaining: float | None) -> None:
-        self.active, self.remaining = active, remaining
+    def __init__(self, *, active: bool, remaining: float | None, code: grpc.StatusCode | None = None) -> None:
+        self.active, self.remaining, self._code = active, remaining, code
 
-    def is_active(self) -> bool:
-        return self.active
+    def cancelled(self) -> bool:
+        return not self.active
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
 
     def time_remaining(self) -> float | None:
         return self.remaining

@@ -41,6 +41,7 @@ class _MethodSeries:
         self.refused = {
             reason: metrics.refused_total.labels(*labels, reason) for reason in ADMISSION_LIMITS if admitted
         }
+        self.read_timeouts = metrics.read_timeouts_total.labels(*labels) if admitted else None
 
 
 class ServerMetrics(calls.Reporter):
@@ -99,6 +100,12 @@ class ServerMetrics(calls.Reporter):
             (*_LABELS, "reason"),
             registry=registry,
         )
+        self.read_timeouts_total = Counter(
+            "agentcore_grpc_server_request_read_timeouts_total",
+            "RPCs reset because their request message did not arrive within REQUEST_READ_TIMEOUT_SECONDS.",
+            _LABELS,
+            registry=registry,
+        )
         self.records = Counter(
             "agentcore_records_total",
             "Records in batch responses, by outcome and per-record error code.",
@@ -129,6 +136,11 @@ class ServerMetrics(calls.Reporter):
                     method.name,
                 )
                 self._series[f"/{service_name}/{method.name}"] = _MethodSeries(self, labels)
+
+    def count_read_timeout(self, call: calls.Call) -> None:
+        counter = self._of(call).read_timeouts
+        if counter is not None:
+            counter.inc()
 
     def started(self, call: calls.Call) -> None:
         series = self._of(call)

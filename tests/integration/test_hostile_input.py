@@ -138,7 +138,8 @@ def assert_serving(service: RunningService) -> None:
 
 
 def test_a_message_over_the_size_limit_is_refused_by_grpc_itself(local_service: RunningService) -> None:
-    """The one exception to the error model: gRPC's core refuses it before the service sees it."""
+    """The one exception to the error model: gRPC's core refuses the message itself (no rich details),
+    but the RPC, which started before its message arrived, is counted as what the caller saw."""
     with pytest.raises(grpc.RpcError) as caught:
         call_raw(local_service, operations.BATCH_CREATE, b"\x00" * (Settings().max_request_bytes + 1))
     assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -148,4 +149,14 @@ def test_a_message_over_the_size_limit_is_refused_by_grpc_itself(local_service: 
         "grpc_server_started_total",
         {"grpc_type": "unary", "grpc_service": operations.SERVICE_NAME, "grpc_method": "BatchCreate"},
     )
-    assert started == 0
+    assert started == 1
+    handled = local_service.metrics.registry.get_sample_value(
+        "grpc_server_handled_total",
+        {
+            "grpc_type": "unary",
+            "grpc_service": operations.SERVICE_NAME,
+            "grpc_method": "BatchCreate",
+            "grpc_code": "ResourceExhausted",
+        },
+    )
+    assert handled == 1

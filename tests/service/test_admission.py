@@ -15,7 +15,7 @@ from tests.helpers import FakeContext
 
 
 def a_call(remaining: float | None) -> calls.Call:
-    return calls.Call(FakeContext(active=True, remaining=remaining))  # type: ignore[arg-type]
+    return calls.Call.opened(FakeContext(active=True, remaining=remaining))
 
 
 def test_places_and_bytes_are_bounded_and_given_back() -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from service import translate, upstream
 from service.upstream import Outcome
-from tests.helpers import FakeContext
 
 
 def client_error(status: int, code: str) -> botocore.exceptions.ClientError:
@@ -105,13 +104,3 @@ def test_facade_failures_carry_their_own_message() -> None:
     assert malformed.row.message is not None and "{}" in malformed.row.message
     assert upstream.is_unexpected(upstream.classify(KeyError("x")))
     assert not upstream.is_unexpected(malformed)
-
-
-def test_caller_gone_tells_a_deadline_from_a_cancel() -> None:
-    assert upstream.caller_gone(FakeContext(active=True, remaining=1.0)) is None  # type: ignore[arg-type]
-    gone = upstream.caller_gone(FakeContext(active=False, remaining=-0.1))  # type: ignore[arg-type]
-    assert isinstance(gone, upstream.DeadlineExceededError) and gone.code is grpc.StatusCode.DEADLINE_EXCEEDED
-    gone = upstream.caller_gone(FakeContext(active=False, remaining=5.0))  # type: ignore[arg-type]
-    assert isinstance(gone, upstream.CancelledError) and gone.code is grpc.StatusCode.CANCELLED
-    gone = upstream.caller_gone(FakeContext(active=False, remaining=None))  # type: ignore[arg-type]
-    assert isinstance(gone, upstream.CancelledError)

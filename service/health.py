@@ -1,0 +1,90 @@
+"""grpc.health.v1.Health on grpc's asyncio server: Check and Watch that cannot block each other, or
+SIGTERM, and keep nothing for a service name the server does not serve.
+
+Ours rather than grpcio-health-checking's: its servicer holds one lock between the RPCs and the
+callbacks of cancelled Watches, which deadlocked health for good under a few Watch-and-cancel loops, and
+it keeps a condition per service name ever watched (200 Watches on 1 MB names: +200 MB, never freed).
+Here the statuses are a dict written by set() and read without locks; each Watch of a served name
+waits on an asyncio.Event of its own loop, woken through call_soon_threadsafe, so that the gRPC port
+and HEALTH_PORT (each on a loop of its own, server.py) share one state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """The serving status of each name in `services` ("" is the server as a whole), SERVING at first."""
+
+    def __init__(self, services: Iterable[str]) -> None:
+        self._statuses: dict[str, int] = {name: SERVING for name in ("", *services)}
+        self._lock = threading.Lock()  # guards _watchers only
+        self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {
+            name: set() for name in self._statuses
+        }
+        self._stopping = False
+
+    def set(self, service: str, status: int) -> None:
+        """Change a served name's status (any thread); its Watches are told."""
+        if service not in self._statuses:
+            raise KeyError(service)
+        self._statuses[service] = status
+        with self._lock:
+            watchers = list(self._watchers[service])
+        for loop, changed in watchers:
+            loop.call_soon_threadsafe(changed.set)
+
+    def status(self, service: str) -> int | None:
+        """The status of a served name; None for any other."""
+        return self._statuses.get(service)
+
+    def enter_graceful_shutdown(self) -> None:
+        """Every name NOT_SERVING, for good (set() after this changes nothing visible to callers)."""
+        self._stopping = True
+        for name in self._statuses:
+            self.set(name, NOT_SERVING)
+
+    async def Check(self, request: health_pb2.HealthCheckRequest, context: Any) -> Any:
+        status = self._statuses.get(request.service)
+        if status is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+        return health_pb2.HealthCheckResponse(status=status)
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: Any
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        service = request.service
+        if service not in self._statuses:
+            # As the protocol says: SERVICE_UNKNOWN, and the stream stays open, holding no name.
+            del request, service
+            yield health_pb2.HealthCheckResponse(status=SERVICE_UNKNOWN)
+            await asyncio.Event().wait()  # until the caller leaves or the server stops
+            return
+        changed = asyncio.Event()
+        watcher = (asyncio.get_running_loop(), changed)
+        with self._lock:
+            self._watchers[service].add(watcher)
+        try:
+            last = None
+            while True:
+                changed.clear()
+                status = self._statuses[service]
+                if status != last:
+                    last = status
+                    yield health_pb2.HealthCheckResponse(status=status)
+                await changed.wait()
+        finally:
+            with self._lock:
+                self._watchers[service].discard(watcher)
