@@ -118,7 +118,7 @@ def _worker(emulator_url: str) -> None:  # noqa: PLR0915 - one closure per piece
         response = operation.to_response(reply)
         # A caller without a client certificate, as the bench's own: the access log names it `anonymous`.
         context = types.SimpleNamespace(auth_context=dict)
-        call = calls.Call(context=context, full_method=operation.full_method)  # type: ignore[arg-type]
+        call = calls.Call(context=context, full_method=operation.full_method)
         call.request, call.response, call.code = request, response, grpc.StatusCode.OK
         call.aws_request_id = "00000000-0000-0000-0000-000000000000"
 
