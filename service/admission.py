@@ -13,6 +13,8 @@ import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any
 
 from service import calls, upstream
 
@@ -40,13 +42,25 @@ class Ticket:
         self._admission = admission
         self._bytes = request_bytes
         self._released = False
+        self._pinned = False
 
     def grow(self, change: int) -> None:
         """Hold `change` more bytes (less, when negative), or OverloadedError("bytes")."""
         self._admission._grow(change)
         self._bytes += change
 
+    def hold_until(self, work: futures.Future[Any]) -> None:
+        """Keep the place until `work` ends, even if release() is called before."""
+        self._pinned = True
+        work.add_done_callback(lambda _: self._unpin())
+
+    def _unpin(self) -> None:
+        self._pinned = False
+        self.release()
+
     def release(self) -> None:
+        if self._pinned:
+            return
         if not self._released:
             self._released = True
             self._admission._release(self._bytes)

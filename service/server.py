@@ -36,7 +36,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
-from service import authz, aws, calls, logs, tls
+from service import authz, aws, calls, compression, logs, tls
 from service.admission import Admission
 from service.batches import Batches
 from service.health import HEALTH_SERVICE_NAME, Health
@@ -214,6 +214,7 @@ def create_server(
         default_deadline_seconds=settings.default_deadline_seconds,
         request_read_timeout_seconds=settings.request_read_timeout_seconds,
         max_request_bytes=settings.max_request_bytes,
+        max_inflated_bytes=compression.inflated_limit(settings.max_request_bytes, settings.inflight_bytes),
         authorizer=authorizer(settings, metrics),
         count_read_timeout=metrics.server.count_read_timeout,
     ).add_to_server(server)

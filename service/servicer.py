@@ -45,6 +45,7 @@ class MemoryRecordsServicer:
         default_deadline_seconds: float,
         request_read_timeout_seconds: float,
         max_request_bytes: int,
+        max_inflated_bytes: int,
         authorizer: authz.Authorizer | None = None,
         count_read_timeout: Callable[[calls.Call], None] = lambda call: None,
     ) -> None:
@@ -55,6 +56,7 @@ class MemoryRecordsServicer:
         self._default_deadline_seconds = default_deadline_seconds
         self._read_timeout_seconds = request_read_timeout_seconds
         self._max_request_bytes = max_request_bytes
+        self._max_inflated_bytes = max_inflated_bytes
         self._count_read_timeout = count_read_timeout
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
@@ -91,10 +93,16 @@ class MemoryRecordsServicer:
         except Exception as exc:
             await self._abort(context, self._failure(call, exc, None, operation))
             raise  # abort always raises; this keeps type checkers honest
-        outcome = await self._in_thread(ticket, functools.partial(self._serve, operation, raw, call, ticket))
-        if isinstance(outcome, grpc.Status):
-            await self._abort(context, outcome)
-        return outcome
+        try:
+            outcome = await self._in_thread(
+                ticket, functools.partial(self._serve, operation, raw, call, ticket)
+            )
+            if isinstance(outcome, grpc.Status):
+                await self._abort(context, outcome)
+            return outcome
+        finally:
+            # Only now: the request and its strings were held until the answer left.
+            ticket.release()
 
     async def _read(self, context: Any, call: calls.Call) -> bytes:
         """The request message, or RequestReadTimeoutError when it is not all there in time."""
@@ -124,13 +132,13 @@ class MemoryRecordsServicer:
     async def _in_thread(self, ticket: Ticket, work: Callable[[], Any]) -> Any:
         """`work()` on the executor, in a copy of this task's context (botocore's hooks find the Call
         there). A caller that goes away does not stop the thread: the Call says it is gone, and the
-        AWS work stops at its next step; the ticket is released by whoever ends last."""
+        AWS work stops at its next step; the ticket is released once the thread is done with it."""
         future = self._executor.submit(contextvars.copy_context().run, work)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            if future.cancel():  # never started: its admission is ours to give back
-                ticket.release()
+            if not future.cancel():  # started: its admission is given back when the thread ends
+                ticket.hold_until(future)
             raise
 
     def _serve(self, operation: Operation[Any, Any], raw: bytes, call: calls.Call, ticket: Ticket) -> Any:
@@ -141,9 +149,11 @@ class MemoryRecordsServicer:
             if gone is not None:
                 raise gone  # while it waited for a thread
             if compression.is_gzip(raw):
-                raw = compression.inflate(raw, limit=self._max_request_bytes, reserve=ticket.grow)
-            request = call.request = validate.parse(operation, raw)
-            del raw
+                inflated = compression.inflate(raw, limit=self._max_inflated_bytes, reserve=ticket.grow)
+                request = call.request = validate.parse(operation, inflated)
+                del inflated
+            else:
+                request = call.request = validate.parse(operation, raw)
             if not operation.batch:
                 params = validate.validated_params(operation, request)
                 self._authorizer.verdict(operation, request, call.caller)  # raises when denied
@@ -158,8 +168,6 @@ class MemoryRecordsServicer:
             return verdict.completed(operation, request, response)
         except Exception as exc:
             return self._failure(call, exc, request, operation)
-        finally:
-            ticket.release()
 
     @staticmethod
     def _failure(

@@ -352,10 +352,10 @@ def compile_requests(model: Any, *, batch_records: int | None = None) -> dict[ty
 _CONVERTERS = compile_requests(operations.service_model())
 
 
-def parse(operation: operations.Operation[Request, Any], raw: bytes) -> Request:
+def parse(operation: operations.Operation[Request, Any], raw: bytes | bytearray) -> Request:
     """The request message in `raw`, or MalformedRequestError."""
     try:
-        return operation.request_type.FromString(raw)
+        return operation.request_type.FromString(raw)  # type: ignore[arg-type]  # upb takes any buffer
     except message.DecodeError:
         raise MalformedRequestError(
             f"the request is not a valid {operation.request_type.DESCRIPTOR.full_name} message"
