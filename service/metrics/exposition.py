@@ -8,13 +8,8 @@ series (worker restarts, certificates) to theirs.
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import ssl
-import sys
-import threading
-import wsgiref.simple_server
 from collections.abc import Callable, Iterator
 
 import prometheus_client
@@ -23,9 +18,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from service import listening
-
-log = logging.getLogger("service.metrics")
+from service.metrics import http_server
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -79,57 +72,17 @@ def registry_to_serve(registry: CollectorRegistry) -> CollectorRegistry:
     return merged_registry(os.environ[MULTIPROCESS_ENV])
 
 
-class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # a scrape every few seconds is not news
-
-
 def start_http_server(
     registry: CollectorRegistry,
     host: str,
     port: int,
     *,
     tls: Callable[[], ssl.SSLContext] | None = None,
+    head_timeout: float = http_server.HEAD_TIMEOUT_SECONDS,
 ) -> tuple[int, Callable[[], None]]:
     """Serve `registry` at /metrics on host:port (port 0: any free port), over HTTPS when `tls` gives
-    the context for each new connection; the bound port and a stop function."""
-
-    class Server(prometheus_client.exposition.ThreadingWSGIServer):
-        def handle_error(self, request: object, client_address: object) -> None:
-            # A scanner's plaintext request on HTTPS, a failed handshake, a peer gone: one quiet line,
-            # not socketserver's traceback on stderr.
-            log.debug("metrics request failed", extra={"error": type(sys.exc_info()[1]).__name__})
-
-        def get_request(self) -> tuple[socket.socket, object]:
-            connection, peer = self.socket.accept()
-            if tls is None:
-                return connection, peer
-            # The handshake happens on the request's own thread, at its first read, not in this loop.
-            return tls().wrap_socket(connection, server_side=True, do_handshake_on_connect=False), peer
-
-    failure: OSError | None = None
-    for family, sockaddr in listening.addresses(host, port):
-        Server.address_family = family
-        try:
-            httpd = wsgiref.simple_server.make_server(
-                sockaddr[0],
-                port,
-                prometheus_client.make_wsgi_app(registry),
-                Server,
-                handler_class=_QuietHandler,
-            )
-            break
-        except OSError as exc:
-            failure = exc  # e.g. no IPv6 here: try the next address
-    else:
-        reason = failure.strerror or failure if failure is not None else "no address"
-        raise OSError(f"cannot listen for metrics on {host}:{port}: {reason}") from failure
-    thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-    return httpd.server_port, stop
+    the context for each new connection; the bound port and a stop function. A connection has
+    `head_timeout` seconds to deliver its request (see http_server)."""
+    return http_server.start(
+        prometheus_client.make_wsgi_app(registry), host, port, tls=tls, head_timeout=head_timeout
+    )
