@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from service import authz, calls, errors, operations, upstream, validate
+from service import authz, calls, errors, operations, tls, upstream, validate
 from service.admission import Admission, OverloadedError
 from service.batches import Batches
 from service.operations import Operation
@@ -63,6 +63,7 @@ class MemoryRecordsServicer:
                 gone = upstream.caller_gone(context)
                 if gone is not None:
                     raise gone  # its deadline passed while it waited in gRPC's queue
+                self._authorizer.check_identity(call.identity, operation.full_method)  # raises when refused
                 with self._admission.admitted(len(raw)):
                     request = call.request = validate.parse(operation, raw)
                     if not operation.batch:
@@ -83,7 +84,10 @@ class MemoryRecordsServicer:
                     call.refused = exc.reason
                 elif not isinstance(
                     exc,
-                    errors.InvalidRequestError | errors.MalformedRequestError | authz.CallerNotAllowedError,
+                    errors.InvalidRequestError
+                    | errors.MalformedRequestError
+                    | authz.CallerNotAllowedError
+                    | tls.CallerIdentityError,
                 ):
                     # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
                     failure = upstream.caller_gone(context) or exc
