@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import operations
+from service import operations, tls
 
 # The status code a record refused by the policy carries in `failed_records`, as AWS marks a record it
 # refuses for namespace reasons.
@@ -309,13 +309,36 @@ def _refused_result(operation: operations.Operation[Any, Any], record: Any) -> p
 
 class Authorizer:
     """Judges each call against the policy (every call is allowed without one), writes the audit line of
-    each denial and counts every decision."""
+    each denial and counts every decision; refuses callers whose certificate's identity is refused."""
 
     def __init__(
-        self, policy_file: PolicyFile | None, *, count: Callable[[str], None] = lambda decision: None
+        self,
+        policy_file: PolicyFile | None,
+        *,
+        count: Callable[[str], None] = lambda decision: None,
+        count_identity_refusal: Callable[[str], None] = lambda reason: None,
     ):
         self.policy_file = policy_file
         self._count = count
+        self._count_identity_refusal = count_identity_refusal
+
+    def check_identity(self, identity: str | tls.Refusal, method: str) -> None:
+        """Refuse a caller whose certificate's identity is refused (tls.CallerIdentityError), with or
+        without a policy: one audit line (why, and which certificate, never its names) and a count."""
+        if isinstance(identity, str):
+            return
+        self._count_identity_refusal(identity.reason)
+        audit.warning(
+            "caller identity refused",
+            extra={
+                "method": method,
+                "reason": identity.reason,
+                "problem": identity.problem,
+                "certificateSha256": identity.sha256,
+                "certificateSerial": identity.serial,
+            },
+        )
+        raise tls.CallerIdentityError(identity)
 
     def verdict(self, operation: operations.Operation[Any, Any], request: Any, caller: str) -> Verdict:
         """What the policy allows of this call; CallerNotAllowedError when it allows nothing."""

@@ -91,9 +91,15 @@ class Call:
         return self.full_method.rpartition("/")[2]
 
     @functools.cached_property
+    def identity(self) -> str | tls.Refusal:
+        """Who is calling: the identity of its client certificate, or `anonymous`; or why that
+        identity is refused (tls.identity_of)."""
+        return tls.identity_of(self.context)
+
+    @property
     def caller(self) -> str:
-        """Who is calling: the identity of its client certificate, or `anonymous` (tls.caller_of)."""
-        return tls.caller_of(self.context)
+        """Who is calling; tls.CallerIdentityError when its certificate's identity is refused."""
+        return tls.accepted(self.identity)
 
     @functools.cached_property
     def operation(self) -> operations.Operation[Any, Any] | None:

@@ -21,7 +21,7 @@ from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, authz, calls, operations, translate, upstream
+from service import admission, authz, calls, operations, tls, translate, upstream
 from service.operations import Resource
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
@@ -79,6 +79,9 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
     if isinstance(exc, authz.CallerNotAllowedError):
         metadata = {"method": exc.method, "ruleSetVersion": exc.rule_set_version}
         return _facade(code_pb2.PERMISSION_DENIED, authz.REASON, str(exc), metadata=metadata)
+    if isinstance(exc, tls.CallerIdentityError):
+        metadata = {"certificateSha256": exc.refusal.sha256}
+        return _facade(code_pb2.PERMISSION_DENIED, tls.IDENTITY_INVALID, str(exc), metadata=metadata)
     if isinstance(exc, admission.OverloadedError):
         retry = _retry_info(admission.RETRY_DELAY_SECONDS)
         return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)

@@ -178,8 +178,12 @@ class AccessLog(calls.Reporter):
             "method": call.full_method,
             "grpcCode": go_name,
             "durationSeconds": round(call.seconds(), 6),
-            "caller": call.caller,
         }
+        identity = call.identity
+        if isinstance(identity, str):
+            fields["caller"] = identity
+        else:
+            fields["callerIdentityRefused"] = identity.reason  # its names are never logged
         if call.aws_request_id:
             fields["awsRequestId"] = call.aws_request_id
         if call.aws_error_code:

@@ -257,12 +257,15 @@ def _bind(served: LoopServer, address: str, credentials: grpc.ServerCredentials 
 
 def authorizer(settings: Settings, metrics: Metrics) -> authz.Authorizer:
     """The policy of AUTHZ_POLICY_FILE (PolicyError when it does not load), or none: all allowed."""
+    count_identity_refusal = metrics.security.count_identity_refusal
     if settings.authz_policy_file is None:
-        return authz.Authorizer(None)
+        return authz.Authorizer(None, count_identity_refusal=count_identity_refusal)
     policy_file = authz.PolicyFile(
         settings.authz_policy_file, on_reload=metrics.security.reload_reporter("authz_policy")
     )
-    return authz.Authorizer(policy_file, count=metrics.security.count_decision)
+    return authz.Authorizer(
+        policy_file, count=metrics.security.count_decision, count_identity_refusal=count_identity_refusal
+    )
 
 
 def create_health_server(

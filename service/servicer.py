@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from service import authz, calls, compression, errors, operations, validate
+from service import authz, calls, compression, errors, operations, tls, validate
 from service.admission import Admission, OverloadedError, Ticket
 from service.batches import Batches
 from service.operations import Operation
@@ -87,6 +87,7 @@ class MemoryRecordsServicer:
             gone = call.caller_gone()
             if gone is not None:
                 raise gone  # its deadline passed while it waited in gRPC's queue
+            self._authorizer.check_identity(call.identity, operation.full_method)  # raises when refused
             raw = await self._read(context, call)
             call.on_received(call)
             ticket = self._admission.admit(len(raw))
@@ -181,6 +182,7 @@ class MemoryRecordsServicer:
             errors.InvalidRequestError
             | errors.MalformedRequestError
             | authz.CallerNotAllowedError
+            | tls.CallerIdentityError
             | errors.RequestReadTimeoutError
             | errors.RequestTooLargeError,
         ):

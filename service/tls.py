@@ -12,8 +12,11 @@ the last good pair in force, with a log line and a metric; at start the same fai
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import logging
 import os
+import re
 import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +25,8 @@ from typing import Any, cast
 import grpc
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 ANONYMOUS = "anonymous"
 
@@ -219,21 +223,142 @@ def _ssl_context(pair: WatchedPair) -> ssl.SSLContext:
     return context
 
 
-def caller_of(context: grpc.ServicerContext) -> str:
-    """Who is calling, from the client certificate that mutual TLS verified: its SPIFFE ID (a URI SAN
-    `spiffe://...`), else its first DNS SAN, else its subject CN (else its whole subject). Without a
-    client certificate: `anonymous`."""
+# The ErrorInfo reason of a call refused for its certificate's identity.
+IDENTITY_INVALID = "CALLER_IDENTITY_INVALID"
+# Why a certificate's identity is refused: the `reason` label of agentcore_caller_identity_refusals_total.
+REFUSAL_REASONS = ("control_character", "several_spiffe_ids", "no_identity", "unreadable_certificate")
+# Distinct client certificates whose identity is remembered: a fleet's workloads, a few rotations each.
+IDENTITY_CACHE_SIZE = 512
+_SPIFFE_SCHEME = "spiffe://"
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why the service refuses the identity a client certificate gives, never quoting it: `reason`
+    (one of REFUSAL_REASONS), `problem` in words, and which certificate (its SHA-256, of the PEM when
+    it does not parse, and serial number in hex, "" when unknown)."""
+
+    reason: str
+    problem: str
+    sha256: str
+    serial: str
+
+
+class CallerIdentityError(Exception):
+    """The caller's certificate names it in a way the service refuses (PERMISSION_DENIED, reason
+    CALLER_IDENTITY_INVALID)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(f"the client certificate's identity is refused: {refusal.problem}")
+        self.refusal = refusal
+
+
+def identity_of(context: grpc.ServicerContext) -> str | Refusal:
+    """Who is calling, read from the client certificate that mutual TLS verified (the auth context's
+    `x509_pem_cert`): its SPIFFE ID (a URI SAN `spiffe://...`), else its first DNS SAN, else its first
+    subject CN, else its whole subject; `anonymous` without a client certificate. Or why that identity
+    is refused: a control character in any of them, more than one SPIFFE ID, nothing to name the
+    caller, a certificate that does not parse. grpc core's own properties (`peer_uri`, `peer_dns`,
+    `x509_common_name`) are not used: they end at a NUL byte."""
     # Each property holds a list of values; the stubs call them bytes.
     auth = cast(Mapping[str, Sequence[bytes]], context.auth_context())
-    for uri in auth.get("peer_uri", ()):
-        if uri.startswith(b"spiffe://"):
-            return _text(uri)
-    for name in ("peer_dns", "x509_common_name", "x509_subject"):
-        values = auth.get(name)
-        if values:
-            return _text(values[0])
-    return ANONYMOUS
+    pem = auth.get("x509_pem_cert")
+    return certificate_identity(pem[0]) if pem else ANONYMOUS
 
 
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "replace")
+def caller_of(context: grpc.ServicerContext) -> str:
+    """identity_of(context), or CallerIdentityError when it is refused."""
+    return accepted(identity_of(context))
+
+
+def accepted(identity: str | Refusal) -> str:
+    """The caller `identity` names, or CallerIdentityError when it is a refusal."""
+    if isinstance(identity, Refusal):
+        raise CallerIdentityError(identity)
+    return identity
+
+
+@functools.lru_cache(maxsize=IDENTITY_CACHE_SIZE)
+def certificate_identity(pem: bytes) -> str | Refusal:
+    """The identity the PEM certificate `pem` gives, or why it is refused (see identity_of); each
+    distinct certificate is parsed once."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except (ValueError, x509.InvalidVersion):
+        return Refusal("unreadable_certificate", "the client certificate is not PEM X.509", _sha256(pem), "")
+    sha256, serial = certificate.fingerprint(hashes.SHA256()).hex(), f"{certificate.serial_number:x}"
+    try:
+        names = _Names.of(certificate)
+    except _UNREADABLE:
+        return Refusal(
+            "unreadable_certificate", "the client certificate's names do not parse", sha256, serial
+        )
+    identity = names.identity()
+    return identity if isinstance(identity, str) else Refusal(*identity, sha256, serial)
+
+
+# What cryptography raises for a name or extension it cannot decode: a duplicate extension, a SAN
+# that is not DER, a string type that does not decode.
+_UNREADABLE = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Names:
+    """The names of a certificate that may name its caller, decoded."""
+
+    spiffe_ids: list[str]
+    dns_names: list[str]
+    common_names: list[str]
+    subject: x509.Name
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> _Names:
+        try:
+            extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            uris = extension.value.get_values_for_type(x509.UniformResourceIdentifier)
+            dns_names = extension.value.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            uris, dns_names = [], []
+        subject = certificate.subject
+        return cls(
+            spiffe_ids=[uri for uri in uris if uri.startswith(_SPIFFE_SCHEME)],
+            dns_names=dns_names,
+            common_names=[str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)],
+            subject=subject,
+        )
+
+    def identity(self) -> str | tuple[str, str]:
+        """The caller these names give, or (reason, problem) when they are refused."""
+        for what, values in (
+            ("SPIFFE ID", self.spiffe_ids),
+            ("DNS SAN", self.dns_names),
+            ("subject CN", self.common_names),
+        ):
+            for value in values:
+                control = _control_character(value)
+                if control is not None:
+                    return "control_character", f"a {what} holds the control character U+{control:04X}"
+        if len(self.spiffe_ids) > 1:
+            return "several_spiffe_ids", f"it carries {len(self.spiffe_ids)} SPIFFE IDs, not one"
+        for values in (self.spiffe_ids, self.dns_names, self.common_names):
+            if values:
+                return values[0]
+        for attribute in self.subject:
+            control = _control_character(str(attribute.value))
+            if control is not None:
+                return "control_character", f"its subject holds the control character U+{control:04X}"
+        whole = self.subject.rfc4514_string()
+        return whole or ("no_identity", "it has no SPIFFE ID, DNS SAN or subject to name the caller")
+
+
+def _control_character(text: str) -> int | None:
+    """The first C0 control, DEL or C1 control in `text`, as a code point."""
+    match = _CONTROL.search(text)
+    return None if match is None else ord(match.group())
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()

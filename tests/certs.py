@@ -61,21 +61,31 @@ class Authority:
         self,
         *,
         spiffe_id: str | None = None,
+        uris: tuple[str, ...] = (),
         dns: tuple[str, ...] = (),
-        common_name: str = "leaf",
+        common_name: str | None = "leaf",
+        organization: str | None = None,
         server: bool = False,
         days: float = 10,
     ) -> Leaf:
+        """A leaf with these SANs (`spiffe_id` first among the URIs) and a subject of `common_name`
+        and `organization` (empty when both are None); names are written as given, control
+        characters included."""
         key = ec.generate_private_key(ec.SECP256R1())
         names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns]
-        if spiffe_id is not None:
-            names.append(x509.UniformResourceIdentifier(spiffe_id))
+        for uri in (spiffe_id, *uris) if spiffe_id is not None else uris:
+            names.append(x509.UniformResourceIdentifier(uri))
         if server:
             names += [x509.DNSName(SERVER_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        subject = [
+            x509.NameAttribute(oid, value)
+            for oid, value in ((NameOID.ORGANIZATION_NAME, organization), (NameOID.COMMON_NAME, common_name))
+            if value is not None
+        ]
         now = dt.datetime.now(dt.UTC)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .subject_name(x509.Name(subject))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service import tls
+
 DECISIONS = ("allow", "deny")
 # What a reload re-reads: the gRPC port's certificates, /metrics' certificates, the policy.
 CONFIGS = ("tls", "metrics_tls", "authz_policy")
@@ -61,7 +63,7 @@ class ConfigMetrics:
 
 
 class SecurityMetrics(ConfigMetrics):
-    """ConfigMetrics, and the authorization policy's decisions."""
+    """ConfigMetrics, the authorization policy's decisions and the refused caller identities."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
@@ -73,9 +75,23 @@ class SecurityMetrics(ConfigMetrics):
         )
         # Created at 0, and looked up once rather than at every call the policy judges.
         self._decisions = {decision: self.authz_decisions.labels(decision) for decision in DECISIONS}
+        # Apart from the decisions: refused with or without a policy, before it judges, for a reason
+        # that tells the operator what to fix in the certificate.
+        self.caller_identity_refusals = Counter(
+            "agentcore_caller_identity_refusals_total",
+            "Calls refused because the client certificate names its caller in a way the service refuses.",
+            ("reason",),
+            registry=registry,
+        )
+        self._identity_refusals = {
+            reason: self.caller_identity_refusals.labels(reason) for reason in tls.REFUSAL_REASONS
+        }
 
     def count_decision(self, decision: str) -> None:
         self._decisions[decision].inc()
+
+    def count_identity_refusal(self, reason: str) -> None:
+        self._identity_refusals[reason].inc()
 
 
 class _CertificateCollector(Collector):

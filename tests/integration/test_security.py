@@ -23,6 +23,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -197,6 +198,117 @@ def test_the_callers_identity_is_its_spiffe_id_else_first_dns_san_else_cn_in_the
     (line,) = access_lines(caplog)
     assert line.__dict__["caller"] == identity
     assert identity not in labels
+
+
+# Certificates that name their caller in a way the service refuses; grpc completes the handshake with
+# each (its own properties cut the NUL: `spiffe://example.org/alice`). `evil` must never be logged.
+ALICE = "spiffe://example.org/alice"
+AMBIGUOUS_CERTIFICATES = [
+    pytest.param({"spiffe_id": ALICE + "\x00evil"}, "control_character", id="nul-in-spiffe-id"),
+    pytest.param({"dns": ("alice\x01evil.example",)}, "control_character", id="control-in-dns-san"),
+    pytest.param({"common_name": "alice\x1bevil"}, "control_character", id="control-in-cn"),
+    pytest.param(
+        {"spiffe_id": ALICE, "uris": ("spiffe://example.org/evil",)},
+        "several_spiffe_ids",
+        id="two-spiffe-ids",
+    ),
+]
+
+
+def identity_refusals(metrics: Metrics) -> dict[str, float | None]:
+    return {
+        reason: sample(metrics, "agentcore_caller_identity_refusals_total", reason=reason)
+        for reason in ("control_character", "several_spiffe_ids", "no_identity", "unreadable_certificate")
+    }
+
+
+@pytest.mark.parametrize(("client", "reason"), AMBIGUOUS_CERTIFICATES)
+def test_a_certificate_naming_its_caller_ambiguously_is_refused_before_aws_logged_and_counted(
+    files: Files,
+    authority: Authority,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    client: dict[str, Any],
+    reason: str,
+) -> None:
+    requests = [
+        ("Get", pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID)),
+        ("BatchCreate", pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create()])),
+    ]
+    with facade(tls_settings(files), emulator) as (port, metrics), caplog.at_level(logging.INFO):
+        emulator.clear_received()
+        ambiguous = authority.issue(**client)
+        sha256 = x509.load_pem_x509_certificate(ambiguous.cert_pem).fingerprint(hashes.SHA256()).hex()
+        with secure_channel(port, channel_credentials(authority, ambiguous)) as channel:
+            stub = pb_grpc.MemoryRecordsServiceStub(channel)
+            for method, request in requests:
+                with pytest.raises(grpc.RpcError) as refused:
+                    getattr(stub, method)(request, timeout=5)
+                assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+                info = details_of(refused.value)[error_details_pb2.ErrorInfo]
+                assert (info.reason, info.metadata["certificateSha256"]) == (
+                    "CALLER_IDENTITY_INVALID",
+                    sha256,
+                )
+                assert (refused.value.details() or "").startswith(
+                    "the client certificate's identity is refused: "
+                )
+                assert "evil" not in (refused.value.details() or "")
+            # Health and reflection are not refused: no AWS call and no record is behind them.
+            assert health_check(channel) == health_pb2.HealthCheckResponse.SERVING
+        assert emulator.received() == []
+        assert identity_refusals(metrics) == {
+            counted: 2.0 if counted == reason else 0.0 for counted in identity_refusals(metrics)
+        }
+
+        # A good certificate, on the same server: served, and AWS called.
+        with secure_channel(
+            port, channel_credentials(authority, authority.issue(spiffe_id=ALICE))
+        ) as channel:
+            created = pb_grpc.MemoryRecordsServiceStub(channel).BatchCreate(requests[1][1], timeout=10)
+        assert len(created.successful_records) == 1
+        assert [entry.operation for entry in emulator.received()] == ["BatchCreateMemoryRecords"]
+        assert sum(value or 0 for value in identity_refusals(metrics).values()) == 2
+
+    audit = [r for r in caplog.records if r.name == "service.audit"]
+    assert [(r.levelno, r.getMessage(), r.__dict__["reason"]) for r in audit] == [
+        (logging.WARNING, "caller identity refused", reason)
+    ] * 2
+    assert {r.__dict__["certificateSerial"] for r in audit} == {f"{ambiguous.serial:x}"}
+    refused_lines = [
+        r for r in caplog.records if r.name == "service.rpc" and "callerIdentityRefused" in r.__dict__
+    ]
+    assert [r.__dict__["callerIdentityRefused"] for r in refused_lines] == [reason] * 2
+    assert all("caller" not in r.__dict__ for r in refused_lines)
+    for record in caplog.records:
+        assert "evil" not in record.getMessage()
+        assert not any("evil" in str(value) for value in record.__dict__.values())
+
+
+def test_a_policy_never_sees_a_cut_identity(
+    files: Files, authority: Authority, emulator: Emulator, tmp_path: Path
+) -> None:
+    policy = tmp_path / "alice.yaml"
+    policy.write_text(f'rules: [{{name: alice, principals: ["{ALICE}"], methods: ["*"], memories: ["*"]}}]')
+    with facade(tls_settings(files, authz_policy_file=str(policy)), emulator) as (port, metrics):
+        emulator.clear_received()
+        for spiffe_id, code in (
+            (ALICE + "\x00evil", grpc.StatusCode.PERMISSION_DENIED),  # grpc core reads it as ALICE
+            (ALICE, grpc.StatusCode.NOT_FOUND),  # allowed, and AWS does not know the record
+        ):
+            with secure_channel(
+                port, channel_credentials(authority, authority.issue(spiffe_id=spiffe_id))
+            ) as channel:
+                with pytest.raises(grpc.RpcError) as failed:
+                    pb_grpc.MemoryRecordsServiceStub(channel).Get(
+                        pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=5
+                    )
+                assert failed.value.code() is code
+        assert [entry.operation for entry in emulator.received()] == ["GetMemoryRecord"]
+        # Refused before the policy judged it: one decision, the good certificate's.
+        assert sample(metrics, "agentcore_authz_decisions_total", decision="allow") == 1
+        assert sample(metrics, "agentcore_authz_decisions_total", decision="deny") == 0
+        assert sample(metrics, "agentcore_caller_identity_refusals_total", reason="control_character") == 1
 
 
 def test_rotated_files_reach_new_connections_and_open_ones_keep_working(

@@ -16,6 +16,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
 from service import calls, logs, operations, stderr
+from tests.certs import Authority
 from tests.helpers import ROOT, record_create, service_env
 
 RECORD_TEXT = "RECORD-TEXT-must-never-leave-31c9"
@@ -133,10 +134,9 @@ def test_the_access_log_writes_the_same_line_with_or_without_a_log_record() -> N
         root.level,
         (logging._srcfile, logging.logProcesses, logging.logMultiprocessing),
     )
-    # The caller as mutual TLS verified it (tls.caller_of reads the context's auth context).
-    context = types.SimpleNamespace(
-        auth_context=lambda: {"peer_uri": [b"spiffe://cluster.local/ns/chat/sa/bot"]}
-    )
+    # The caller as mutual TLS verified it (tls.identity_of reads the certificate in the auth context).
+    certificate = Authority().issue(spiffe_id="spiffe://cluster.local/ns/chat/sa/bot").cert_pem
+    context = types.SimpleNamespace(auth_context=lambda: {"x509_pem_cert": [certificate]})
     call = calls.Call(context=context, full_method=operations.BATCH_CREATE.full_method)  # type: ignore[arg-type]
     call.request, call.code = a_request(), grpc.StatusCode.UNAVAILABLE
     call.response = pb.BatchCreateResponse(failed_records=[pb.MemoryRecordResult()])
