@@ -51,8 +51,9 @@ def service(emulator: Emulator) -> Iterator[RunningService]:
 
 
 class Upstream:
-    """The emulator, with a plan for the BatchCreate calls whose first record is a given one: what each
-    attempt meets, in order (then SERVE). Every attempt is noted, by that first record."""
+    """The emulator, with a plan for the batch calls whose first record is a given one (by request
+    identifier or id): what each attempt meets, in order, the last one again and again. The clientToken
+    of every BatchCreate attempt is noted, by that first record."""
 
     def __init__(self, emulator: Emulator, plans: dict[str, list[str]]) -> None:
         self._emulator = emulator
@@ -62,12 +63,13 @@ class Upstream:
         emulator.set_before_operation_hook(self)
 
     def __call__(self, operation: str, request: ReceivedRequest) -> Response | None:
-        records = request.json["records"] if operation == CREATE else []
+        records = (request.json or {}).get("records")
         if not records:
             return None
-        first = records[0]["requestIdentifier"]
+        first = records[0].get("requestIdentifier") or records[0]["memoryRecordId"]
         with self._lock:
-            self.tokens[first].append(request.json["clientToken"])
+            if operation == CREATE:
+                self.tokens[first].append(request.json["clientToken"])
             plan = self._plans.get(f'"{first}"', [])
             action = plan.pop(0) if len(plan) > 1 else (plan[0] if plan else SERVE)
         if action == LOSE_REPLY:
@@ -192,3 +194,23 @@ def test_a_retry_of_the_failed_records_alone_may_create_them_twice(
     stored = stored_texts(emulator)
     assert {text for text, count in stored.items() if count == 2} == texts(100, 200)  # created twice
     assert stored.total() == 250 + 100
+
+
+def test_a_repeated_delete_answers_not_found_for_what_the_first_one_deleted(
+    service: RunningService, emulator: Emulator
+) -> None:
+    """BatchDelete takes no token; retried whole, it deletes nothing twice, and its 404s, known to be
+    not applied, tell that the earlier attempt had deleted those records."""
+    created = service.stub.BatchCreate(request_of(creates(150)), timeout=30)
+    record_ids = [r.memory_record_id for r in created.successful_records]
+    Upstream(emulator, {record_ids[100]: [LOSE_REPLY]})
+    delete = pb.BatchDeleteRequest(
+        memory_id=MEMORY_ID, records=[pb.MemoryRecordDelete(memory_record_id=i) for i in record_ids]
+    )
+    first = service.stub.BatchDelete(delete, timeout=30)
+    assert {(r.outcome, r.error_code) for r in first.failed_records} == {(pb.RECORD_OUTCOME_UNKNOWN, 504)}
+    emulator.set_before_operation_hook(None)
+    again = service.stub.BatchDelete(delete, timeout=30)
+    assert [r.memory_record_id for r in again.failed_records] == record_ids
+    assert {(r.outcome, r.error_code) for r in again.failed_records} == {(pb.RECORD_OUTCOME_NOT_APPLIED, 404)}
+    assert stored_texts(emulator) == collections.Counter()
