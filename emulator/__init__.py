@@ -7,7 +7,7 @@ client pointed at ``Emulator.endpoint_url`` works against it.
 from emulator.backend import DEFAULT_MEMORY_ID
 from emulator.embedded import Emulator
 from emulator.faults import FaultConfig, Faults
-from emulator.restjson.dispatch import BeforeOperationHook, DropConnection
+from emulator.restjson.dispatch import BeforeOperationHook, DropConnection, DropReply
 from emulator.restjson.exceptions import ApiError
 from emulator.restjson.wire import ReceivedRequest, Response
 
@@ -16,6 +16,7 @@ __all__ = [
     "ApiError",
     "BeforeOperationHook",
     "DropConnection",
+    "DropReply",
     "Emulator",
     "FaultConfig",
     "Faults",

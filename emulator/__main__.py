@@ -56,6 +56,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PROBABILITY",
         help="drop connections unanswered",
     )
+    faults.add_argument(
+        "--fault-drop-reply-rate",
+        type=float,
+        default=0.0,
+        metavar="PROBABILITY",
+        help="apply requests, then drop their connections unanswered",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,6 +78,7 @@ def _fault_config(args: argparse.Namespace) -> FaultConfig:
         rate_limit_per_second=args.fault_rate_limit,
         latency_seconds=args.fault_latency,
         drop_connection_rate=args.fault_drop_rate,
+        drop_reply_rate=args.fault_drop_reply_rate,
     )
 
 

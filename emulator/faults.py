@@ -1,5 +1,6 @@
 """Fault injection: the emulator misbehaves the ways AWS and networks do, on demand (rate limits
-answered like AWS's throttling, modelled errors with a probability each, latency, dropped connections).
+answered like AWS's throttling, modelled errors with a probability each, latency, dropped connections,
+replies lost after the request was applied).
 
 It runs as the dispatcher's before-operation hook, after authentication and routing, before
 validation; the README's Fault injection section shows how to set it.
@@ -16,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from emulator.backend import AWS_SERVICE, MODEL
-from emulator.restjson.dispatch import DropConnection
+from emulator.restjson.dispatch import DropConnection, DropReply
 from emulator.restjson.exceptions import ApiError
 from emulator.restjson.model import error_status
 from emulator.restjson.wire import ReceivedRequest, Response
@@ -37,6 +38,9 @@ class FaultConfig:
     latency_seconds: float = 0.0
     # Probability in [0, 1] that a request's connection is dropped without an answer.
     drop_connection_rate: float = 0.0
+    # Probability in [0, 1] that a request is applied and its connection then dropped without the
+    # answer (the reply lost on its way back); a retry with the same clientToken is answered in full.
+    drop_reply_rate: float = 0.0
     # Only these operations are affected (None: all of them).
     operations: frozenset[str] | None = None
 
@@ -50,6 +54,7 @@ class FaultConfig:
                 raise ValueError(f"{code} is not an error of the {AWS_SERVICE} model") from None
             _check_probability(f"error rate of {code}", rate)
         _check_probability("drop_connection_rate", self.drop_connection_rate)
+        _check_probability("drop_reply_rate", self.drop_reply_rate)
         if self.latency_seconds < 0:
             raise ValueError("latency_seconds must be >= 0")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
@@ -58,8 +63,9 @@ class FaultConfig:
     @classmethod
     def parse(cls, spec: str) -> FaultConfig:
         """A config from text such as `rate_limit=50,latency=0.2,drop=0.01,ServiceException=0.05`:
-        `rate_limit` in requests per second, `latency` in seconds, `drop` a probability, and any other
-        name an AWS error code with the probability of answering it. Empty text injects nothing."""
+        `rate_limit` in requests per second, `latency` in seconds, `drop` and `drop_reply`
+        probabilities, and any other name an AWS error code with the probability of answering it.
+        Empty text injects nothing."""
         error_rates: dict[str, float] = {}
         options: dict[str, Any] = {}
         for item in filter(None, (part.strip() for part in spec.split(","))):
@@ -82,6 +88,7 @@ _SPEC_OPTIONS = {
     "rate_limit": "rate_limit_per_second",
     "latency": "latency_seconds",
     "drop": "drop_connection_rate",
+    "drop_reply": "drop_reply_rate",
 }
 
 
@@ -129,6 +136,8 @@ class Faults:
             throttled = not self._take_token(config)
             dropped = self._random.random() < config.drop_connection_rate
             injected = [code for code, rate in config.error_rates.items() if self._random.random() < rate]
+            # Drawn only when asked for, so that a seed gives the sequences it gave before.
+            reply_dropped = bool(config.drop_reply_rate) and self._random.random() < config.drop_reply_rate
         if config.latency_seconds:
             time.sleep(config.latency_seconds)
         if dropped:
@@ -137,6 +146,8 @@ class Faults:
             raise ApiError.modeled(MODEL, "ThrottledException", "Rate exceeded")
         if injected:
             return _error(injected[0])
+        if reply_dropped:
+            raise DropReply
         return None
 
     def _take_token(self, config: FaultConfig) -> bool:

@@ -300,6 +300,7 @@ def _refused_result(operation: operations.Operation[Any, Any], record: Any) -> p
     key = operation.record_key
     return pb.MemoryRecordResult(
         status=pb.MEMORY_RECORD_STATUS_FAILED,
+        outcome=pb.RECORD_OUTCOME_NOT_APPLIED,  # AWS never saw it
         error_code=RECORD_REFUSED_CODE,
         error_message=f"{REASON}: the authorization policy does not let this caller act on this record's "
         f"namespaces; a caller restricted to namespaces must name them ({operation.namespaces.must_name})",

@@ -15,7 +15,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from service import __version__, deadlines
+from service import __version__, applied, deadlines
 from service.operations import AWS_SERVICE
 from service.settings import Backend, Settings
 
@@ -64,6 +64,7 @@ def create_client(
         # A missing profile, a malformed config file or endpoint: the deployment's to fix.
         raise AwsConfigurationError(f"cannot build the AWS client: {exc}") from exc
     deadlines.register(client, settings.aws_read_timeout_seconds)
+    applied.register(client)
     return cast("BedrockAgentCoreClient", client)
 
 

@@ -5,10 +5,12 @@ What a caller sees (the README's "Batches of any size" says it in prose):
 - the whole request is validated before any call, with duplicate record ids (request identifiers for
   creations) refused, since AWS checks them only within one call of its own;
 - a call that fails as a whole while others succeed puts each of its records in `failed_records`
-  (error_code: AWS's HTTP status, 504 when AWS never answered, 502 for a reply that could not be read),
-  so that no success is hidden; when every call fails, the RPC fails with the first call's error;
+  (error_code: AWS's HTTP status, 504 when AWS never answered, 502 for a reply that could not be read;
+  outcome: whether any of its attempts may have been applied, applied.py), so that no success is
+  hidden; when every call fails, the RPC fails with the first call's error;
 - each BatchCreate call gets a clientToken derived from the caller's client_token and that call's
-  records, so that retrying the same RPC creates nothing twice;
+  records, so that retrying the same RPC creates nothing twice (a retry of some records is split
+  anew, and its calls get other tokens);
 - every call waits for a turn (admission.py) and is bounded by the caller's deadline; a caller that went
   away starts no further call.
 """
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import calls, operations, translate, upstream, validate
+from service import applied, calls, operations, translate, upstream, validate
 from service.admission import Admission
 from service.errors import FieldViolation, InvalidRequestError
 from service.operations import Operation
@@ -141,8 +143,13 @@ class Batches:
             )
         bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
         chunks = [self._chunk_params(operation, request, params, records, chunk) for chunk in bounds]
+        attempts = [applied.Attempts() for _ in chunks]
         outcomes = self._run(
-            call, [functools.partial(self._call_one, operation, chunk, call) for chunk in chunks]
+            call,
+            [
+                functools.partial(self._call_one, operation, chunk, call, chunk_attempts)
+                for chunk, chunk_attempts in zip(chunks, attempts, strict=True)
+            ],
         )
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         gone = next((f for f in failed if isinstance(f, upstream.CallerGoneError)), None)
@@ -151,11 +158,13 @@ class Batches:
         if failed and len(failed) == len(outcomes):
             raise failed[0]  # as a single call would fail
         response = operation.response_type()
-        for chunk, outcome in zip(chunks, outcomes, strict=True):
+        for chunk, outcome, chunk_attempts in zip(chunks, outcomes, attempts, strict=True):
             if isinstance(outcome, BaseException):
                 if upstream.is_unexpected(upstream.classify(outcome)):
                     raise outcome  # a bug, not AWS: answered INTERNAL and logged with its traceback
-                response.failed_records.extend(_failed_as_a_whole(operation, chunk["records"], outcome))
+                response.failed_records.extend(
+                    _failed_as_a_whole(operation, chunk["records"], outcome, chunk_attempts.record_outcome())
+                )
             else:
                 response.successful_records.extend(outcome.successful_records)
                 response.failed_records.extend(outcome.failed_records)
@@ -178,11 +187,18 @@ class Batches:
             chunk["clientToken"] = chunk_client_token(request.client_token, params, records[start:end])
         return chunk
 
-    def _call_one(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
+    def _call_one(
+        self,
+        operation: Operation[Any, Any],
+        params: dict[str, Any],
+        call: calls.Call,
+        attempts: applied.Attempts,
+    ) -> Any:
         gone = call.stopped()  # while this chunk waited for a thread
         if gone is not None:
             raise gone
-        return self.send(operation, params, call)
+        with applied.watching(attempts):
+            return self.send(operation, params, call)
 
     def send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
         """One AWS call for `operation`, on its turn, answered as the RPC's response."""
@@ -218,7 +234,10 @@ def _outcome(task: Callable[[], Any]) -> Any:
 
 
 def _failed_as_a_whole(
-    operation: Operation[Any, Any], boto_records: Sequence[dict[str, Any]], exc: BaseException
+    operation: Operation[Any, Any],
+    boto_records: Sequence[dict[str, Any]],
+    exc: BaseException,
+    outcome: pb.RecordOutcome.ValueType,
 ) -> list[pb.MemoryRecordResult]:
     """A failed result for each record of a call that failed as a whole, naming what AWS answered."""
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -231,7 +250,7 @@ def _failed_as_a_whole(
             UNREADABLE_ANSWER_STATUS if isinstance(exc, translate.MalformedReplyError) else NO_ANSWER_STATUS
         )
         name = upstream.classify(exc).row.reason
-    message = f"{name}: the {operation.aws_operation} call that held this record failed as a whole; retry it"
+    message = f"{name}: the {operation.aws_operation} call that held this record failed as a whole"
     results = []
     for boto_record in boto_records:
         result = pb.MemoryRecordResult(
@@ -239,6 +258,7 @@ def _failed_as_a_whole(
             status=pb.MEMORY_RECORD_STATUS_FAILED,
             error_code=status,
             error_message=message,
+            outcome=outcome,
         )
         if "requestIdentifier" in boto_record:
             result.request_identifier = boto_record["requestIdentifier"]

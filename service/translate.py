@@ -82,7 +82,8 @@ def _batch_reply(response_type: type[BatchResponse]) -> Callable[[BotoReply], Ba
         _require(reply, "successfulRecords", "failedRecords")
         return response_type(
             successful_records=_from_boto_results(reply["successfulRecords"]),
-            failed_records=_from_boto_results(reply["failedRecords"]),
+            # AWS answered for these records: it did not apply them.
+            failed_records=_from_boto_results(reply["failedRecords"], pb.RECORD_OUTCOME_NOT_APPLIED),
         )
 
     return convert
@@ -159,15 +160,19 @@ def _from_boto_stored(record: _Stored, boto_record: BotoReply) -> _Stored:
     return record
 
 
-def _from_boto_results(boto_results: Sequence[BotoReply]) -> list[pb.MemoryRecordResult]:
-    return [_from_boto_result(boto_result) for boto_result in boto_results]
+def _from_boto_results(
+    boto_results: Sequence[BotoReply],
+    outcome: pb.RecordOutcome.ValueType = pb.RECORD_OUTCOME_UNSPECIFIED,
+) -> list[pb.MemoryRecordResult]:
+    return [_from_boto_result(boto_result, outcome) for boto_result in boto_results]
 
 
-def _from_boto_result(boto_result: BotoReply) -> pb.MemoryRecordResult:
+def _from_boto_result(boto_result: BotoReply, outcome: pb.RecordOutcome.ValueType) -> pb.MemoryRecordResult:
     _require(boto_result, "memoryRecordId", "status")
     result = pb.MemoryRecordResult(
         memory_record_id=boto_result["memoryRecordId"],
         status=_STATUS_FROM_BOTO.get(boto_result["status"], pb.MEMORY_RECORD_STATUS_UNSPECIFIED),
+        outcome=outcome,
     )
     if "requestIdentifier" in boto_result:
         result.request_identifier = boto_result["requestIdentifier"]

@@ -7,6 +7,7 @@ business; this module only knows the route table and the model's error statuses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,12 +33,18 @@ from emulator.restjson.wire import (
 logger = logging.getLogger(__name__)
 
 # Called after routing with the operation name and the request. Returning a Response (or raising
-# ApiError) answers the request without running the operation: the seam for fault injection.
+# ApiError) answers the request without running the operation; raising DropConnection closes the
+# connection unanswered, and DropReply does so after running it: the seam for fault injection.
 BeforeOperationHook = Callable[[str, ReceivedRequest], Response | None]
 
 
 class DropConnection(Exception):
     """Raised by a hook: the transport closes the connection without answering."""
+
+
+class DropReply(DropConnection):
+    """Raised by a hook: the operation runs, then the transport closes the connection without its
+    answer, as when a reply is lost on its way back after AWS applied the request."""
 
 
 class Dispatcher:
@@ -100,9 +107,18 @@ class Dispatcher:
         route = match.route
         hook = self._before_operation
         if hook is not None:
-            injected = hook(route.operation, request)
+            try:
+                injected = hook(route.operation, request)
+            except DropReply:
+                with contextlib.suppress(ApiError):  # a refused request is lost the same way
+                    self._operate(request, match)
+                raise
             if injected is not None:
                 return injected
+        return self._operate(request, match)
+
+    def _operate(self, request: ReceivedRequest, match: RouteMatch) -> Response:
+        route = match.route
         try:
             params = route.binder.bind(match.labels, request.query, request.headers, request.body)
         except MalformedJson:

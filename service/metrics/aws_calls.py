@@ -37,7 +37,7 @@ class AwsCallMetrics:
         )
         self.retries = Counter(
             "agentcore_upstream_retries_total",
-            "Attempts botocore retried, beyond each call's first.",
+            "Attempts botocore sent, beyond each call's first (one refused before sending is not).",
             ("operation",),
             registry=registry,
         )
@@ -63,8 +63,10 @@ class AwsCallMetrics:
             self._retries(operation.aws_operation)
             self._throttles(operation.aws_operation)
             self._retries_refused(operation.aws_operation)
-        # Where a call's (operation, start) waits in botocore's request context; one per instance.
+        # Where a call's (operation, start) and its attempts sent wait in botocore's request context;
+        # one pair per instance.
         self._context_key = f"agentcore_metrics.{id(self)}"
+        self._sent_key = f"agentcore_metrics.{id(self)}.sent"
 
     def instrument(self, client: BedrockAgentCoreClient) -> None:
         """Record every call `client` makes (botocore event hooks)."""
@@ -82,10 +84,20 @@ class AwsCallMetrics:
         context[self._context_key] = (model.name, time.perf_counter())
 
     def _on_attempt(
-        self, parsed_response: Any, response_dict: Any, context: dict[str, Any], **_: Any
+        self,
+        parsed_response: Any,
+        response_dict: Any,
+        context: dict[str, Any],
+        exception: BaseException | None = None,
+        **_: Any,
     ) -> None:
-        """Once per attempt, retries included."""
-        if self._context_key not in context or not parsed_response:
+        """Once per attempt, retries included, and one that the deadline hooks refused to send."""
+        if self._context_key not in context:
+            return
+        # botocore numbers an attempt before its before-send hooks run: count only those sent.
+        if not isinstance(exception, upstream.CallerGoneError):
+            context[self._sent_key] = context.get(self._sent_key, 0) + 1
+        if not parsed_response:
             return
         status = int((response_dict or {}).get("status_code") or 0)
         if upstream.is_throttle(status, str(parsed_response.get("Error", {}).get("Code") or "")):
@@ -121,7 +133,7 @@ class AwsCallMetrics:
         self._duration(operation, outcome).observe(time.perf_counter() - started_at)
         if code is not None:
             self._errors(operation, code).inc()
-        retries = int(context.get("retries", {}).get("attempt", 1)) - 1
+        retries = int(context.pop(self._sent_key, 0)) - 1
         if retries > 0:
             self._retries(operation).inc(retries)
         call = calls.current()

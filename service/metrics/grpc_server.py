@@ -108,7 +108,7 @@ class ServerMetrics(calls.Reporter):
         )
         self.records = Counter(
             "agentcore_records_total",
-            "Records in batch responses, by outcome and per-record error code.",
+            "Records of batch RPCs, by outcome (succeeded, failed, unknown) and per-record error code.",
             ("operation", "outcome", "error_code"),
             registry=registry,
         )
@@ -116,6 +116,7 @@ class ServerMetrics(calls.Reporter):
         for operation in operations.OPERATIONS:
             if operation.batch:
                 self._records(operation.aws_operation, "succeeded", "none")
+                self._records(operation.aws_operation, "unknown", "none")
         self._series: dict[str, _MethodSeries] = {}  # by full method; only registered methods come here
 
     def _of(self, call: calls.Call) -> _MethodSeries:
@@ -162,14 +163,19 @@ class ServerMetrics(calls.Reporter):
             series.refused[call.refused].inc()
         operation = call.operation
         if operation is not None and operation.batch and call.response is not None:
-            self._count_records(operation.aws_operation, call.response)
+            if call.code is grpc.StatusCode.OK:
+                self._count_records(operation.aws_operation, call.response)
+            else:  # the reply was built, but the caller got an error (its deadline passed, say)
+                self._records(operation.aws_operation, "unknown", "none").inc(len(call.request.records))
 
     def _count_records(self, aws_operation: str, response: Any) -> None:
-        """The records of a batch response the caller received."""
+        """The records of a batch response the caller received: failed ones as refused, or as of unknown
+        fate when AWS may have applied them all the same."""
         if response.successful_records:
             self._records(aws_operation, "succeeded", "none").inc(len(response.successful_records))
         for result in response.failed_records:
-            self._records(aws_operation, "failed", _record_error_code(result)).inc()
+            outcome = "unknown" if result.outcome == pb.RECORD_OUTCOME_UNKNOWN else "failed"
+            self._records(aws_operation, outcome, _record_error_code(result)).inc()
 
 
 def _record_error_code(result: pb.MemoryRecordResult) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from emulator import DEFAULT_MEMORY_ID, ApiError, Emulator, FaultConfig, Faults
 from emulator.backend import OPERATIONS
-from tests.helpers import UNKNOWN_RECORD_ID, emulator_client, get_unknown_record
+from tests.helpers import UNKNOWN_RECORD_ID, emulator_client, get_unknown_record, record_input
 
 
 @pytest.fixture
@@ -98,6 +98,21 @@ def test_dropped_connection(emulator: Emulator) -> None:
         get_unknown_record(emulator_client(emulator.endpoint_url))
 
 
+def test_a_dropped_reply_comes_after_the_request_was_applied(emulator: Emulator) -> None:
+    emulator.faults.configure(drop_reply_rate=1.0, operations=frozenset({"BatchCreateMemoryRecords"}))
+    client = emulator_client(emulator.endpoint_url)
+    create = {"memoryId": DEFAULT_MEMORY_ID, "records": [record_input()], "clientToken": "t" * 33}
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        client.batch_create_memory_records(**create)
+    listed = client.list_memory_records(memoryId=DEFAULT_MEMORY_ID, namespace="users/alice/preferences")
+    assert len(listed["memoryRecordSummaries"]) == 1  # applied, though nobody heard of it
+    emulator.faults.clear()
+    replayed = client.batch_create_memory_records(**create)  # the same token: the same answer
+    assert [r["memoryRecordId"] for r in replayed["successfulRecords"]] == [
+        listed["memoryRecordSummaries"][0]["memoryRecordId"]
+    ]
+
+
 def test_only_named_operations_are_affected(emulator: Emulator) -> None:
     emulator.faults.configure(
         error_rates={"ServiceException": 1.0}, operations=frozenset({"GetMemoryRecord"})
@@ -118,6 +133,7 @@ def test_only_named_operations_are_affected(emulator: Emulator) -> None:
         {"latency_seconds": -1},
         {"rate_limit_per_second": 0},
         {"drop_connection_rate": -0.1},
+        {"drop_reply_rate": 1.1},
     ],
 )
 def test_invalid_fault_config_is_refused(config: dict[str, Any]) -> None:
@@ -134,11 +150,14 @@ def test_a_rate_below_one_per_second_still_serves() -> None:
 
 def test_a_config_parses_from_text() -> None:
     assert FaultConfig.parse("") == FaultConfig()
-    assert FaultConfig.parse("rate_limit=50, latency=0.2,drop=0.01,ServiceException=0.05") == FaultConfig(
+    assert FaultConfig.parse(
+        "rate_limit=50, latency=0.2,drop=0.01,drop_reply=0.02,ServiceException=0.05"
+    ) == FaultConfig(
         error_rates={"ServiceException": 0.05},
         rate_limit_per_second=50,
         latency_seconds=0.2,
         drop_connection_rate=0.01,
+        drop_reply_rate=0.02,
     )
     for bad in ("latency", "latency=soon", "NoSuchException=1", "drop=2"):
         with pytest.raises(ValueError):

@@ -33,6 +33,7 @@ from tests.helpers import (
 
 CREATE = "BatchCreateMemoryRecords"
 UPDATE = "BatchUpdateMemoryRecords"
+NOT_APPLIED, UNKNOWN = pb.RECORD_OUTCOME_NOT_APPLIED, pb.RECORD_OUTCOME_UNKNOWN
 
 
 def service_for(emulator: Emulator, **overrides: Any) -> Iterator[RunningService]:
@@ -104,15 +105,21 @@ def test_a_large_batch_is_sent_in_calls_of_100_and_merged_in_request_order(
 
 
 @pytest.mark.parametrize(
-    ("faults", "error_code", "named"),
+    ("faults", "error_code", "named", "outcome"),
     [
-        ({"error_rates": {"ThrottledException": 1.0}}, 429, "ThrottledException"),
-        ({"error_rates": {"ServiceException": 1.0}}, 500, "ServiceException"),
-        ({"drop_connection_rate": 1.0}, 504, "AWS_UNREACHABLE"),
+        # A 4xx: AWS applied nothing. A 5xx or no answer: AWS may have applied the call.
+        ({"error_rates": {"ThrottledException": 1.0}}, 429, "ThrottledException", NOT_APPLIED),
+        ({"error_rates": {"ServiceException": 1.0}}, 500, "ServiceException", UNKNOWN),
+        ({"drop_connection_rate": 1.0}, 504, "AWS_UNREACHABLE", UNKNOWN),
     ],
 )
 def test_a_chunk_that_fails_as_a_whole_is_reported_per_record(
-    service: RunningService, emulator: Emulator, faults: dict[str, Any], error_code: int, named: str
+    service: RunningService,
+    emulator: Emulator,
+    faults: dict[str, Any],
+    error_code: int,
+    named: str,
+    outcome: Any,
 ) -> None:
     record_ids = created_ids(service, 250)
     fail_calls_holding(emulator, record_ids[150], **faults)  # the second call: records 100 to 199
@@ -123,7 +130,9 @@ def test_a_chunk_that_fails_as_a_whole_is_reported_per_record(
         assert result.status == pb.MEMORY_RECORD_STATUS_FAILED
         assert result.error_code == error_code
         assert named in result.error_message
-    labels = {"operation": UPDATE, "outcome": "failed", "error_code": str(error_code)}
+        assert result.outcome == outcome
+    counted = "unknown" if outcome == UNKNOWN else "failed"
+    labels = {"operation": UPDATE, "outcome": counted, "error_code": str(error_code)}
     assert sample(service, "agentcore_records_total", **labels) == 100
 
 

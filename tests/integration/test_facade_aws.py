@@ -81,6 +81,7 @@ def test_batch_update_sends_exactly_what_was_set(aws_service: RunningService, wi
                 status=pb.MEMORY_RECORD_STATUS_FAILED,
                 error_code=404,
                 error_message="gone",
+                outcome=pb.RECORD_OUTCOME_NOT_APPLIED,  # AWS failed it in its reply
             )
         ],
     )
@@ -141,6 +142,7 @@ def test_batch_create_reply_maps_back_exactly(aws_service: RunningService, wire_
         request_identifier="r2",
         error_code=500,
         error_message="try again",
+        outcome=pb.RECORD_OUTCOME_NOT_APPLIED,
     )
 
 

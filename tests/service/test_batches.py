@@ -164,9 +164,11 @@ def test_a_record_of_a_failed_chunk_says_what_aws_answered(
     failure: BaseException, error_code: int, named: str
 ) -> None:
     boto_records = [{"requestIdentifier": "r1"}, {"requestIdentifier": "r2"}]
-    results = batches._failed_as_a_whole(operations.BATCH_CREATE, boto_records, failure)
+    outcome = pb.RECORD_OUTCOME_UNKNOWN
+    results = batches._failed_as_a_whole(operations.BATCH_CREATE, boto_records, failure, outcome)
     assert [r.request_identifier for r in results] == ["r1", "r2"]
     for result in results:
         assert result.status == pb.MEMORY_RECORD_STATUS_FAILED
+        assert result.outcome == outcome
         assert result.error_code == error_code
         assert result.error_message.startswith(named)

@@ -63,7 +63,9 @@ class _MemoryRecordStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Me
     MEMORY_RECORD_STATUS_SUCCEEDED: _MemoryRecordStatus.ValueType  # 1
     """The record was written."""
     MEMORY_RECORD_STATUS_FAILED: _MemoryRecordStatus.ValueType  # 2
-    """The record was not written; see error_code and error_message."""
+    """The record failed; see error_code and error_message, and outcome for whether it may have been
+    written all the same.
+    """
 
 class MemoryRecordStatus(_MemoryRecordStatus, metaclass=_MemoryRecordStatusEnumTypeWrapper):
     """The outcome of one record of a batch."""
@@ -73,8 +75,46 @@ MEMORY_RECORD_STATUS_UNSPECIFIED: MemoryRecordStatus.ValueType  # 0
 MEMORY_RECORD_STATUS_SUCCEEDED: MemoryRecordStatus.ValueType  # 1
 """The record was written."""
 MEMORY_RECORD_STATUS_FAILED: MemoryRecordStatus.ValueType  # 2
-"""The record was not written; see error_code and error_message."""
+"""The record failed; see error_code and error_message, and outcome for whether it may have been
+written all the same.
+"""
 Global___MemoryRecordStatus: _TypeAlias = MemoryRecordStatus  # noqa: Y015
+
+class _RecordOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORD_OUTCOME_UNSPECIFIED: _RecordOutcome.ValueType  # 0
+    """Not said: the record succeeded (it was applied), or the server predates this field."""
+    RECORD_OUTCOME_NOT_APPLIED: _RecordOutcome.ValueType  # 1
+    """Known: the record was not applied. AWS refused it (failed it in its reply, or answered its call
+    with a 4xx), or the facade refused it without calling AWS (the authorization policy).
+    """
+    RECORD_OUTCOME_UNKNOWN: _RecordOutcome.ValueType  # 2
+    """Unknown: its AWS call failed after AWS may have applied it (a timeout, a 5xx, a lost connection,
+    a reply that could not be read). Retry the whole RPC with the same bytes and client_token: a
+    retry of this record alone may create it twice.
+    """
+
+class RecordOutcome(_RecordOutcome, metaclass=_RecordOutcomeEnumTypeWrapper):
+    """What became of a failed record: whether AWS may have applied it, which decides how to retry it
+    (the README's "Retries" says how).
+    """
+
+RECORD_OUTCOME_UNSPECIFIED: RecordOutcome.ValueType  # 0
+"""Not said: the record succeeded (it was applied), or the server predates this field."""
+RECORD_OUTCOME_NOT_APPLIED: RecordOutcome.ValueType  # 1
+"""Known: the record was not applied. AWS refused it (failed it in its reply, or answered its call
+with a 4xx), or the facade refused it without calling AWS (the authorization policy).
+"""
+RECORD_OUTCOME_UNKNOWN: RecordOutcome.ValueType  # 2
+"""Unknown: its AWS call failed after AWS may have applied it (a timeout, a 5xx, a lost connection,
+a reply that could not be read). Retry the whole RPC with the same bytes and client_token: a
+retry of this record alone may create it twice.
+"""
+Global___RecordOutcome: _TypeAlias = RecordOutcome  # noqa: Y015
 
 class _MetadataFilterOperator:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -449,6 +489,7 @@ class MemoryRecordResult(_message.Message):
     REQUEST_IDENTIFIER_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
     memory_record_id: _builtins.str
     """The id of the record (for creations, the id AWS assigned)."""
     status: Global___MemoryRecordStatus.ValueType
@@ -459,6 +500,10 @@ class MemoryRecordResult(_message.Message):
     """AWS's error code for a failed record (an HTTP-like status such as 404), when returned."""
     error_message: _builtins.str
     """AWS's explanation of a failed record, when returned."""
+    outcome: Global___RecordOutcome.ValueType
+    """Whether a failed record may have been applied all the same; set on every failed record, unset on
+    successful ones.
+    """
     def __init__(
         self,
         *,
@@ -467,10 +512,11 @@ class MemoryRecordResult(_message.Message):
         request_identifier: _builtins.str | None = ...,
         error_code: _builtins.int | None = ...,
         error_message: _builtins.str | None = ...,
+        outcome: Global___RecordOutcome.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error_code", b"_error_code", "_error_message", b"_error_message", "_request_identifier", b"_request_identifier", "error_code", b"error_code", "error_message", b"error_message", "request_identifier", b"request_identifier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error_code", b"_error_code", "_error_message", b"_error_message", "_request_identifier", b"_request_identifier", "error_code", b"error_code", "error_message", b"error_message", "memory_record_id", b"memory_record_id", "request_identifier", b"request_identifier", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error_code", b"_error_code", "_error_message", b"_error_message", "_request_identifier", b"_request_identifier", "error_code", b"error_code", "error_message", b"error_message", "memory_record_id", b"memory_record_id", "outcome", b"outcome", "request_identifier", b"request_identifier", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error_code: _TypeAlias = _typing.Literal["error_code"]  # noqa: Y015
     _WhichOneofArgType__error_code: _TypeAlias = _typing.Literal["_error_code", b"_error_code"]  # noqa: Y015
@@ -502,7 +548,8 @@ class BatchCreateRequest(_message.Message):
     client_token: _builtins.str
     """A token that makes the request idempotent: a retry with the same token and body creates
     nothing new. Each AWS call of at most 100 records gets a clientToken derived from this token
-    and that call's records, so that retrying only the failed records with the same token is safe.
+    and that call's records, so only a retry of the whole request is sure to reuse every call's
+    token: a retry of some records is split anew and may create RECORD_OUTCOME_UNKNOWN ones twice.
     When unset, boto3 generates one per call: a retried RPC may then create records twice.
     """
     @_builtins.property
