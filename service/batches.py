@@ -7,6 +7,8 @@ What a caller sees (the README's "Batches of any size" says it in prose):
 - a call that fails as a whole while others succeed puts each of its records in `failed_records`
   (error_code: AWS's HTTP status, 504 when AWS never answered, 502 for a reply that could not be read),
   so that no success is hidden; when every call fails, the RPC fails with the first call's error;
+- each call's reply accounts for each record the call sent once: a record it does not mention fails
+  (502), and results for records the call did not send, or second results, are dropped;
 - each BatchCreate call gets a clientToken derived from the caller's client_token and that call's
   records, so that retrying the same RPC creates nothing twice;
 - every call waits for a turn (admission.py) and is bounded by the caller's deadline; a caller that went
