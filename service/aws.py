@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 
-from service import __version__, applied, deadlines
+from service import __version__, applied, deadlines, replies
 from service.operations import AWS_SERVICE
 from service.settings import Backend, Settings
 
@@ -69,7 +70,10 @@ def create_client(
 
 
 def _build_client(settings: Settings, endpoint_url: str | None, environ: Mapping[str, str]) -> Any:
-    session = boto3.session.Session()
+    botocore_session = botocore.session.get_session()
+    # Every reply is checked against the model as botocore parses it (replies.py).
+    botocore_session.register_component("response_parser_factory", replies.CheckedParserFactory())
+    session = boto3.session.Session(botocore_session=botocore_session)
     config = client_config(settings)
     if settings.backend is Backend.LOCAL:
         if endpoint_url is None:

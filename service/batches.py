@@ -8,6 +8,8 @@ What a caller sees (the README's "Batches of any size" says it in prose):
   (error_code: AWS's HTTP status, 504 when AWS never answered, 502 for a reply that could not be read;
   outcome: whether any of its attempts may have been applied, applied.py), so that no success is
   hidden; when every call fails, the RPC fails with the first call's error;
+- each call's reply accounts for each record the call sent once: a record it does not mention fails
+  (502, outcome unknown), and results for records the call did not send, or second results, are dropped;
 - each BatchCreate call gets a clientToken derived from the caller's client_token and that call's
   records, so that retrying the same RPC creates nothing twice (a retry of some records is split
   anew, and its calls get other tokens);
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
@@ -35,9 +38,12 @@ from service.operations import Operation
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
+log = logging.getLogger(__name__)
+
 # The error_code of a record whose call got no answer (timeout, connection failure), as a gateway says.
 NO_ANSWER_STATUS = 504
-# The error_code of a record whose call AWS answered 2xx with a reply that could not be read.
+# The error_code of a record whose call AWS answered 2xx with a reply that could not be read, or that
+# did not mention the record.
 UNREADABLE_ANSWER_STATUS = 502
 
 
@@ -204,7 +210,46 @@ class Batches:
         """One AWS call for `operation`, on its turn, answered as the RPC's response."""
         with self._admission.turn(call):
             reply = operation.call_aws(self._client, params)
+        if operation.batch:
+            return self._accounted(operation, params["records"], reply)
         return operation.to_response(reply)
+
+    def _accounted(
+        self, operation: Operation[Any, Any], boto_records: Sequence[dict[str, Any]], reply: Any
+    ) -> Any:
+        """The response of one batch call, with exactly one result for each record it sent, matched by id
+        (request identifier for creations): a record AWS did not mention fails on its own, and a result
+        for a record the call did not send, or a second one for the same record, is dropped, before any
+        is translated. A record AWS lists as both succeeded and failed keeps its success (listed first)."""
+        model_key = self._model_record_keys[operation.rpc]
+        unanswered = {boto_record[model_key]: boto_record for boto_record in boto_records}
+        accounted: dict[str, list[Any]] = {}
+        dropped = 0
+        for member in ("successfulRecords", "failedRecords"):  # required members: replies.py checked them
+            kept = []
+            for result in reply[member]:
+                if unanswered.pop(result.get(model_key), None) is None:
+                    dropped += 1
+                else:
+                    kept.append(result)
+            accounted[member] = kept
+        if dropped:
+            # The count and the operation only: ids are the caller's data.
+            log.warning(
+                "AWS's batch reply had results for records the call did not send, or two for one record; "
+                "they were dropped",
+                extra={"operation": operation.aws_operation, "droppedResults": dropped},
+            )
+        response = operation.to_response(accounted)
+        message = (
+            f"{upstream.MALFORMED_REASON}: AWS's {operation.aws_operation} reply did not mention this "
+            "record, so whether AWS applied it is unknown"
+        )
+        response.failed_records.extend(
+            _failed_result(boto_record, UNREADABLE_ANSWER_STATUS, message, pb.RECORD_OUTCOME_UNKNOWN)
+            for boto_record in unanswered.values()
+        )
+        return response
 
     def _run(self, call: calls.Call, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
         """Each task's result or exception, in order; at most BATCH_CONCURRENCY at once. Once the caller
@@ -251,16 +296,21 @@ def _failed_as_a_whole(
         )
         name = upstream.classify(exc).row.reason
     message = f"{name}: the {operation.aws_operation} call that held this record failed as a whole"
-    results = []
-    for boto_record in boto_records:
-        result = pb.MemoryRecordResult(
-            memory_record_id=boto_record.get("memoryRecordId", ""),
-            status=pb.MEMORY_RECORD_STATUS_FAILED,
-            error_code=status,
-            error_message=message,
-            outcome=outcome,
-        )
-        if "requestIdentifier" in boto_record:
-            result.request_identifier = boto_record["requestIdentifier"]
-        results.append(result)
-    return results
+    return [_failed_result(boto_record, status, message, outcome) for boto_record in boto_records]
+
+
+def _failed_result(
+    boto_record: dict[str, Any], error_code: int, message: str, outcome: pb.RecordOutcome.ValueType
+) -> pb.MemoryRecordResult:
+    """The facade's own failed result for a record it sent (`boto_record`, its boto3 parameters), for
+    which AWS gave no result of its own."""
+    result = pb.MemoryRecordResult(
+        memory_record_id=boto_record.get("memoryRecordId", ""),
+        status=pb.MEMORY_RECORD_STATUS_FAILED,
+        error_code=error_code,
+        error_message=message,
+        outcome=outcome,
+    )
+    if "requestIdentifier" in boto_record:
+        result.request_identifier = boto_record["requestIdentifier"]
+    return result

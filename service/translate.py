@@ -59,8 +59,9 @@ def to_timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
 
 
 class MalformedReplyError(ValueError):
-    """AWS answered 2xx without a member its model requires: a truncated or garbled body (botocore
-    turns a body that is not JSON into `{"message": ...}`), never a valid empty answer."""
+    """AWS's reply does not fit the model's output shape or could not be parsed (replies.py checks every
+    reply as botocore parses it), or a batch reply does not account for its records (batches.py): a
+    truncated or garbled body, never a valid empty answer. The message names members, never values."""
 
 
 def _require(reply: BotoReply, *members: str) -> None:

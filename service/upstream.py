@@ -24,6 +24,8 @@ THROTTLE_CODES = frozenset(
 )
 THROTTLE_RETRY_DELAY_SECONDS = 1.0
 UNAVAILABLE_RETRY_DELAY_SECONDS = 1.0
+# The reason of a reply that does not fit the model, or of a batch reply that leaves a record out.
+MALFORMED_REASON = "AWS_MALFORMED_RESPONSE"
 # The `aws_error_code` label of a code outside the known set, so that labels stay bounded.
 OTHER_ERROR_CODE = "Other"
 # Transient codes that map by HTTP status, but are worth their own label value.
@@ -179,8 +181,10 @@ def classify(exc: BaseException) -> Failure:
         http_status = int(metadata.get("HTTPStatusCode", 0) or 0)
         return classify_answer(http_status, str(exc.response.get("Error", {}).get("Code", "")))
     if isinstance(exc, translate.MalformedReplyError):
-        # Most often a body cut short in transit; a retry (with the same client_token) is safe.
-        row = Row(unavailable, "AWS_MALFORMED_RESPONSE", retry, "AWS sent a malformed reply ({}); retry")
+        # Any reply that does not fit the model or cannot be parsed, at any status (replies.py). Most
+        # often a body cut short in transit; a retry (with the same client_token) is safe. botocore
+        # retries none (it raises a parse failure out of its attempt loop): RetryInfo asks the caller.
+        row = Row(unavailable, MALFORMED_REASON, retry, "AWS sent a malformed reply ({}); retry")
         return Failure(row, Outcome.OTHER_ERROR, OTHER_ERROR_CODE)
     if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         row = Row(grpc.StatusCode.INTERNAL, "AWS_CREDENTIALS_MISSING", message=CREDENTIALS_REJECTED_MESSAGE)

@@ -41,9 +41,9 @@ Violations = list[FieldViolation]
 # valid request builds no path strings.
 Convert = Callable[[Any, str | None, Violations], Any]
 
-# Timestamps a proto can carry but a datetime (and AWS) cannot: years 1 to 9999 only.
-_MIN_SECONDS = -62_135_596_800
-_MAX_SECONDS = 253_402_300_799
+# The seconds a datetime (and AWS) can hold, years 1 to 9999; a proto Timestamp or a JSON number holds more.
+MIN_SECONDS = -62_135_596_800
+MAX_SECONDS = 253_402_300_799
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR
 
 # How a member's proto field is read.
@@ -65,7 +65,7 @@ def _describe_length(minimum: int | None, maximum: int | None, unit: str) -> str
     return f"must have at most {maximum} {unit}"
 
 
-def _length_check(shape: Any, unit: str, maximum: int | None = None) -> tuple[int, float, str]:
+def length_limits(shape: Any, unit: str, maximum: int | None = None) -> tuple[int, float, str]:
     """(minimum, maximum, message) of a sized shape; (0, inf) when it has no limits. `maximum` replaces
     the model's."""
     minimum = shape.metadata.get("min") or None  # a minimum of 0 limits nothing
@@ -132,7 +132,7 @@ class _Compiler:
         wrapped: bool,
         max_entries: int | None = None,
     ) -> Convert:
-        minimum, maximum, message = _length_check(shape, "entries", max_entries)
+        minimum, maximum, message = length_limits(shape, "entries", max_entries)
         convert_member = self._single(shape.member, field, f"{where}[]")
         member_prefix = ".values" if wrapped else ""
 
@@ -153,7 +153,7 @@ class _Compiler:
         return convert
 
     def _map(self, shape: Any, entry: descriptor.Descriptor) -> Convert:
-        minimum, maximum, message = _length_check(shape, "entries")
+        minimum, maximum, message = length_limits(shape, "entries")
         where = entry.full_name
         check_key = self._single(shape.key, entry.fields_by_name["key"], f"{where}.key")
         convert_value = self._single(shape.value, entry.fields_by_name["value"], f"{where}.value")
@@ -257,14 +257,14 @@ def _check_finite(value: Any, path: str | None, out: Violations) -> Any:
 
 
 def _convert_timestamp(value: timestamp_pb2.Timestamp, path: str | None, out: Violations) -> Any:
-    if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
+    if not (MIN_SECONDS <= value.seconds <= MAX_SECONDS and 0 <= value.nanos <= 999_999_999):
         out.append(FieldViolation(path or "", "must be a valid timestamp between years 1 and 9999"))
         return None
     return translate.to_datetime(value)
 
 
 def _compile_string(shape: Any) -> Convert | None:
-    minimum, maximum, length_message = _length_check(shape, "characters")
+    minimum, maximum, length_message = length_limits(shape, "characters")
     # ASCII: AWS matches with Java regexes, whose \s and \w are ASCII-only (Python's are Unicode).
     pattern = re.compile(shape.metadata["pattern"], re.ASCII) if "pattern" in shape.metadata else None
     enum = frozenset(shape.enum) if shape.enum else None

@@ -42,6 +42,7 @@ from service.metrics import LATENCY_BUCKETS, Metrics, exposition
 from service.settings import Backend
 from tests.helpers import (
     MEMORY_ID,
+    RECORD_ID,
     ROOT,
     UNKNOWN_MEMORY_ID,
     UNKNOWN_RECORD_ID,
@@ -55,7 +56,8 @@ from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 SERVICE = "agentcore.memory.v1.MemoryRecordsService"
 RECORD_TEXT = "RECORD-TEXT-must-never-leave-7f3a"
 CREATE_REPLY = {
-    "successfulRecords": [{"memoryRecordId": "mem-1", "status": "SUCCEEDED"}],
+    # The answer for create_request's one record (requestIdentifier "r1"), as the model allows it.
+    "successfulRecords": [{"memoryRecordId": RECORD_ID, "status": "SUCCEEDED", "requestIdentifier": "r1"}],
     "failedRecords": [],
 }
 
