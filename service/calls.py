@@ -73,6 +73,8 @@ class Call:
     redaction: tuple[Any, Any] | None = dataclasses.field(default=None, repr=False)
     # Told when the request message has been read (the metrics' msg_received).
     on_received: Callable[[Call], None] = dataclasses.field(default=lambda call: None, repr=False)
+    # Told the code of an error status just before it is sent (the RPC is reported finished then).
+    on_answer: Callable[[grpc.StatusCode], None] = dataclasses.field(default=lambda code: None, repr=False)
 
     @classmethod
     def opened(cls, context: Any, full_method: str = "", grpc_type: str = "unary") -> Call:
@@ -281,9 +283,17 @@ class Interceptor(grpc.aio.ServerInterceptor):
     def _open(self, context: Any, full_method: str, kind: str) -> Call:
         call = Call.opened(context, full_method, kind)
         call.on_received = self._reporter.received
+        call.on_answer = lambda code: self._answer(call, code)
         make_current(call)
         self._reporter.started(call)
         return call
+
+    def _answer(self, call: Call, code: grpc.StatusCode) -> None:
+        # An error status is sent by abort() itself: report the RPC before its caller can read it.
+        if call.code is None and not call.cancelled:
+            call.code = code
+            self._reporter.sent(call)
+            self._reporter.finished(call)
 
     def _finish(self, call: Call, context: Any, raised: bool) -> None:
         """Report the RPC finished, with the code its caller gets: told before grpc sends the status
@@ -330,7 +340,8 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 raise
             finally:
                 # go-grpc-middleware v2 counts a unary RPC's response as sent whatever its outcome.
-                reporter.sent(call)
+                if call.code is None:
+                    reporter.sent(call)
                 self._finish(call, context, raised)
 
         return observed

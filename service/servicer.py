@@ -92,14 +92,14 @@ class MemoryRecordsServicer:
             call.on_received(call)
             ticket = self._admission.admit(len(raw))
         except Exception as exc:
-            await self._abort(context, self._failure(call, exc, None, operation))
+            await self._abort(context, call, self._failure(call, exc, None, operation))
             raise  # abort always raises; this keeps type checkers honest
         try:
             outcome = await self._in_thread(
                 ticket, functools.partial(self._serve, operation, raw, call, ticket)
             )
             if isinstance(outcome, grpc.Status):
-                await self._abort(context, outcome)
+                await self._abort(context, call, outcome)
             return outcome
         finally:
             # Only now: the request and its strings were held until the answer left.
@@ -192,5 +192,6 @@ class MemoryRecordsServicer:
         return errors.to_status(failure, resource=resource)
 
     @staticmethod
-    async def _abort(context: Any, status: grpc.Status) -> None:
+    async def _abort(context: Any, call: calls.Call, status: grpc.Status) -> None:
+        call.on_answer(status.code)
         await context.abort(status.code, status.details, status.trailing_metadata)
