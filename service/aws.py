@@ -15,7 +15,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from service import __version__, deadlines
+from service import __version__, attempts, deadlines
 from service.operations import AWS_SERVICE
 from service.settings import Backend, Settings
 
@@ -63,7 +63,8 @@ def create_client(
     except botocore.exceptions.BotoCoreError as exc:
         # A missing profile, a malformed config file or endpoint: the deployment's to fix.
         raise AwsConfigurationError(f"cannot build the AWS client: {exc}") from exc
-    deadlines.register(client, settings.aws_read_timeout_seconds)
+    attempts.install(client, settings.aws_attempt_timeout_seconds)
+    deadlines.register(client)
     return cast("BedrockAgentCoreClient", client)
 
 
