@@ -75,6 +75,8 @@ def create_server(
         max_bytes=settings.inflight_bytes,
         max_running=settings.max_workers,
         count_waiting=metrics.server.waiting.inc,
+        stuck_after_seconds=settings.aws_attempt_timeout_seconds,
+        report_stuck=metrics.aws_calls.turns_stuck.set,
     )
     # A thread for every admitted RPC, and a reserve for refusals; health checks and streams have
     # pools of their own (thread_pools.py).
