@@ -2,16 +2,25 @@
 
 A facade RPC is admitted or refused at once (RESOURCE_EXHAUSTED, `SERVER_OVERLOADED`, RetryInfo). An
 admitted RPC then waits for one of GRPC_MAX_WORKERS turns to call AWS, and answers DEADLINE_EXCEEDED,
-without calling AWS, if its deadline passes first. RPCs are admitted on the event loop once their
-request message is read (servicer.py), so refusals never wait for a thread; only an admitted RPC is
-handed one (server.py's executor has a thread for each).
+without calling AWS, if its deadline passes first; it is refused at once instead (reason `turns`) when
+waiting cannot help: every turn has been held past AWS_ATTEMPT_TIMEOUT_SECONDS (AWS is slow or stuck,
+and attempts.py will cut those calls off), or its deadline is shorter than the wait it faces. The wait
+is estimated from the line: the RPCs ahead and this one share the turns that are not stuck, and those
+come free at about one per mean hold time of the last RECENT_HOLDS turns, so the wait is (ahead + 1) x
+mean hold / turns not stuck; no estimate until a turn has been given back.
+
+RPCs are admitted on the event loop once their request message is read (servicer.py), so refusals
+never wait for a thread; only an admitted RPC is handed one (server.py's executor has a thread for each).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -19,18 +28,21 @@ from typing import Any
 from service import calls, upstream
 
 # The limits an RPC can be refused for: the `reason` label of the refusals counter.
-LIMITS = ("rpcs", "bytes")
+LIMITS = ("rpcs", "bytes", "turns")
 # Retry after this long: the oldest admitted RPCs will mostly have finished by then.
 RETRY_DELAY_SECONDS = 1.0
+# The turns given back that the wait estimate averages over: recent enough to follow AWS's pace.
+RECENT_HOLDS = 32
+# The stuck-turn watcher of an Admission nobody holds any more ends within this long.
+_WATCH_SECONDS_AT_MOST = 60.0
+_WHY = {"rpcs": "too many RPCs", "bytes": "too many request bytes"}
 
 
 class OverloadedError(Exception):
-    """Admission refused the RPC; `reason` is `rpcs` or `bytes`, the limit it would have broken."""
+    """The RPC was refused; `reason` is the limit it would have broken: `rpcs`, `bytes` or `turns`."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"the server is overloaded (too many {'RPCs' if reason == 'rpcs' else 'request bytes'})"
-        )
+    def __init__(self, reason: str, why: str | None = None) -> None:
+        super().__init__(f"the server is overloaded ({why or _WHY[reason]})")
         self.reason = reason
 
 
@@ -76,20 +88,33 @@ class Admission:
         max_bytes: int,
         max_running: int,
         count_waiting: Callable[[float], None] = lambda change: None,
+        stuck_after_seconds: float = 10.0,
+        report_stuck: Callable[[float], None] = lambda count: None,
     ) -> None:
         self._max_rpcs = max_rpcs
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._rpcs = 0
         self._bytes = 0
+        self._max_running = max_running
         self._free_turns = max_running
-        self._waiting: collections.deque[threading.Event] = collections.deque()
+        self._waiting: collections.deque[tuple[int, threading.Event]] = collections.deque()
         self._count_waiting = count_waiting  # +1 and -1 as RPCs start and stop waiting for a turn
+        self._tokens = itertools.count()
+        # When each held turn was taken (time.monotonic()), oldest first: taken in order, under the lock.
+        self._held: dict[int, float] = {}
+        self._holds: collections.deque[float] = collections.deque(maxlen=RECENT_HOLDS)  # seconds
+        self._stuck_after = stuck_after_seconds
+        self._report_stuck = report_stuck  # the count of turns held past `stuck_after_seconds`
+        self._stuck = 0
+        self._turns_changed = threading.Condition(self._lock)
+        self._watcher: threading.Thread | None = None
+        self._watcher_idle = False  # it waits for a turn to be taken, with none to watch
 
     def admit(self, request_bytes: int) -> Ticket:
         """A place for an RPC of `request_bytes`, held until its Ticket is released; or OverloadedError."""
         with self._lock:
-            self._take(request_bytes, first=True)
+            self._take_bytes(request_bytes, first=True)
             self._rpcs += 1
         return Ticket(self, request_bytes)
 
@@ -102,7 +127,7 @@ class Admission:
         finally:
             ticket.release()
 
-    def _take(self, request_bytes: int, *, first: bool) -> None:
+    def _take_bytes(self, request_bytes: int, *, first: bool) -> None:
         # Called with the lock held.
         if first and self._rpcs >= self._max_rpcs:
             raise OverloadedError("rpcs")
@@ -114,7 +139,7 @@ class Admission:
 
     def _grow(self, change: int) -> None:
         with self._lock:
-            self._take(change, first=False)
+            self._take_bytes(change, first=False)
 
     def _release(self, request_bytes: int) -> None:
         with self._lock:
@@ -124,26 +149,34 @@ class Admission:
     @contextlib.contextmanager
     def turn(self, call: calls.Call) -> Iterator[None]:
         """Wait for a turn to call AWS, first come first served; DeadlineExceededError if the call's
-        deadline passes first."""
+        deadline passes first, OverloadedError (`turns`) at once if waiting cannot help."""
         with self._lock:
+            token = next(self._tokens)
             handed: threading.Event | None = None
             if self._free_turns and not self._waiting:
                 self._free_turns -= 1
+                self._take(token, time.monotonic())
             else:
+                self._refuse_if_hopeless(call, time.monotonic())
                 handed = threading.Event()
-                self._waiting.append(handed)
+                self._waiting.append((token, handed))
         if handed is not None:
-            self._wait_for(handed, call)
+            self._wait_for(token, handed, call)
         try:
             yield
         finally:
             with self._lock:
+                now = time.monotonic()
+                self._holds.append(now - self._held.pop(token))
                 if self._waiting:
-                    self._waiting.popleft().set()  # the turn passes straight to the longest waiter
+                    waiter, waiter_handed = self._waiting.popleft()
+                    self._take(waiter, now)  # the turn passes straight to the longest waiter
+                    waiter_handed.set()
                 else:
                     self._free_turns += 1
+                self._update_stuck(now)
 
-    def _wait_for(self, handed: threading.Event, call: calls.Call) -> None:
+    def _wait_for(self, token: int, handed: threading.Event, call: calls.Call) -> None:
         self._count_waiting(1)
         try:
             remaining = call.time_remaining()
@@ -155,5 +188,68 @@ class Admission:
         with self._lock:
             if handed.is_set():
                 return
-            self._waiting.remove(handed)
+            self._waiting.remove((token, handed))
         raise upstream.DeadlineExceededError("the deadline passed while the RPC waited for its turn")
+
+    def _refuse_if_hopeless(self, call: calls.Call, now: float) -> None:
+        """OverloadedError when no turn is free and waiting for one cannot help (under the lock)."""
+        stuck = self._update_stuck(now)
+        if stuck == self._max_running:
+            raise OverloadedError(
+                "turns", "every AWS turn has been held longer than AWS_ATTEMPT_TIMEOUT_SECONDS"
+            )
+        remaining = call.time_remaining()
+        if remaining is None or not self._holds:
+            return
+        mean_hold = sum(self._holds) / len(self._holds)
+        wait = (len(self._waiting) + 1) * mean_hold / (self._max_running - stuck)
+        if remaining < wait:
+            raise OverloadedError(
+                "turns", f"the wait for an AWS turn, about {wait:.3g} s, is longer than the deadline"
+            )
+
+    def _take(self, token: int, now: float) -> None:
+        """`token` holds a turn from `now` on (under the lock)."""
+        self._held[token] = now
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=_watch_stuck_turns, args=(weakref.ref(self),), name="turns-stuck", daemon=True
+            )
+            self._watcher.start()
+        elif self._watcher_idle:
+            self._turns_changed.notify()
+
+    def _update_stuck(self, now: float) -> int:
+        """The turns held past `stuck_after_seconds`, reported when the count changed (under the lock)."""
+        since = now - self._stuck_after
+        stuck = 0
+        for taken_at in self._held.values():
+            if taken_at > since:
+                break
+            stuck += 1
+        if stuck != self._stuck:
+            self._stuck = stuck
+            self._report_stuck(stuck)
+        return stuck
+
+    def _watch_once(self) -> None:
+        """Report the stuck turns, then wait until the next held turn becomes stuck (or a turn is taken
+        while none is held), at most _WATCH_SECONDS_AT_MOST."""
+        with self._lock:
+            now = time.monotonic()
+            stuck = self._update_stuck(now)
+            next_taken = next(itertools.islice(self._held.values(), stuck, None), None)
+            self._watcher_idle = next_taken is None
+            wait = _WATCH_SECONDS_AT_MOST if next_taken is None else next_taken + self._stuck_after - now
+            self._turns_changed.wait(min(max(wait, 0.0), _WATCH_SECONDS_AT_MOST))
+            self._watcher_idle = False
+
+
+def _watch_stuck_turns(admission: weakref.ref[Admission]) -> None:
+    """Keep the stuck-turn count of `admission` current as time passes, while it exists."""
+    while True:
+        watched = admission()
+        if watched is None:
+            return
+        watched._watch_once()
+        del watched

@@ -16,7 +16,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from service import __version__, applied, deadlines, replies
+from service import __version__, applied, attempts, deadlines, replies
 from service.operations import AWS_SERVICE
 from service.settings import Backend, Settings
 
@@ -64,7 +64,8 @@ def create_client(
     except botocore.exceptions.BotoCoreError as exc:
         # A missing profile, a malformed config file or endpoint: the deployment's to fix.
         raise AwsConfigurationError(f"cannot build the AWS client: {exc}") from exc
-    deadlines.register(client, settings.aws_read_timeout_seconds)
+    attempts.install(client, settings.aws_attempt_timeout_seconds)
+    deadlines.register(client)
     applied.register(client)
     return cast("BedrockAgentCoreClient", client)
 

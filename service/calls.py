@@ -66,8 +66,6 @@ class Call:
     code: grpc.StatusCode | None = None  # the code the client received, once finished
     aws_request_id: str | None = None
     aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
-    # The caller's deadline shortened the AWS read timeout: a read timeout is then that deadline.
-    read_timeout_cut_short: bool = False
     refused: str | None = None  # why admission refused the RPC, if it did
     # errors.py's pattern of the request's strings, with the request it was built from.
     redaction: tuple[Any, Any] | None = dataclasses.field(default=None, repr=False)

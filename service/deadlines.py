@@ -1,17 +1,17 @@
 """The caller's deadline and cancellation bound the upstream work, through two botocore hooks.
 
-`before-send` refuses an attempt the caller can no longer wait for and lowers its read timeout to the
-time left; `needs-retry` stops retrying when no back-off and attempt would fit. The README's Deadlines
-section says what callers see. The RPC in progress is the current `calls.Call`.
+`before-send` refuses an attempt the caller can no longer wait for (attempts.py ends a started one at
+the deadline); `needs-retry` reports an attempt the deadline ended as DEADLINE_EXCEEDED, and stops
+retrying when no back-off and attempt would fit. The README's Deadlines section says what callers see.
+The RPC in progress is the current `calls.Call`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
-
 from service import calls, upstream
+from service.attempts import current as current_attempt
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -25,7 +25,7 @@ _OTHER_BACKOFF_BASE_SECONDS = 0.05
 _MAX_BACKOFF_SECONDS = 20.0
 
 
-def _before_send(request: Any, read_timeout_seconds: float) -> None:
+def _before_send(**_: Any) -> None:
     call = calls.current()
     if call is None:
         return
@@ -37,9 +37,6 @@ def _before_send(request: Any, read_timeout_seconds: float) -> None:
         return
     if remaining < MIN_ATTEMPT_SECONDS:
         raise upstream.DeadlineExceededError("the caller's deadline passed before the upstream call")
-    # Remembered so that a read timeout we cut short is reported as the deadline it really is.
-    call.read_timeout_cut_short = remaining < read_timeout_seconds
-    request.context["read_timeout"] = min(read_timeout_seconds, remaining)
 
 
 def _worst_backoff_seconds(attempts: int, response: Any) -> float:
@@ -59,8 +56,15 @@ def _before_retry(attempts: int, response: Any = None, caught_exception: Any = N
         return None
     if caught_exception is None and (response is None or response[0].status_code < 400):
         return None  # a success: nothing to retry
-    if isinstance(caught_exception, botocore.exceptions.ReadTimeoutError) and call.read_timeout_cut_short:
-        raise upstream.DeadlineExceededError("the caller's deadline passed while AWS was answering")
+    attempt = current_attempt()
+    # The deadline cut the attempt off: however it failed (a timeout, mostly), that is the deadline.
+    if (
+        caught_exception is not None
+        and attempt is not None
+        and attempt.by_deadline
+        and attempt.seconds_left() <= 0
+    ):
+        raise upstream.DeadlineExceededError("the deadline passed while AWS was answering")
     if call.caller_gone() is not None:
         return False
     remaining = call.time_remaining()
@@ -71,13 +75,9 @@ def _before_retry(attempts: int, response: Any = None, caught_exception: Any = N
     return None
 
 
-def register(client: BedrockAgentCoreClient, read_timeout_seconds: float) -> None:
+def register(client: BedrockAgentCoreClient) -> None:
     """Install both hooks on `client` (once, at start)."""
     service_id = client.meta.service_model.service_id.hyphenize()
-
-    def before_send(request: Any, **_: Any) -> None:
-        _before_send(request, read_timeout_seconds)
-
-    client.meta.events.register(f"before-send.{service_id}", before_send)
+    client.meta.events.register(f"before-send.{service_id}", _before_send)
     # First, so that its False is the answer botocore reads before its own retry handler's delay.
     client.meta.events.register_first(f"needs-retry.{service_id}", _before_retry)

@@ -182,6 +182,8 @@ def create_server(
         max_bytes=settings.inflight_bytes,
         max_running=settings.max_workers,
         count_waiting=metrics.server.waiting.inc,
+        stuck_after_seconds=settings.aws_attempt_timeout_seconds,
+        report_stuck=metrics.aws_calls.turns_stuck.set,
     )
     # A thread for every admitted RPC: it waits for its turn, then blocks in boto3.
     handlers = futures.ThreadPoolExecutor(max_workers=settings.admitted_rpcs, thread_name_prefix="rpc")

@@ -390,7 +390,18 @@ class Settings:
         env="AWS_READ_TIMEOUT_SECONDS",
         default="30",
         parse=_seconds(allow_zero=False),
-        meaning="botocore's read timeout, per attempt",
+        meaning="botocore's read timeout: the longest wait for each read of a reply "
+        "(`AWS_ATTEMPT_TIMEOUT_SECONDS` bounds the whole attempt)",
+    )
+    aws_attempt_timeout_seconds: float = setting(
+        env="AWS_ATTEMPT_TIMEOUT_SECONDS",
+        default="10",
+        parse=_seconds(allow_zero=False),
+        meaning="the total time of one attempt to AWS: connect, send and the whole reply, however AWS "
+        "trickles it. A longer attempt is cut and retried as botocore would retry a read timeout, else "
+        "fails `UNAVAILABLE` (`AWS_TIMEOUT`); a turn held longer is stuck (see [Overload](#overload)). "
+        "10 s: AWS's data plane answers in well under a second, and `AWS_MAX_ATTEMPTS` (3) attempts "
+        "with their back-off fit in `DEFAULT_DEADLINE_SECONDS` (60)",
     )
     shutdown_grace_seconds: float = setting(
         env="SHUTDOWN_GRACE_SECONDS",

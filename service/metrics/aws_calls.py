@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service import calls, operations, upstream
 from service.metrics.children import Children
@@ -51,6 +51,12 @@ class AwsCallMetrics:
             "agentcore_upstream_retries_refused_total",
             "AWS calls that failed retryably but were not retried because botocore's retry quota was empty.",
             ("operation",),
+            registry=registry,
+        )
+        self.turns_stuck = Gauge(
+            "agentcore_upstream_turns_stuck",
+            "Turns to call AWS held longer than AWS_ATTEMPT_TIMEOUT_SECONDS; when all are, RPCs are refused.",
+            multiprocess_mode="livesum",
             registry=registry,
         )
         self._duration = Children(self.duration)

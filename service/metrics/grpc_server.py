@@ -96,7 +96,7 @@ class ServerMetrics(calls.Reporter):
         )
         self.refused_total = Counter(
             "agentcore_grpc_server_requests_refused_total",
-            "RPCs refused at admission, by the limit they would have broken (rpcs or bytes).",
+            "RPCs refused at once, by the limit they would have broken (rpcs, bytes or turns).",
             (*_LABELS, "reason"),
             registry=registry,
         )

@@ -87,3 +87,53 @@ def test_any_deadline_a_caller_can_send_is_waited_for() -> None:
     holder.__exit__(None, None, None)
     waiter.join(timeout=5)
     assert got == [None]
+
+
+def test_a_wait_longer_than_the_deadline_is_refused_at_once() -> None:
+    """Turns have been held 0.2 s each: with one turn and one holder, the next in line waits about
+    0.2 s, so a caller with 0.05 s left is refused at once, and one with 2 s left waits its turn."""
+    admission = Admission(max_rpcs=10, max_bytes=10**9, max_running=1)
+    with admission.turn(a_call(None)):
+        time.sleep(0.2)
+    got: list[float] = []
+    with admission.turn(a_call(None)):
+        started = time.monotonic()
+        with pytest.raises(OverloadedError) as refused, admission.turn(a_call(0.05)):
+            pass
+        assert refused.value.reason == "turns"
+        assert time.monotonic() - started < 0.04  # at once, not after its deadline
+        waiter = threading.Thread(target=lambda: got.append(_take_turn(admission, a_call(2))))
+        waiter.start()
+        time.sleep(0.1)
+    waiter.join(timeout=5)
+    assert len(got) == 1
+
+
+def _take_turn(admission: Admission, call: calls.Call) -> float:
+    with admission.turn(call):
+        return time.monotonic()
+
+
+def test_turns_held_past_the_attempt_timeout_are_stuck_and_then_refuse_at_once() -> None:
+    reported: list[float] = []
+    admission = Admission(
+        max_rpcs=10, max_bytes=10**9, max_running=2, stuck_after_seconds=0.1, report_stuck=reported.append
+    )
+    first, second = admission.turn(a_call(None)), admission.turn(a_call(None))
+    first.__enter__()
+    time.sleep(0.05)
+    second.__enter__()
+    time.sleep(0.08)
+    assert reported == [1]  # the first only, as time passed, without any call to the admission
+    time.sleep(0.06)
+    assert reported == [1, 2]
+    with pytest.raises(OverloadedError) as refused, admission.turn(a_call(30)):
+        pass
+    assert refused.value.reason == "turns"
+    assert "AWS_ATTEMPT_TIMEOUT_SECONDS" in str(refused.value)
+    first.__exit__(None, None, None)
+    assert reported == [1, 2, 1]
+    with admission.turn(a_call(30)):  # a turn is free again
+        pass
+    second.__exit__(None, None, None)
+    assert reported[-1] == 0
