@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from service import operations, tls, upstream
 
@@ -238,12 +239,15 @@ class _Reporters(Reporter):
 
 
 def _method_type(full_method: str, handler: Handler) -> str:
-    """The `grpc_type` of a method as its proto declares it: the facade's unary methods are served as
-    stream-unary (the servicer reads the request itself, under a time limit), which is no business of
-    the metrics."""
-    if full_method in operations.BY_FULL_METHOD:
-        return "unary"
-    return grpc_type(handler.request_streaming, handler.response_streaming)
+    """The `grpc_type` of a method as its proto declares it: the facade's and health's methods are
+    served as if their requests streamed (the service reads each request itself, under a time limit),
+    which is no business of the metrics."""
+    service, _, method = full_method.lstrip("/").partition("/")
+    try:
+        declared = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
+    except KeyError:
+        return grpc_type(handler.request_streaming, handler.response_streaming)
+    return grpc_type(declared.client_streaming, declared.server_streaming)
 
 
 class Interceptor(grpc.aio.ServerInterceptor):

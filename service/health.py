@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+
+from service import calls
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -25,7 +27,7 @@ SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+class Health:
     """The serving status of each name in `services` ("" is the server as a whole), SERVING at first."""
 
     def __init__(self, services: Iterable[str]) -> None:
@@ -35,6 +37,7 @@ class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
             name: set() for name in self._statuses
         }
         self._stopping = False
+        self._read_timeout_seconds = 10.0
 
     def set(self, service: str, status: int) -> None:
         """Change a served name's status (any thread); its Watches are told."""
@@ -56,22 +59,55 @@ class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         for name in self._statuses:
             self.set(name, NOT_SERVING)
 
-    async def Check(self, request: health_pb2.HealthCheckRequest, context: Any) -> Any:
-        status = self._statuses.get(request.service)
+    def add_to_server(self, server: grpc.aio.Server, *, read_timeout_seconds: float) -> None:
+        """Check and Watch, registered so that this code reads their request bytes itself (as the
+        servicer does the facade's): a request is parsed, its name looked up and the bytes dropped,
+        so an open Watch holds no request, and one that never arrives is ended at the read timeout."""
+        self._read_timeout_seconds = read_timeout_seconds
+        respond = health_pb2.HealthCheckResponse.SerializeToString
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            "Check": grpc.stream_unary_rpc_method_handler(self._check, None, respond),
+            "Watch": grpc.stream_stream_rpc_method_handler(self._watch, None, respond),
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(HEALTH_SERVICE_NAME, handlers),)
+        )
+
+    async def _service_name(self, context: Any) -> str:
+        """The service name of the request, read and parsed; the bytes go at once."""
+        try:
+            raw = await asyncio.wait_for(context.read(), self._read_timeout_seconds)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the request did not arrive in time")
+        if raw is grpc.aio.EOF:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the request is over the receive limit")
+        call = calls.current()
+        if call is not None:
+            call.on_received(call)
+        try:
+            service: str = health_pb2.HealthCheckRequest.FromString(raw).service
+        except Exception:  # DecodeError, or text that is not UTF-8
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a HealthCheckRequest")
+        return service
+
+    async def _check(self, requests: Any, context: Any) -> health_pb2.HealthCheckResponse:
+        status = self._statuses.get(await self._service_name(context))
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
         return health_pb2.HealthCheckResponse(status=status)
 
-    async def Watch(
-        self, request: health_pb2.HealthCheckRequest, context: Any
-    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
-        service = request.service
+    async def _watch(self, requests: Any, context: Any) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        service = await self._service_name(context)
         if service not in self._statuses:
             # As the protocol says: SERVICE_UNKNOWN, and the stream stays open, holding no name.
-            del request, service
+            del service
             yield health_pb2.HealthCheckResponse(status=SERVICE_UNKNOWN)
             await asyncio.Event().wait()  # until the caller leaves or the server stops
             return
+        async for response in self._statuses_of(service):
+            yield response
+
+    async def _statuses_of(self, service: str) -> AsyncIterator[health_pb2.HealthCheckResponse]:
         changed = asyncio.Event()
         watcher = (asyncio.get_running_loop(), changed)
         with self._lock:

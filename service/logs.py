@@ -50,6 +50,7 @@ def _level(code: grpc.StatusCode) -> int:
     return logging.INFO
 
 
+_QUIET_HEALTH_CODES = frozenset({grpc.StatusCode.OK, grpc.StatusCode.CANCELLED})
 _NAME_AND_LEVEL = {code: (calls.GO_CODE_NAMES[code], _level(code)) for code in grpc.StatusCode}
 
 # LogRecord attributes that are not user fields passed with `extra=`.
@@ -196,8 +197,10 @@ class AccessLog(calls.Reporter):
             if call.response is not None:
                 fields["succeededRecords"] = len(call.response.successful_records)
                 fields["failedRecords"] = len(call.response.failed_records)
-        if level == logging.INFO and code is grpc.StatusCode.OK and call.service == HEALTH_SERVICE:
-            level = logging.DEBUG  # Kubernetes probes every few seconds: not news
+        if level == logging.INFO and code in _QUIET_HEALTH_CODES and call.service == HEALTH_SERVICE:
+            # Kubernetes probes every few seconds, and a probe that gave up (or a flood of reset
+            # streams) is no news either: a line each would be a log flood anyone can cause.
+            level = logging.DEBUG
         handler = _sole_handler(self._log, level) if self._log.isEnabledFor(level) else None
         if handler is None:
             self._log.log(level, "finished call", extra=fields)

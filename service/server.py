@@ -32,7 +32,6 @@ from concurrent import futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emulator import Emulator
@@ -221,7 +220,7 @@ def create_server(
         count_read_timeout=metrics.server.count_read_timeout,
     ).add_to_server(server)
     health_servicer = health_servicer or Health((SERVICE_NAME,))
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.add_to_server(server, read_timeout_seconds=settings.request_read_timeout_seconds)
     service_names: tuple[str, ...] = (SERVICE_NAME, HEALTH_SERVICE_NAME)
     if settings.grpc_reflection:
         service_names += (reflection.SERVICE_NAME,)
@@ -288,7 +287,7 @@ def create_health_server(
             ]
         )
     )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.add_to_server(server, read_timeout_seconds=settings.request_read_timeout_seconds)
     return served, _bind(served, f"{settings.grpc_host}:{settings.health_port}", None)
 
 

@@ -335,14 +335,26 @@ def test_results_for_records_not_sent_and_second_results_are_dropped_and_logged_
         assert memory_record_id not in logged
 
 
-def test_a_one_record_update_answered_with_ten_thousand_results_answers_one(
+def test_a_one_record_update_answered_with_extra_results_answers_one(
     aws_service: RunningService, wire_stub: WireStub
 ) -> None:
-    wire_stub.queue(batch_reply([succeeded(RECORD_ID)] + [succeeded(record_id(n)) for n in range(9_999)], []))
+    """Results for records the call did not send are dropped (within the reply-size cap, which refuses
+    a 10,000-result reply before reading it: test_attempt_limits.py)."""
+    wire_stub.queue(batch_reply([succeeded(RECORD_ID)] + [succeeded(record_id(n)) for n in range(99)], []))
     response = aws_service.stub.BatchUpdate(update(RECORD_ID), timeout=30)
     assert [r.memory_record_id for r in response.successful_records] == [RECORD_ID]
     assert list(response.failed_records) == []
     assert response.ByteSize() < 100
+
+
+def test_a_one_record_update_answered_with_ten_thousand_results_is_refused_unread(
+    aws_service: RunningService, wire_stub: WireStub
+) -> None:
+    wire_stub.queue(batch_reply([succeeded(RECORD_ID)] + [succeeded(record_id(n)) for n in range(9_999)], []))
+    with pytest.raises(grpc.RpcError) as caught:
+        aws_service.stub.BatchUpdate(update(RECORD_ID), timeout=30)
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert details_of(caught.value)[error_details_pb2.ErrorInfo].reason == "AWS_MALFORMED_RESPONSE"
 
 
 def test_each_call_of_a_large_batch_is_accounted_for_with_its_own_records(
