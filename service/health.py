@@ -76,7 +76,8 @@ class Health:
     async def _service_name(self, context: Any) -> str:
         """The service name of the request, read and parsed; the bytes go at once."""
         try:
-            raw = await asyncio.wait_for(context.read(), self._read_timeout_seconds)
+            async with asyncio.timeout(self._read_timeout_seconds):  # no task of its own, unlike wait_for
+                raw = await context.read()
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the request did not arrive in time")
         if raw is grpc.aio.EOF:

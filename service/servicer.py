@@ -112,7 +112,8 @@ class MemoryRecordsServicer:
         if remaining is not None and remaining < limit:
             limit = max(remaining, 0.0)
         try:
-            raw = await asyncio.wait_for(context.read(), limit)
+            async with asyncio.timeout(limit):  # no task of its own, unlike wait_for
+                raw = await context.read()
         except TimeoutError:
             gone = call.stopped()
             if gone is not None:

@@ -264,12 +264,6 @@ def test_watches_on_unknown_names_get_service_unknown_and_keep_nothing() -> None
 # --- 3. rapid reset aimed at Health/Check -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, open in issue 16: one connection resets ~19,000 streams a second, each a call "
-    "on the attacked port's event loop; its Checks take p50 120-220 ms, p99 160-290 ms, ~1 in 300 "
-    "CANCELLED (HEALTH_PORT, on its own loop, stays p99 < 35 ms)",
-)
 def test_a_rapid_reset_on_check_does_not_slow_other_callers_checks() -> None:
     """An attacker loops HEADERS + DATA (a Check) and RST_STREAM at once, as fast as it can for 3 s,
     on the plaintext gRPC port (it made 7 of 65 checks on that port go unanswered within 1.5 s):
