@@ -58,14 +58,16 @@ def settled(service: object, method: str, total: int) -> dict[str, float]:
         time.sleep(0.02)
 
 
-def assert_counted_as_seen(counted: dict[str, float], callers: collections.Counter[str]) -> None:
+def assert_counted_as_seen(
+    counted: dict[str, float], callers: collections.Counter[str], crossing: float = 0.05
+) -> None:
     """Equal, code by code, but for a cancel or a deadline that crossed the server's answer on the wire
     (the server sent its answer, the caller had let go first: no server can tell); those stay few."""
     assert sum(counted.values()) == sum(callers.values()), (counted, callers)
     gone = ("Canceled", "DeadlineExceeded")
     crossed = sum(callers[code] - counted.get(code, 0) for code in gone)
     assert all(counted.get(code, 0) <= callers[code] for code in gone), (counted, callers)
-    assert crossed <= max(1, sum(callers.values()) // 20), (counted, callers)
+    assert crossed <= max(1, int(crossing * sum(callers.values()))), (counted, callers)
     for code, count in callers.items():
         if code not in gone:
             assert 0 <= counted.get(code, 0) - count <= crossed, (counted, callers)
@@ -86,7 +88,9 @@ def test_cancellations_and_deadlines_are_counted_as_callers_saw_them(emulator: E
                 threading.Timer(delay, future.cancel).start()
         callers = seen_by_callers(futures)
         counted = settled(service, "Get", len(futures))
-    assert callers["Canceled"] >= 20 and callers["DeadlineExceeded"] == 10, callers
+    # A short deadline ends DEADLINE_EXCEEDED, or is refused at once when the wait for a turn cannot fit.
+    assert callers["Canceled"] >= 20, callers
+    assert callers["DeadlineExceeded"] + callers["ResourceExhausted"] == 10, callers
     assert_counted_as_seen(counted, callers)
 
 
@@ -125,4 +129,5 @@ def test_a_flood_of_cancellations_leaves_no_rpc_uncounted(emulator: Emulator) ->
         futures = list(pool.map(cancel_soon, range(40)))
         callers = seen_by_callers(futures)
         counted = settled(service, "Get", len(futures))
-    assert_counted_as_seen(counted, callers)
+    # Cancelled 10 ms in, as refusals leave: crossings are the point here, and none may be lost.
+    assert_counted_as_seen(counted, callers, crossing=0.25)
