@@ -1,10 +1,13 @@
-"""A bare gRPC echo server: the floor under the facade's added latency, in one of three serving models.
+"""A bare gRPC echo server: the floor under the facade's added latency, in one of four serving models.
 
-- `sync`: the facade's model, grpc's sync server (its polling thread hands each call to a pool thread);
+- `sync`: grpc's sync server (its polling thread hands each call to a pool thread), the facade's model
+  before issue 16: a stream that never sends its message holds one of those threads;
 - `aio`: grpc's asyncio server, the handler on the event loop (no hand-off, but a handler that blocks
   stalls every call: boto3 blocks);
-- `aio-thread`: grpc's asyncio server handing the handler to a thread, which is what the facade would
-  need there, since boto3 blocks.
+- `aio-thread`: grpc's asyncio server handing a unary handler to a thread (`run_in_executor`);
+- `facade`: the facade's serving model (servicer.py): grpc's asyncio server, the method registered
+  stream-unary so that the request is read on the loop under a time limit, then handed to a pool
+  thread in a copy of the task's context.
 
 `python -m bench.echo MODEL` prints its port, then serves until SIGTERM.
 """
@@ -12,6 +15,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import signal
 import sys
 import threading
@@ -20,7 +25,9 @@ from typing import Any
 
 import grpc
 
-MODELS = ("sync", "aio", "aio-thread")
+MODELS = ("sync", "aio", "aio-thread", "facade")
+# The facade's REQUEST_READ_TIMEOUT_SECONDS default.
+READ_TIMEOUT_SECONDS = 10.0
 SERVICE, METHOD = "bench.Echo", "Echo"
 
 
@@ -41,16 +48,26 @@ def serve_sync() -> None:
     server.stop(None)
 
 
-async def serve_aio(in_thread: bool) -> None:
+async def serve_aio(model: str) -> None:
     pool = futures.ThreadPoolExecutor(max_workers=16)
 
     async def echo_async(request: bytes, context: Any) -> bytes:
-        if in_thread:
+        if model == "aio-thread":
             return await asyncio.get_running_loop().run_in_executor(pool, echo, request, context)
         return request
 
+    async def echo_as_facade(requests: Any, context: Any) -> bytes:
+        async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+            request = await context.read()
+        work = pool.submit(contextvars.copy_context().run, functools.partial(echo, request, None))
+        return await asyncio.wrap_future(work)
+
     server = grpc.aio.server()
-    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(echo_async)
+    handler: grpc.RpcMethodHandler[bytes, bytes] = (
+        grpc.stream_unary_rpc_method_handler(echo_as_facade)
+        if model == "facade"
+        else grpc.unary_unary_rpc_method_handler(echo_async)
+    )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {METHOD: handler}),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -69,7 +86,7 @@ def main() -> None:
     if model == "sync":
         serve_sync()
     else:
-        asyncio.run(serve_aio(in_thread=model == "aio-thread"))
+        asyncio.run(serve_aio(model))
 
 
 if __name__ == "__main__":

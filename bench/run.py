@@ -69,7 +69,8 @@ def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _echo_floor(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
-    """The bare round trip of each serving model, interleaved; `latencies` is the facade's (sync)."""
+    """The bare round trip of each serving model, interleaved; `latencies` is the sync server's (the floor
+    the targets add to, as before issue 16)."""
     progress(f"echo floor: a bare gRPC round trip, serving models {', '.join(ECHO_MODELS)}")
     servers = {model: start_echo(model) for model in ECHO_MODELS}
     callers = {model: start_caller("echo", server.address) for model, server in servers.items()}

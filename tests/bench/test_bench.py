@@ -44,7 +44,7 @@ def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
             assert len(side["latencies"]) == side["calls"] > 0
     assert "| 16 callers, a connection each |" in done.stdout
     assert len(results["large_batch"]["facade"]) == len(results["large_batch"]["loop"]) == 1
-    assert set(results["echo"]["models"]) == {"sync", "aio", "aio-thread"}
+    assert set(results["echo"]["models"]) == {"sync", "aio", "aio-thread", "facade"}
     assert all(results["echo"]["models"].values())
     if "--no-instructions" not in args:
         assert all(item["facade"] > 1e6 and item["direct"] > 1e6 for item in results["instructions"])
