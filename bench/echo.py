@@ -25,9 +25,9 @@ from typing import Any
 
 import grpc
 
+from service.settings import Settings
+
 MODELS = ("sync", "aio", "aio-thread", "facade")
-# The facade's REQUEST_READ_TIMEOUT_SECONDS default.
-READ_TIMEOUT_SECONDS = 10.0
 SERVICE, METHOD = "bench.Echo", "Echo"
 
 
@@ -56,8 +56,10 @@ async def serve_aio(model: str) -> None:
             return await asyncio.get_running_loop().run_in_executor(pool, echo, request, context)
         return request
 
+    read_timeout_seconds = Settings.from_env({}).request_read_timeout_seconds  # the facade's default
+
     async def echo_as_facade(requests: Any, context: Any) -> bytes:
-        async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+        async with asyncio.timeout(read_timeout_seconds):
             request = await context.read()
         work = pool.submit(contextvars.copy_context().run, functools.partial(echo, request, None))
         return await asyncio.wrap_future(work)

@@ -34,7 +34,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the README, with the measured value and whether it holds."""
     floor_ms = percentile(results["echo"]["latencies"], 0.5) * MS
     found: list[dict[str, Any]] = []
-    models = results["echo"].get("models", {})
+    models = echo_models(results)
 
     def target(what: str, measured: float, limit: float, unit: str, *, at_least: bool = False) -> None:
         holds = measured >= limit if at_least else measured <= limit
@@ -101,8 +101,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def echo_models(results: dict[str, Any]) -> dict[str, list[float]]:
+    """The echo floor's latencies by serving model (results of older runs hold the sync server's alone)."""
+    models: dict[str, list[float]] = results["echo"].get("models", {"sync": results["echo"]["latencies"]})
+    return models
+
+
 def table(results: dict[str, Any]) -> str:
-    models = results["echo"].get("models", {"sync": results["echo"]["latencies"]})
+    models = echo_models(results)
     floors = ", ".join(f"{model} {percentile(found, 0.5) * MS:.3f}" for model, found in models.items())
     lines = [
         f"echo floor (bare gRPC round trip), p50 ms by serving model: {floors}"
