@@ -17,9 +17,9 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from google.protobuf import timestamp_pb2
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from service import aws
-from service.server import create_server
+from service.runtime.server import create_server
 from service.settings import Backend, Settings
+from service.upstream import aws
 
 RECORDS = 1000
 LATENCY_SECONDS = 0.2

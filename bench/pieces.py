@@ -52,8 +52,11 @@ def _worker(emulator_url: str) -> None:  # noqa: PLR0915 - one closure per piece
     from google.protobuf import timestamp_pb2
 
     from bench.caller import MEMORY_ID, TEXT
-    from service import aws, calls, logs, operations, settings, validate
-    from service.metrics import Metrics
+    from service import calls, settings
+    from service.api import operations, validate
+    from service.telemetry import logs
+    from service.telemetry.metrics import Metrics
+    from service.upstream import aws
 
     config = settings.Settings.from_env({"AGENTCORE_BACKEND": "local"})
     client: Any = aws.create_client(config, endpoint_url=emulator_url)

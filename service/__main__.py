@@ -1,16 +1,16 @@
-"""`python -m service` and the `agentcore-memory-grpc` console script: settings -> logging -> serve, or
-with WORKERS > 1 a supervisor of worker processes (service/workers.py), each of which comes back here as
-a worker (`sys.executable -m service`, which the installed package answers as well as the tree).
+"""`python -m service` and the `agentcore-memory-grpc` console script: settings -> logging -> serve,
+or with WORKERS > 1 a supervisor of worker processes (service/runtime/workers.py), each of which comes
+back here as a worker (`sys.executable -m service`, which the installed package answers as well as the tree).
 
 Every line the process writes is JSON, a refusal to start included: logging is set up before the
 settings are read, and grpc core's own lines, written on file descriptor 2, are turned into JSON lines
-(service/stderr.py). GRPC_VERBOSITY must be set before grpc loads, and fd 2 captured before grpc can
-write to it, hence before the imports below; the workers inherit the variable.
+(service/telemetry/stderr.py). GRPC_VERBOSITY must be set before grpc loads, and fd 2 captured
+before grpc can write to it, hence before the imports below; the workers inherit the variable.
 """
 
 import os
 
-from service import stderr  # the standard library only: grpc is not loaded yet
+from service.telemetry import stderr  # the standard library only: grpc is not loaded yet
 
 os.environ.setdefault("GRPC_VERBOSITY", stderr.DEFAULT_GRPC_VERBOSITY)
 stderr.capture()
@@ -18,12 +18,13 @@ stderr.capture()
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from service import logs, workers  # noqa: E402
-from service.authz import PolicyError  # noqa: E402
-from service.aws import AwsConfigurationError  # noqa: E402
-from service.server import serve  # noqa: E402
+from service.runtime import workers  # noqa: E402
+from service.runtime.server import serve  # noqa: E402
+from service.security.authz import PolicyError  # noqa: E402
+from service.security.tls import TlsError  # noqa: E402
 from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError  # noqa: E402
-from service.tls import TlsError  # noqa: E402
+from service.telemetry import logs  # noqa: E402
+from service.upstream.aws import AwsConfigurationError  # noqa: E402
 
 log = logging.getLogger("service")
 
@@ -46,7 +47,7 @@ def main() -> int:
             return workers.supervise(settings)
         else:
             serve(settings)
-    except (AwsConfigurationError, TlsError, PolicyError) as exc:
+    except (AwsConfigurationError, TlsError, PolicyError, SettingsError) as exc:  # LOCAL_FAULTS at start
         log.error(f"configuration error: {exc}")
         return EXIT_CONFIGURATION_ERROR
     except OSError as exc:

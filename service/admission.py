@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
-from service import calls, upstream
+from service import calls
 
 # The limits an RPC can be refused for: the `reason` label of the refusals counter.
+
 LIMITS = ("rpcs", "bytes", "turns")
 # Retry after this long: the oldest admitted RPCs will mostly have finished by then.
 RETRY_DELAY_SECONDS = 1.0
@@ -189,7 +190,7 @@ class Admission:
             if handed.is_set():
                 return
             self._waiting.remove((token, handed))
-        raise upstream.DeadlineExceededError("the deadline passed while the RPC waited for its turn")
+        raise calls.DeadlineExceededError("the deadline passed while the RPC waited for its turn")
 
     def _refuse_if_hopeless(self, call: calls.Call, now: float) -> None:
         """OverloadedError when no turn is free and waiting for one cannot help (under the lock)."""

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import applied, calls, operations, translate, upstream, validate
+from service import calls
 from service.admission import Admission
-from service.errors import FieldViolation, InvalidRequestError
-from service.operations import Operation
+from service.api import operations, translate, validate
+from service.api.operations import Operation
+from service.api.request_errors import FieldViolation, InvalidRequestError
+from service.upstream import applied, outcomes
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -150,23 +152,23 @@ class Batches:
         bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
         chunks = [self._chunk_params(operation, request, params, records, chunk) for chunk in bounds]
         attempts = [applied.Attempts() for _ in chunks]
-        outcomes = self._run(
+        chunk_ends = self._run(
             call,
             [
                 functools.partial(self._call_one, operation, chunk, call, chunk_attempts)
                 for chunk, chunk_attempts in zip(chunks, attempts, strict=True)
             ],
         )
-        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        gone = next((f for f in failed if isinstance(f, upstream.CallerGoneError)), None)
-        if gone is not None or len(outcomes) < len(chunks):
-            raise gone or call.stopped() or upstream.DeadlineExceededError("the deadline passed")
-        if failed and len(failed) == len(outcomes):
+        failed = [outcome for outcome in chunk_ends if isinstance(outcome, BaseException)]
+        gone = next((f for f in failed if isinstance(f, calls.CallerGoneError)), None)
+        if gone is not None or len(chunk_ends) < len(chunks):
+            raise gone or call.stopped() or calls.DeadlineExceededError("the deadline passed")
+        if failed and len(failed) == len(chunk_ends):
             raise failed[0]  # as a single call would fail
         response = operation.response_type()
-        for chunk, outcome, chunk_attempts in zip(chunks, outcomes, attempts, strict=True):
+        for chunk, outcome, chunk_attempts in zip(chunks, chunk_ends, attempts, strict=True):
             if isinstance(outcome, BaseException):
-                if upstream.is_unexpected(upstream.classify(outcome)):
+                if outcomes.is_unexpected(outcomes.classify(outcome)):
                     raise outcome  # a bug, not AWS: answered INTERNAL and logged with its traceback
                 response.failed_records.extend(
                     _failed_as_a_whole(operation, chunk["records"], outcome, chunk_attempts.record_outcome())
@@ -242,7 +244,7 @@ class Batches:
             )
         response = operation.to_response(accounted)
         message = (
-            f"{upstream.MALFORMED_REASON}: AWS's {operation.aws_operation} reply did not mention this "
+            f"{outcomes.MALFORMED_REASON}: AWS's {operation.aws_operation} reply did not mention this "
             "record, so whether AWS applied it is unknown"
         )
         response.failed_records.extend(
@@ -254,7 +256,7 @@ class Batches:
     def _run(self, call: calls.Call, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
         """Each task's result or exception, in order; at most BATCH_CONCURRENCY at once. Once the caller
         is gone no further task starts, and the list is cut short there."""
-        outcomes: list[Any] = [None] * len(tasks)
+        ends: list[Any] = [None] * len(tasks)
         pending: dict[futures.Future[Any], int] = {}
         started = 0
         while started < len(tasks) or pending:
@@ -264,11 +266,11 @@ class Batches:
                 pending[self._executor.submit(context.run, _outcome, tasks[started])] = started
                 started += 1
             if not pending:
-                return outcomes[:started]
+                return ends[:started]
             done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
             for future in done:
-                outcomes[pending.pop(future)] = future.result()
-        return outcomes
+                ends[pending.pop(future)] = future.result()
+        return ends
 
 
 def _outcome(task: Callable[[], Any]) -> Any:
@@ -294,7 +296,7 @@ def _failed_as_a_whole(
         status = (
             UNREADABLE_ANSWER_STATUS if isinstance(exc, translate.MalformedReplyError) else NO_ANSWER_STATUS
         )
-        name = upstream.classify(exc).row.reason
+        name = outcomes.classify(exc).row.reason
     message = f"{name}: the {operation.aws_operation} call that held this record failed as a whole"
     return [_failed_result(boto_record, status, message, outcome) for boto_record in boto_records]
 

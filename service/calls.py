@@ -20,9 +20,11 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf import descriptor_pool
 
-from service import operations, tls, upstream
+from service.api import operations
 
 # grpc.StatusCode as grpc-go's codes.Code.String() spells it: the `grpc_code` label and `grpcCode` field.
+from service.security import tls
+
 GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.OK: "OK",
     grpc.StatusCode.CANCELLED: "Canceled",
@@ -42,6 +44,24 @@ GO_CODE_NAMES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.DATA_LOSS: "DataLoss",
     grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
 }
+
+
+class CallerGoneError(Exception):
+    """The caller's deadline passed or it cancelled: upstream work stops."""
+
+    code = grpc.StatusCode.CANCELLED
+    reason = "CANCELLED"
+    error_code = "Cancelled"
+
+
+class DeadlineExceededError(CallerGoneError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+    error_code = "DeadlineExceeded"
+
+
+class CancelledError(CallerGoneError):
+    pass
 
 
 @dataclasses.dataclass(eq=False)
@@ -114,15 +134,15 @@ class Call:
         """Whether the caller set a deadline."""
         return self.deadline is not None
 
-    def caller_gone(self) -> upstream.CallerGoneError | None:
+    def caller_gone(self) -> CallerGoneError | None:
         """Why the caller is no longer waiting (its deadline passed, or it cancelled), or None."""
         if self.deadline is not None and time.perf_counter() >= self.deadline:
-            return upstream.DeadlineExceededError("the caller's deadline passed")
+            return DeadlineExceededError("the caller's deadline passed")
         if self.cancelled:
-            return upstream.CancelledError("the caller cancelled")
+            return CancelledError("the caller cancelled")
         return None
 
-    def stopped(self) -> upstream.CallerGoneError | None:
+    def stopped(self) -> CallerGoneError | None:
         """Why no more work should start for this RPC: the caller went away, or its deadline (the
         caller's or the default one) passed; None while it still waits."""
         gone = self.caller_gone()
@@ -130,7 +150,7 @@ class Call:
             return gone
         remaining = self.time_remaining()
         if remaining is not None and remaining <= 0:
-            return upstream.DeadlineExceededError("the deadline passed")
+            return DeadlineExceededError("the deadline passed")
         return None
 
     def time_remaining(self) -> float | None:

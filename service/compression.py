@@ -13,7 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 
-from service.errors import MalformedRequestError, RequestTooLargeError
+from service.api.request_errors import MalformedRequestError, RequestTooLargeError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Inflated a step at a time: each step is reserved before it exists.

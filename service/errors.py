@@ -1,7 +1,7 @@
 """Every failure -> one gRPC status with rich details (AIP-193): ErrorInfo always, and BadRequest,
 ResourceInfo, QuotaFailure, RetryInfo or RequestInfo where they apply.
 
-Which row a failure answers to is decided once, in upstream.py; the table is in the README (Errors).
+Which row a failure answers to is decided once, in outcomes.py; the table is in the README (Errors).
 Messages are safe: AWS's text loses the values it quotes and is withheld when it is a raw body,
 credentials and the service's IAM identity are never shown, and details stay small enough for gRPC's
 trailers.
@@ -9,7 +9,6 @@ trailers.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,8 +20,18 @@ from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, authz, calls, operations, tls, translate, upstream
-from service.operations import Resource
+from service import admission, calls
+from service.api import operations, translate
+from service.api.operations import Resource
+from service.api.request_errors import (
+    FieldViolation,
+    InvalidRequestError,
+    MalformedRequestError,
+    RequestReadTimeoutError,
+    RequestTooLargeError,
+)
+from service.security import authz, tls
+from service.upstream import outcomes
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
 FACADE_DOMAIN = "agentcore-memory-grpc"
@@ -33,34 +42,6 @@ MAX_MESSAGE_CHARACTERS = 500
 MAX_FIELD_CHARACTERS = 200
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldViolation:
-    """One invalid field, named by its proto path (`records[3].content.text`)."""
-
-    field: str
-    description: str
-
-
-class InvalidRequestError(Exception):
-    """The facade refused a request before calling AWS."""
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        super().__init__(f"{len(violations)} invalid field(s)")
-        self.violations = tuple(violations)
-
-
-class MalformedRequestError(Exception):
-    """The request's bytes are not the message the method takes."""
-
-
-class RequestReadTimeoutError(Exception):
-    """The caller opened the RPC and did not send its request message in time."""
-
-
-class RequestTooLargeError(Exception):
-    """A compressed request inflates past the server's receive limit."""
 
 
 def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.Status:
@@ -87,10 +68,10 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
         return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)
     if isinstance(exc, botocore.exceptions.ParamValidationError):
         return _invalid(parse_param_validation_report(str(exc.kwargs.get("report", ""))))
-    failure = upstream.classify(exc)
+    failure = outcomes.classify(exc)
     if isinstance(exc, botocore.exceptions.ClientError):
         return _from_client_error(exc, failure.row, resource)
-    if upstream.is_unexpected(failure):
+    if outcomes.is_unexpected(failure):
         log.error("unexpected failure while serving an RPC", exc_info=exc)
     elif isinstance(exc, translate.MalformedReplyError):
         log.warning("malformed AWS reply", extra={"problem": str(exc)})
@@ -125,7 +106,7 @@ def _facade(
 
 
 def _from_client_error(
-    exc: botocore.exceptions.ClientError, row: upstream.Row, resource: Resource | None
+    exc: botocore.exceptions.ClientError, row: outcomes.Row, resource: Resource | None
 ) -> grpc.Status:
     error = exc.response.get("Error", {})
     metadata_response = exc.response.get("ResponseMetadata", {})

@@ -26,10 +26,12 @@ from typing import Any
 
 import grpc
 
-from service import authz, calls, compression, errors, operations, tls, validate
+from service import calls, compression, errors
 from service.admission import Admission, OverloadedError, Ticket
+from service.api import operations, request_errors, validate
+from service.api.operations import Operation
 from service.batches import Batches
-from service.operations import Operation
+from service.security import authz, tls
 
 
 class MemoryRecordsServicer:
@@ -119,13 +121,13 @@ class MemoryRecordsServicer:
             if gone is not None:
                 raise gone from None
             self._count_read_timeout(call)
-            raise errors.RequestReadTimeoutError(
+            raise request_errors.RequestReadTimeoutError(
                 f"the request message did not arrive within {self._read_timeout_seconds:g} s"
             ) from None
         if raw is grpc.aio.EOF:
             # grpc ends the read so when the message is over the receive limit (and answers the caller
             # RESOURCE_EXHAUSTED itself); a stub cannot send a unary call without a message.
-            raise errors.RequestTooLargeError(
+            raise request_errors.RequestTooLargeError(
                 f"the request message is over the receive limit of {self._max_request_bytes} bytes, "
                 "or missing"
             )
@@ -180,12 +182,12 @@ class MemoryRecordsServicer:
             call.refused = exc.reason
         elif not isinstance(
             exc,
-            errors.InvalidRequestError
-            | errors.MalformedRequestError
+            request_errors.InvalidRequestError
+            | request_errors.MalformedRequestError
             | authz.CallerNotAllowedError
             | tls.CallerIdentityError
-            | errors.RequestReadTimeoutError
-            | errors.RequestTooLargeError,
+            | request_errors.RequestReadTimeoutError
+            | request_errors.RequestTooLargeError,
         ):
             # Whatever broke last (often a read timeout cut short), the caller is gone: say why.
             failure = call.caller_gone() or exc

@@ -18,8 +18,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from emulator import DEFAULT_MEMORY_ID, FaultConfig
-
 T = TypeVar("T")
 
 # A parser gets the variable's name (for its error messages) and its text; None means "blank: the
@@ -100,6 +98,11 @@ def _unless_blank(name: str, raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _text(name: str, raw: str) -> str:
+    """Text that another part parses where it is used (LOCAL_FAULTS, by the emulator)."""
+    return raw.strip()
+
+
 def _boolean(name: str, raw: str) -> bool | None:
     value = raw.strip().lower()
     if value == "":
@@ -157,13 +160,6 @@ def _retry_mode(name: str, raw: str) -> str:
     if raw not in _RETRY_MODES:
         raise SettingsError(f"{name} must be one of {', '.join(_RETRY_MODES)}")
     return raw
-
-
-def _faults(name: str, raw: str) -> FaultConfig:
-    try:
-        return FaultConfig.parse(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}: {exc}") from None
 
 
 def _log_level(name: str, raw: str) -> str:
@@ -260,8 +256,7 @@ class Settings:
         "namespaces; re-read when it changes. Unset: every caller may do everything "
         "(see [Security](#security))",
     )
-    # RUF009 is silenced here and on local_faults: it guards against shared mutable defaults, and an
-    # enum member and a FaultConfig (frozen, its error rates read-only) cannot change.
+    # RUF009 is silenced: it guards against shared mutable defaults, and an enum member cannot change.
     backend: Backend = setting(  # noqa: RUF009
         env="AGENTCORE_BACKEND",
         default=Backend.LOCAL.value,
@@ -270,12 +265,13 @@ class Settings:
         "(dummy credentials; requests are still signed). "
         "`aws`: boto3's default chain decides credentials, region and endpoint.",
     )
-    local_memory_ids: tuple[str, ...] = setting(
+    local_memory_ids: tuple[str, ...] | None = setting(
         env="LOCAL_MEMORY_IDS",
-        default=DEFAULT_MEMORY_ID,
+        default="",
         parse=_memory_ids,
         meaning="comma-separated memories the emulator knows; any other id answers "
-        "`ResourceNotFoundException`, like AWS",
+        "`ResourceNotFoundException`, like AWS. Unset: the emulator's one default memory, "
+        "named in the start line's `localMemoryIds`",
     )
     local_db_path: str = setting(
         env="LOCAL_DB_PATH",
@@ -416,10 +412,10 @@ class Settings:
         meaning="on SIGTERM, health turns NOT_SERVING and new RPCs are still served this long "
         "(5 s suits Kubernetes)",
     )
-    local_faults: FaultConfig = setting(  # noqa: RUF009
+    local_faults: str = setting(
         env="LOCAL_FAULTS",
         default="",
-        parse=_faults,
+        parse=_text,
         meaning="fault injection in the embedded emulator, e.g. "
         "`rate_limit=50,latency=0.2,drop=0.01,ServiceException=0.05` "
         "(see [Fault injection](#fault-injection))",

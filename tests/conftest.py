@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from service import aws
 from service.settings import Backend
+from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
     OTHER_MEMORY_ID,

@@ -33,10 +33,10 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from emulator import DEFAULT_MEMORY_ID
-from service.metrics import Metrics
-from service.operations import SERVICE_NAME
-from service.server import create_server
+from service.api.operations import SERVICE_NAME
+from service.runtime.server import create_server
 from service.settings import Settings
+from service.telemetry.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_ID = DEFAULT_MEMORY_ID

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from service import authz
+from service.security import authz
 from service.settings import MAX_RECORD_BYTES, Settings, variables
 from tests.helpers import ROOT, require
 

@@ -14,7 +14,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2
 
-from service.operations import SERVICE_NAME
+from service.api.operations import SERVICE_NAME
 from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of, sample
 from tests.wire_stub import (
     CannedResponse,

@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2
 from emulator import Emulator, FaultConfig
 from emulator.faults import Faults
 from emulator.restjson.wire import ReceivedRequest
-from service import aws
+from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
     RunningService,

@@ -17,11 +17,11 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 
 from emulator import Emulator, FaultConfig
-from service import aws
 from service.calls import GO_CODE_NAMES
-from service.metrics import Metrics
-from service.server import create_server
+from service.runtime.server import create_server
 from service.settings import Backend
+from service.telemetry.metrics import Metrics
+from service.upstream import aws
 from tests.helpers import settings_for_tests
 from tests.integration.test_overload import GET, MEMORY_ID, handled, service_on
 

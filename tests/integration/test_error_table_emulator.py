@@ -12,7 +12,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2
 
 from emulator import Emulator
-from service import aws
+from service.upstream import aws
 from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, details_of, run_service, settings_for_tests
 
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)

@@ -19,10 +19,10 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import operations
+from service.api import operations
 from service.calls import GO_CODE_NAMES
-from service.logs import JsonFormatter
 from service.settings import Settings
+from service.telemetry.logs import JsonFormatter
 from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, details_of
 from tests.strategies import build, messages
 

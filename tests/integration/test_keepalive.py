@@ -13,7 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import Emulator
-from service import aws, server
+from service.runtime import server
+from service.upstream import aws
 from tests.helpers import run_service, settings_for_tests
 
 # Time scaled by 1/10: grpc's Python client pings at most once a second (its own floor), standing for the
@@ -55,7 +56,7 @@ class Connections:
 
 def serve_scaled(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, **constants: int) -> Iterator[int]:
     """The server's port, with its ping interval scaled as the clients' here, and `constants` of
-    service/server.py set for the test."""
+    service/runtime/server.py set for the test."""
     constants.setdefault("MIN_CLIENT_PING_INTERVAL_MS", int(server.MIN_CLIENT_PING_INTERVAL_MS * SCALE))
     for name, value in constants.items():
         monkeypatch.setattr(server, name, value)

@@ -35,11 +35,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import Emulator
-from service import aws, listening, metrics
+from service import listening
 from service.calls import GO_CODE_NAMES
-from service.logs import JsonFormatter
-from service.metrics import LATENCY_BUCKETS, Metrics, exposition
 from service.settings import Backend
+from service.telemetry import metrics
+from service.telemetry.logs import JsonFormatter
+from service.telemetry.metrics import LATENCY_BUCKETS, Metrics, exposition
+from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
     RECORD_ID,
@@ -566,7 +568,7 @@ def test_metrics_are_served_over_http_on_the_bound_port() -> None:
 
 WORKER = """
 import os, sys
-from service.metrics import Metrics
+from service.telemetry.metrics import Metrics
 m = Metrics(backend="local")
 labels = ("unary", "agentcore.memory.v1.MemoryRecordsService", "BatchCreate")
 m.server.handled_total.labels(*labels, "OK").inc(int(sys.argv[1]))
@@ -577,7 +579,7 @@ print(os.getpid())
 EXPORTER = """
 import sys
 from prometheus_client import generate_latest, multiprocess
-from service.metrics import Metrics, exposition
+from service.telemetry.metrics import Metrics, exposition
 for pid in sys.argv[1:]:
     multiprocess.mark_process_dead(int(pid))
 sys.stdout.write(generate_latest(exposition.registry_to_serve(Metrics(backend="local").registry)).decode())

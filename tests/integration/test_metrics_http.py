@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from service import tls
-from service.metrics import Metrics, exposition
+from service.security import tls
+from service.telemetry.metrics import Metrics, exposition
 from tests.certs import Authority
 from tests.helpers import require
 
@@ -205,7 +205,7 @@ def test_connections_without_a_whole_request_are_closed_after_the_head_timeout(
         Metrics(backend="aws").registry, "127.0.0.1", 0, head_timeout=head_seconds
     )
     try:
-        with caplog.at_level(logging.INFO, logger="service.metrics"):
+        with caplog.at_level(logging.INFO, logger="service.telemetry.metrics"):
             attack(port, count=30)
             with socket.create_connection(("127.0.0.1", port), timeout=5) as trickler:
                 began = time.monotonic()

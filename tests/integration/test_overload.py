@@ -22,9 +22,10 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import Emulator, FaultConfig
-from service import aws, operations
+from service.api import operations
 from service.calls import GO_CODE_NAMES
 from service.settings import Backend
+from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
     UNKNOWN_RECORD_ID,

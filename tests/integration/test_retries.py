@@ -18,7 +18,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from emulator import DropReply, Emulator, ReceivedRequest, Response
 from emulator.backend import MODEL
 from emulator.restjson.exceptions import ApiError
-from service import aws
+from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
     RunningService,

@@ -14,7 +14,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from emulator import Emulator, FaultConfig, Faults, ReceivedRequest, Response
 from emulator.backend import MODEL
 from emulator.restjson.exceptions import ApiError
-from service import aws, upstream
+from service.upstream import aws, outcomes
 from tests.helpers import (
     MEMORY_ID,
     UNKNOWN_RECORD_ID,
@@ -36,7 +36,7 @@ def service(emulator: Emulator) -> Iterator[RunningService]:
 def calls_and_retries(service: RunningService) -> tuple[float, float]:
     calls = sum(
         sample(service, "agentcore_upstream_request_duration_seconds_count", operation=GET, outcome=outcome)
-        for outcome in upstream.Outcome
+        for outcome in outcomes.Outcome
     )
     return calls, sample(service, "agentcore_upstream_retries_total", operation=GET)
 

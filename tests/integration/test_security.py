@@ -29,10 +29,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from emulator import Emulator
-from service import aws
-from service.metrics import Metrics
-from service.server import create_server, serve
+from service.runtime.server import create_server, serve
 from service.settings import Backend, Settings
+from service.telemetry.metrics import Metrics
+from service.upstream import aws
 from tests.certs import SERVER_NAME, Authority, channel_credentials, secure_channel
 from tests.helpers import (
     MEMORY_ID,
@@ -333,13 +333,13 @@ def test_rotated_files_reach_new_connections_and_open_ones_keep_working(
         assert sample(metrics, "agentcore_config_reloads_total", config="tls", outcome="success") == 1
 
         # A broken replacement: a key that is not the certificate's. The last good pair stays.
-        with caplog.at_level(logging.ERROR, logger="service.tls"):
+        with caplog.at_level(logging.ERROR, logger="service.security.tls"):
             files.key.write_bytes(authority.issue(server=True).key_pem)
             assert served_serial(port, authority, client_files) == rotated.serial
             assert served_serial(port, authority, client_files) == rotated.serial
         assert sample(metrics, "agentcore_config_last_reload_successful", config="tls") == 0
         assert sample(metrics, "agentcore_config_reloads_total", config="tls", outcome="failure") == 1
-        (line,) = [r for r in caplog.records if r.name == "service.tls"]
+        (line,) = [r for r in caplog.records if r.name == "service.security.tls"]
         assert "last good certificate stays" in line.getMessage()
         assert line.__dict__["problem"].endswith(f"is not the key of the certificate in {files.cert}")
 
@@ -631,7 +631,7 @@ def test_the_policy_end_to_end_for_delete_list_retrieve_and_batches_of_more_than
 def test_policy_changes_apply_without_a_restart_and_an_invalid_one_is_refused(
     files: Files, authority: Authority, emulator: Emulator, policy_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("service.authz.CHECK_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr("service.security.authz.CHECK_INTERVAL_SECONDS", 0.0)
     billing = "spiffe://cluster.local/ns/billing/sa/billing"
     record_id = create_one(emulator_client(emulator.endpoint_url), namespaces=["billing/x"])
     get = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id, namespace="billing/x")

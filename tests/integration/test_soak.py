@@ -24,10 +24,10 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from emulator import Emulator
-from service import aws
 from service.calls import GO_CODE_NAMES
-from service.metrics import Metrics
 from service.settings import Backend
+from service.telemetry.metrics import Metrics
+from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
     Ledger,

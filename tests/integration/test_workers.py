@@ -31,8 +31,8 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import workers
-from service.operations import SERVICE_NAME
+from service.api.operations import SERVICE_NAME
+from service.runtime import workers
 from service.settings import EXIT_CONFIGURATION_ERROR, Settings
 from tests.certs import SERVER_NAME, Authority, channel_credentials
 from tests.helpers import MEMORY_ID, ROOT, record_create, service_env
@@ -142,7 +142,7 @@ def supervised(tmp_path: Path, **variables: str) -> Iterator[Supervised]:
 
 
 def _pipe_of_fd_2(pid: int) -> int:
-    """The inode of what `pid` has as fd 2: the pipe of its capture (service/stderr.py)."""
+    """The inode of what `pid` has as fd 2: the pipe of its capture (service/telemetry/stderr.py)."""
     return os.stat(f"/proc/{pid}/fd/2").st_ino
 
 

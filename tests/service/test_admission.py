@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service import calls, upstream
+from service import calls
 from service.admission import Admission, OverloadedError
 from tests.helpers import FakeContext
 
@@ -67,7 +67,7 @@ def test_a_deadline_that_passes_while_waiting_gives_up_without_a_turn() -> None:
     admission = Admission(max_rpcs=10, max_bytes=10**9, max_running=1)
     with (
         admission.turn(a_call(None)),
-        pytest.raises(upstream.DeadlineExceededError),
+        pytest.raises(calls.DeadlineExceededError),
         admission.turn(a_call(0.05)),
     ):
         pass

@@ -9,8 +9,9 @@ import botocore.exceptions
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service import batches, operations, settings, translate, validate
-from service.errors import InvalidRequestError
+from service import batches, settings
+from service.api import operations, translate, validate
+from service.api.request_errors import InvalidRequestError
 from service.settings import Settings
 from tests.helpers import MEMORY_ID, RECORD_ID, record_create, timestamp
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import grpc
 
-from service import calls, operations, upstream
+from service import calls
+from service.api import operations
 from tests.helpers import FakeContext
 
 
@@ -88,13 +89,13 @@ def test_a_call_stopped_by_the_default_deadline_is_deadline_exceeded_not_cancell
     # starting, and the RPC answers DEADLINE_EXCEEDED.
     call = calls.Call.opened(FakeContext(active=True, remaining=None))
     call.default_deadline = time.perf_counter() - 1
-    assert isinstance(call.stopped(), upstream.DeadlineExceededError)
+    assert isinstance(call.stopped(), calls.DeadlineExceededError)
     assert call.caller_gone() is None, "the caller itself is still waiting"
     gone = calls.Call.opened(FakeContext(active=True, remaining=None))
     gone.cancelled = True
-    assert type(gone.stopped()) is upstream.CancelledError
+    assert type(gone.stopped()) is calls.CancelledError
     waiting = calls.Call.opened(FakeContext(active=True, remaining=5.0))
     waiting.default_deadline = time.perf_counter() + 5
     assert waiting.stopped() is None
     late = calls.Call.opened(FakeContext(active=True, remaining=0.0))
-    assert type(late.caller_gone()) is upstream.DeadlineExceededError
+    assert type(late.caller_gone()) is calls.DeadlineExceededError

@@ -46,6 +46,7 @@ def test_local_mode_serves_and_stops_on_sigterm(
     assert isinstance(start["metricsPort"], int) and start["metricsPort"] > 0
     assert str(start["awsEndpoint"]).startswith("http://127.0.0.1:")
     assert start["localMemoryIds"] == [DEFAULT_MEMORY_ID]
+    assert start["localFaults"] == "none"
     port = start["grpcPort"]
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -79,6 +80,14 @@ def test_invalid_setting_fails_at_start_naming_the_variable() -> None:
     assert "GRPC_PORT" in process.stderr
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_faults_that_do_not_parse_fail_at_start_naming_the_variable(workers: str) -> None:
+    process = failing_start(AGENTCORE_BACKEND="local", LOCAL_FAULTS="NoSuchException=1", WORKERS=workers)
+    assert process.returncode == 2
+    assert "LOCAL_FAULTS" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
 def test_aws_mode_without_region_fails_at_start_with_a_clear_message() -> None:
     process = failing_start(AGENTCORE_BACKEND="aws", AWS_CONFIG_FILE="/nonexistent")
     assert process.returncode == 2
@@ -102,6 +111,7 @@ def test_faults_in_the_embedded_emulator_from_the_environment() -> None:
     with service_process(
         read_log=True, AGENTCORE_BACKEND="local", LOCAL_FAULTS="AccessDeniedException=1"
     ) as (_, start):
+        assert start["localFaults"] == "AccessDeniedException=1"
         channel = grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}")
         with channel, pytest.raises(grpc.RpcError) as caught:
             pb_grpc.MemoryRecordsServiceStub(channel).Get(request, timeout=10)

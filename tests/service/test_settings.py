@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from emulator import DEFAULT_MEMORY_ID, FaultConfig
 from service.settings import Backend, Settings, SettingsError, readme_table, variables
 from tests.helpers import ROOT
 
@@ -19,7 +18,7 @@ def test_defaults() -> None:
     assert settings.grpc_port == 50051
     assert settings.metrics_port == 9464
     assert settings.backend is Backend.LOCAL
-    assert settings.local_memory_ids == (DEFAULT_MEMORY_ID,)
+    assert settings.local_memory_ids is None  # the emulator's default (service/runtime/local.py)
     assert settings.aws_retry_mode == "standard"
     assert settings.workers == 1
 
@@ -69,7 +68,7 @@ def test_every_variable() -> None:
         aws_read_timeout_seconds=12.0,
         shutdown_grace_seconds=0.0,
         shutdown_drain_seconds=5.0,
-        local_faults=FaultConfig(rate_limit_per_second=5),
+        local_faults="rate_limit=5",
         log_level="DEBUG",
         metrics_host="127.0.0.2",
         tls_cert_file="/tls/tls.crt",
@@ -102,7 +101,6 @@ def test_every_variable() -> None:
         ("SHUTDOWN_GRACE_SECONDS", "-1"),
         ("LOG_LEVEL", "LOUD"),
         ("SHUTDOWN_DRAIN_SECONDS", "soon"),
-        ("LOCAL_FAULTS", "NoSuchException=1"),
         ("HEALTH_PORT", "probe"),
         ("GRPC_REFLECTION", "yes"),
         ("TLS_CERT_FILE", "/tls/tls.crt"),  # without its key
