@@ -18,7 +18,7 @@ CONTRACT_BASELINE := contract/memory_records.binpb
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: system-tools run test soak bench lint generate check-generated check-contract contract-baseline emulator clean
+.PHONY: system-tools tools run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
 
 # A venv with pip. Debian and Ubuntu ship venv's ensurepip apart (python3.X-venv): say so in one line.
 # A venv that a failed try left without pip is made again.
@@ -40,9 +40,10 @@ $(WHEELS)/.project: $(VENV)/.created $(PROJECT_SOURCES)
 	rm -rf build *.egg-info
 	touch $@
 
-# The runtime set, enough to serve: the same install as the Dockerfile's.
+# The runtime set, enough to serve: the same install as the Dockerfile's. A new build of the project
+# replaces the installed one of the same version, so that one is uninstalled first (when there is one).
 $(VENV)/.runtime: $(WHEELS)/.requirements $(WHEELS)/.project
-	$(PIP) uninstall --yes --quiet agentcore-memory-grpc
+	@if $(PIP) show --quiet agentcore-memory-grpc 2>/dev/null; then $(PIP) uninstall --yes --quiet agentcore-memory-grpc; fi
 	$(BIN)/$(INSTALL_FROM_WHEELS) $(WHEELS) -r requirements.txt agentcore-memory-grpc
 	touch $@
 
@@ -70,6 +71,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
+# The docs site's builder, in a venv of its own (its pins are the docs', not the service's).
+DOCS_VENV := var/docs
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	rm -rf $(DOCS_VENV)
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-input --no-cache-dir -r requirements-docs.txt
+	touch $@
+
+## The tools the docs use beside the service, pinned: buf (`buf curl`, `buf lint`) in node_modules/.
+tools: node_modules/.installed
+
 ## Serve on [::]:50051 with the embedded AgentCore emulator (AGENTCORE_BACKEND=local).
 run: $(VENV)/.runtime
 	$(BIN)/agentcore-memory-grpc
@@ -78,16 +90,17 @@ run: $(VENV)/.runtime
 emulator: $(VENV)/.runtime
 	$(BIN)/agentcore-memory-emulator
 
-## Regenerate generated/ from protos/ (protoc via grpcio-tools, stubs via mypy-protobuf).
+## Regenerate generated/ from protos/ (protoc via grpcio-tools, stubs via mypy-protobuf), the
+## PrometheusRule from the alerting rules, and the tables of docs/ from the code.
 generate: $(VENV)/.dev
 	rm -rf generated/agentcore
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
 	  --python_out=generated --grpc_python_out=generated \
 	  --mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
 	$(BIN)/python deploy/kubernetes/prometheusrule.py
+	$(BIN)/python docs/tables.py
 
-## Fail when generated/ is not what `make generate` makes from protos/, or the PrometheusRule is not
-## what it makes from deploy/prometheus/alerts.yaml.
+## Fail when generated/, the PrometheusRule or a table of docs/ is not what `make generate` makes.
 check-generated: $(VENV)/.dev
 	@tmp=$$(mktemp -d) && \
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
@@ -96,6 +109,7 @@ check-generated: $(VENV)/.dev
 	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
 	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
 	@$(BIN)/python deploy/kubernetes/prometheusrule.py --check
+	@$(BIN)/python docs/tables.py --check
 
 ## Fail when protos/ breaks the accepted contract (buf breaking, FILE rules, against $(CONTRACT_BASELINE)):
 ## a removed or renumbered field, a changed type, a renamed RPC... fails the build on any branch.
@@ -112,7 +126,7 @@ contract-baseline: node_modules/.installed
 lint: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service emulator bench
+	$(BIN)/mypy service emulator bench docs/tables.py
 	$(BIN)/hadolint Dockerfile
 	node_modules/.bin/buf lint
 
@@ -133,8 +147,19 @@ system-tools:
 	  else echo "make: missing$$missing (Debian: apt-get install $(SYSTEM_PACKAGES)); the tests that need them skip" >&2; fi; \
 	fi
 
+## The docs site (README.md and docs/) into var/docs/site, strictly: a broken link or anchor fails it.
+# NO_MKDOCS_2_WARNING: Material's notice of its end of life, which docs/contributing.md answers.
+docs: export NO_MKDOCS_2_WARNING := 1
+docs: $(DOCS_VENV)/.installed
+	$(DOCS_VENV)/bin/mkdocs build --strict --quiet --site-dir var/docs/site
+
+## The docs site served with live reload on http://127.0.0.1:8000, while you write.
+docs-serve: export NO_MKDOCS_2_WARNING := 1
+docs-serve: $(DOCS_VENV)/.installed
+	$(DOCS_VENV)/bin/mkdocs serve --strict
+
 ## Everything CI checks.
-test: system-tools $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint
+test: system-tools $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint docs
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`
@@ -149,4 +174,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) $(DOCS_VENV) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,7 +2,7 @@
 
 Both call the same emulator, in processes of their own: latency and throughput interleaved round by
 round (A B A B), instructions counted by callgrind in the facade's process and in the direct caller's,
-CPU seconds and RSS read from /proc. Prints the ratio table with the targets of the README and
+CPU seconds and RSS read from /proc. Prints the ratio table with the targets of docs/performance.md and
 whether each holds, and writes var/bench/results.json and var/bench/latency.png.
 """
 

@@ -31,7 +31,7 @@ def summary(side: dict[str, Any]) -> dict[str, float]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of the README, with the measured value and whether it holds."""
+    """Each target of docs/performance.md, with the measured value and whether it holds."""
     floor_ms = percentile(results["echo"]["latencies"], 0.5) * MS
     found: list[dict[str, Any]] = []
     models = echo_models(results)

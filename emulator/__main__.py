@@ -104,9 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot start: %s", error)
         return 2
     logger.info(
-        "AgentCore memory emulator listening on %s (memory ids: %s)",
+        "AgentCore memory emulator listening on %s (memory ids: %s; faults: %s)",
         emulator.endpoint_url,
         ", ".join(memory_ids),
+        emulator.faults.config.spec() or "none",
     )
     try:
         stop_requested.wait()

@@ -3,7 +3,7 @@ answered like AWS's throttling, modelled errors with a probability each, latency
 replies lost after the request was applied).
 
 It runs as the dispatcher's before-operation hook, after authentication and routing, before
-validation; the README's Fault injection section shows how to set it.
+validation; docs/emulator.md (Fault injection) shows how to set it.
 """
 
 from __future__ import annotations
@@ -82,6 +82,22 @@ class FaultConfig:
             else:
                 error_rates[name] = value
         return cls(error_rates=error_rates, **options)
+
+    def spec(self) -> str:
+        """The text `parse` reads back as this config ("" when it injects nothing), the operations it
+        is confined to in parentheses: what a start line says of the faults."""
+        options = {
+            "rate_limit": self.rate_limit_per_second,
+            "latency": self.latency_seconds or None,
+            "drop": self.drop_connection_rate or None,
+            "drop_reply": self.drop_reply_rate or None,
+        }
+        items = [f"{name}={value:g}" for name, value in options.items() if value is not None]
+        items += [f"{code}={rate:g}" for code, rate in sorted(self.error_rates.items())]
+        spec = ",".join(items)
+        if spec and self.operations is not None:
+            spec += f" (only {', '.join(sorted(self.operations))})"
+        return spec
 
 
 _SPEC_OPTIONS = {

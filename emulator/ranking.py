@@ -1,7 +1,7 @@
 """Relevance for RetrieveMemoryRecords: Okapi BM25 over the words of the records a search selects.
 
 AWS ranks by the semantic similarity of embeddings, which an emulator cannot reproduce; a lexical
-score lets tests predict the order exactly. The README ("The emulator on its own") states the formula.
+score lets tests predict the order exactly. docs/emulator.md states the formula.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 strategy and metadata filters, all of which a record must pass.
 
 The model names the members and the operators; what each operator means for each metadata value
-type is the emulator's choice, tabled in the README ("The emulator on its own"). An operator that
+type is the emulator's choice, tabled in docs/emulator.md. An operator that
 cannot apply to the filter's value type is the caller's mistake (a validation error); a record whose
 value has another type than the filter's simply does not match.
 """

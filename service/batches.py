@@ -1,7 +1,7 @@
 """Batches of any size: BatchCreate, BatchUpdate and BatchDelete take up to MAX_BATCH_RECORDS records,
 sent to AWS in calls of at most the model's 100, BATCH_CONCURRENCY at a time, merged in request order.
 
-What a caller sees (the README's "Batches of any size" says it in prose):
+What a caller sees (docs/batches-and-retries.md says it in prose):
 - the whole request is validated before any call, with duplicate record ids (request identifiers for
   creations) refused, since AWS checks them only within one call of its own;
 - a call that fails as a whole while others succeed puts each of its records in `failed_records`

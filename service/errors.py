@@ -1,7 +1,7 @@
 """Every failure -> one gRPC status with rich details (AIP-193): ErrorInfo always, and BadRequest,
 ResourceInfo, QuotaFailure, RetryInfo or RequestInfo where they apply.
 
-Which row a failure answers to is decided once, in outcomes.py; the table is in the README (Errors).
+Which row a failure answers to is decided once, in outcomes.py; the table is docs/errors.md.
 Messages are safe: AWS's text loses the values it quotes and is withheld when it is a raw body,
 credentials and the service's IAM identity are never shown, and details stay small enough for gRPC's
 trailers.
@@ -334,7 +334,9 @@ def _bad_request(violations: Sequence[FieldViolation]) -> error_details_pb2.BadR
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
                 field=_shortened(v.field, MAX_FIELD_CHARACTERS),
-                description=_shortened(v.description, MAX_FIELD_CHARACTERS),
+                description=_shortened(
+                    f"{v.description} ({v.detail})" if v.detail else v.description, MAX_FIELD_CHARACTERS
+                ),
             )
             for v in kept
         ]

@@ -1,8 +1,8 @@
 """Every setting of the service, read from the environment and validated once at start.
 
 Each field of `Settings` is declared once, by `setting()`: its environment variable, its default (as the
-text one would set), its parser and its README meaning. `from_env` and the README table (`readme_table`)
-are both read off those declarations, and tests/service/test_settings.py checks the README against them.
+text one would set), its parser and its meaning. `from_env` and the table of docs/settings.md
+(`docs_table`, written there by docs/tables.py) are both read off those declarations.
 
 AWS settings that botocore already reads (credentials, region, endpoint, profile) are not repeated
 here: in the `aws` backend, boto3's own default chain applies unchanged.
@@ -14,7 +14,6 @@ import dataclasses
 import enum
 import logging
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -48,10 +47,10 @@ class Variable:
     name: str
     default: str  # the text that, set in the environment, gives the field's default ("" when none)
     parse: Parser[Any]
-    meaning: str  # README text, Markdown
+    meaning: str  # Markdown, as docs/settings.md shows it (links relative to docs/)
 
     @property
-    def readme_row(self) -> str:
+    def docs_row(self) -> str:
         shown = f"`{self.default}`" if self.default else "(none)"
         return f"| `{self.name}` | {shown} | {self.meaning} |"
 
@@ -61,7 +60,7 @@ _VARIABLE = "variable"  # key of a `Variable` in a Settings field's metadata
 
 def setting(*, env: str, default: str, parse: Parser[T], meaning: str) -> T:
     """A Settings field read from the environment variable `env`; its default is `default` parsed. A
-    blank default ("(none)" in the README) may parse to None: the feature is off unless set."""
+    blank default ("(none)" in the docs) may parse to None: the feature is off unless set."""
     value = parse(env, default)
     if value is None and default != "":
         raise ValueError(f"{env}: the default must not be blank")
@@ -136,21 +135,10 @@ def _backend(name: str, raw: str) -> Backend:
     return Backend(value)
 
 
-# AWS's MemoryId pattern (botocore model), so that a typo in LOCAL_MEMORY_IDS fails at start.
-_MEMORY_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}")
-
-
 def _memory_ids(name: str, raw: str) -> tuple[str, ...] | None:
-    if raw.strip() == "":
-        return None
+    # Checked against the model's MemoryId where the emulator starts (runtime/local.py).
     memory_ids = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for memory_id in memory_ids:
-        if not _MEMORY_ID.fullmatch(memory_id):
-            raise SettingsError(
-                f"{name}: {memory_id!r} is not a memory id "
-                "(letters, digits, '-' or '_', then '-' and 10 letters or digits)"
-            )
-    return memory_ids
+    return memory_ids or None
 
 
 _RETRY_MODES = ("standard", "adaptive", "legacy")
@@ -197,7 +185,7 @@ class Settings:
         default="9464",
         parse=_port,
         meaning="Prometheus metrics at `/metrics`, on `METRICS_HOST` (`0` = any free port); "
-        "see [Metrics](#metrics)",
+        "see [Metrics](metrics.md)",
     )
     metrics_host: str | None = setting(
         env="METRICS_HOST",
@@ -210,7 +198,7 @@ class Settings:
         default="",
         parse=_unless_blank,
         meaning="PEM certificate chain the gRPC port serves; with `TLS_KEY_FILE`, gRPC is served over TLS "
-        "only. Re-read when it changes on disk (see [Security](#security))",
+        "only. Re-read when it changes on disk (see [Security](security.md))",
     )
     tls_key_file: str | None = setting(
         env="TLS_KEY_FILE", default="", parse=_unless_blank, meaning="PEM private key of `TLS_CERT_FILE`"
@@ -254,7 +242,7 @@ class Settings:
         parse=_unless_blank,
         meaning="YAML (or JSON) policy of which caller may call which method on which memory and "
         "namespaces; re-read when it changes. Unset: every caller may do everything "
-        "(see [Security](#security))",
+        "(see [Security](security.md))",
     )
     # RUF009 is silenced: it guards against shared mutable defaults, and an enum member cannot change.
     backend: Backend = setting(  # noqa: RUF009
@@ -284,7 +272,7 @@ class Settings:
         default="16",
         parse=_whole_number(minimum=1),
         meaning="RPCs that call AWS at once; boto3's connection pool is as large. Admitted RPCs beyond "
-        "it wait for a turn (see [Overload](#overload))",
+        "it wait for a turn (see [Overload](overload.md))",
     )
     workers: int = setting(
         env="WORKERS",
@@ -292,7 +280,7 @@ class Settings:
         parse=_whole_number(minimum=1, maximum=MAX_WORKER_PROCESSES),
         meaning="serving processes sharing `GRPC_PORT`; above 1 a supervisor starts them, restarts any "
         "that dies, serves their merged metrics on `METRICS_PORT`, and (local backend) runs the one "
-        "emulator they all use (see [Worker processes](#worker-processes))",
+        "emulator they all use (see [Worker processes](workers.md))",
     )
     max_concurrent_rpcs: int = setting(
         env="MAX_CONCURRENT_RPCS",
@@ -301,7 +289,7 @@ class Settings:
         meaning="RPCs admitted at once, running or waiting; beyond it an RPC is refused at once with "
         "`RESOURCE_EXHAUSTED` (`SERVER_OVERLOADED`). `0`: 4 x `GRPC_MAX_WORKERS` (64 by default), enough "
         "to absorb a burst while the last in line still has most of a typical deadline left "
-        "(see [Overload](#overload))",
+        "(see [Overload](overload.md))",
     )
     max_inflight_bytes: int = setting(
         env="MAX_INFLIGHT_BYTES",
@@ -310,7 +298,7 @@ class Settings:
         meaning="request bytes held by admitted RPCs; beyond it an RPC is refused like above. A single RPC "
         "is always admitted when nothing else is. `0`: twice the largest batch `MAX_BATCH_RECORDS` allows "
         "(about 156 MiB by default). A smaller value also lowers the receive limit to it "
-        "(see [Batches](#batches-of-any-size))",
+        "(see [Batches](batches-and-retries.md))",
     )
     max_concurrent_streams: int = setting(
         env="GRPC_MAX_CONCURRENT_STREAMS",
@@ -346,7 +334,7 @@ class Settings:
         meaning="the most records one BatchCreate, BatchUpdate or BatchDelete takes; the facade sends them "
         "to AWS in calls of at most 100. The server's receive limit is this many records at AWS's "
         f"per-record limits ({MAX_RECORD_BYTES // 1024} KiB each, plus {ENVELOPE_BYTES // 1024} KiB) "
-        "(see [Batches](#batches-of-any-size))",
+        "(see [Batches](batches-and-retries.md))",
     )
     batch_concurrency: int = setting(
         env="BATCH_CONCURRENCY",
@@ -395,7 +383,7 @@ class Settings:
         parse=_seconds(allow_zero=False),
         meaning="the total time of one attempt to AWS: connect, send and the whole reply, however AWS "
         "trickles it. A longer attempt is cut and retried as botocore would retry a read timeout, else "
-        "fails `UNAVAILABLE` (`AWS_TIMEOUT`); a turn held longer is stuck (see [Overload](#overload)). "
+        "fails `UNAVAILABLE` (`AWS_TIMEOUT`); a turn held longer is stuck (see [Overload](overload.md)). "
         "10 s: AWS's data plane answers in well under a second, and `AWS_MAX_ATTEMPTS` (3) attempts "
         "with their back-off fit in `DEFAULT_DEADLINE_SECONDS` (60)",
     )
@@ -418,7 +406,7 @@ class Settings:
         parse=_text,
         meaning="fault injection in the embedded emulator, e.g. "
         "`rate_limit=50,latency=0.2,drop=0.01,ServiceException=0.05` "
-        "(see [Fault injection](#fault-injection))",
+        "(see [Fault injection](emulator.md#fault-injection))",
     )
     log_level: str = setting(
         env="LOG_LEVEL",
@@ -489,7 +477,7 @@ def variables() -> tuple[Variable, ...]:
     return tuple(_variable(field) for field in dataclasses.fields(Settings))
 
 
-def readme_table() -> str:
-    """The README's "Settings (environment variables)" table, one row per variable."""
-    rows = ["| variable | default | meaning |", "|---|---|---|", *(v.readme_row for v in variables())]
+def docs_table() -> str:
+    """The settings table of docs/settings.md, one row per variable."""
+    rows = ["| variable | default | meaning |", "|---|---|---|", *(v.docs_row for v in variables())]
     return "\n".join(rows) + "\n"

@@ -16,7 +16,7 @@ one departure from the model is `_NOT_REQUIRED`.
 Installed as the client's response parser factory (aws.py), so that a malformed reply fails within
 botocore's call and its metrics hooks (after-call-error) count it as what it is. botocore raises a
 parse failure out of its attempt loop without asking its retry handler, so it retries none; the caller
-gets UNAVAILABLE with RetryInfo (the README's Errors table) and retries.
+gets UNAVAILABLE with RetryInfo (docs/errors.md) and retries.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from service.api import operations, translate, validate
 Problem = tuple[str, str]
 Check = Callable[[Any], Problem | None]
 
-# Required by the model, but a record created without a strategy has none to return (the README's
-# emulator section): refusing every such record would make it unreadable.
+# Required by the model, but a record created without a strategy has none to return
+# (docs/emulator.md): refusing every such record would make it unreadable.
 _NOT_REQUIRED = frozenset({("MemoryRecord", "memoryStrategyId"), ("MemoryRecordSummary", "memoryStrategyId")})
 # How rest-json writes a double that is not finite.
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})

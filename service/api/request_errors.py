@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 @dataclasses.dataclass(frozen=True)
 class FieldViolation:
-    """One invalid field, named by its proto path (`records[3].content.text`)."""
+    """One invalid field, named by its proto path (`records[3].content.text`). `detail` is for the
+    BadRequest details only (a pattern, say), not for the status message a person reads first."""
 
     field: str
     description: str
+    detail: str = ""
 
 
 class InvalidRequestError(Exception):

@@ -263,6 +263,15 @@ def _convert_timestamp(value: timestamp_pb2.Timestamp, path: str | None, out: Vi
     return translate.to_datetime(value)
 
 
+# What an id of these model shapes looks like, for a caller who sent one that does not fit: a person
+# reads an example faster than the model's pattern, which stays in the BadRequest details.
+# tests/service/api/test_validate.py checks that each example passes its shape's own checks.
+EXAMPLES = {
+    "MemoryId": "support_bot-a1B2c3D4e5",
+    "MemoryRecordId": "mem-7b0e8f2a-3c4d-4e5f-9a6b-1c2d3e4f5a6b",
+}
+
+
 def _compile_string(shape: Any) -> Convert | None:
     minimum, maximum, length_message = length_limits(shape, "characters")
     # ASCII: AWS matches with Java regexes, whose \s and \w are ASCII-only (Python's are Unicode).
@@ -272,14 +281,20 @@ def _compile_string(shape: Any) -> Convert | None:
         return None
     enum_message = f"must be one of {', '.join(sorted(enum))}" if enum else ""
     pattern_message = f"must match the pattern {pattern.pattern}" if pattern else ""
+    pattern_detail = ""
+    example = EXAMPLES.get(shape.name)
+    if example is not None:
+        length_message = f"{length_message}, like {example}" if length_message else ""
+        pattern_message = f"must look like {example}"
+        pattern_detail = f"the pattern {pattern.pattern}" if pattern else ""
 
     def check(value: str, path: str | None, out: Violations) -> str:
         if not minimum <= len(value) <= maximum:
-            out.append(FieldViolation(path or "", length_message))
+            out.append(FieldViolation(path or "", length_message, pattern_detail))
         elif enum is not None and value not in enum:
             out.append(FieldViolation(path or "", enum_message))
         elif pattern is not None and not pattern.fullmatch(value):
-            out.append(FieldViolation(path or "", pattern_message))
+            out.append(FieldViolation(path or "", pattern_message, pattern_detail))
         return value
 
     return check
@@ -350,6 +365,16 @@ def compile_requests(model: Any, *, batch_records: int | None = None) -> dict[ty
 
 
 _CONVERTERS = compile_requests(operations.service_model())
+
+
+def string_violations(shape_name: str, value: str, field: str) -> list[FieldViolation]:
+    """The model's checks of the string shape `shape_name` (`MemoryId`, say) on a value that is not in
+    a request: a setting's, for one."""
+    check = _compile_string(operations.service_model().shape_for(shape_name))
+    out: Violations = []
+    if check is not None:
+        check(value, field, out)
+    return out
 
 
 def parse(operation: operations.Operation[Request, Any], raw: bytes | bytearray) -> Request:

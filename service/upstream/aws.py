@@ -2,7 +2,7 @@
 
 Built once at start and shared by every handler thread (botocore clients are thread-safe); its
 connection pool is as large as the gRPC thread pool so that no handler waits for a connection.
-Retries are botocore's own (the README's Retries paragraph).
+Retries are botocore's own (docs/settings.md, Retries).
 """
 
 from __future__ import annotations

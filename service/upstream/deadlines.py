@@ -2,7 +2,8 @@
 
 `before-send` refuses an attempt the caller can no longer wait for (attempts.py ends a started one at
 the deadline); `needs-retry` reports an attempt the deadline ended as DEADLINE_EXCEEDED, and stops
-retrying when no back-off and attempt would fit. The README's Deadlines section says what callers see.
+retrying when no back-off and attempt would fit. docs/batches-and-retries.md (Deadlines) says what
+callers see.
 The RPC in progress is the current `calls.Call`.
 """
 

@@ -1,7 +1,7 @@
 """deploy/kubernetes: every overlay renders with `kubectl kustomize`, its built-in kinds are valid for
 Kubernetes 1.32 and the newest version kubernetes-validate knows (strict: no unknown fields), its custom
 resources match their CRD schemas (@kubernetes-models, pinned in package-lock.json), checkov finds nothing
-(skips are justified where they are made), and the Deployment keeps the promises the README makes."""
+(skips are justified where they are made), and the Deployment keeps the promises docs/kubernetes.md makes."""
 
 from __future__ import annotations
 
@@ -236,9 +236,9 @@ def _quantity(text: str) -> int:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_memory_limit_covers_the_worst_case(overlay: str) -> None:
-    """README "Deploy to Kubernetes" (sizing): a worker holds its admitted bytes and what they cost, and
+    """docs/kubernetes.md (sizing): a worker holds its admitted bytes and what they cost, and
     the requests being read before admission, sized as MAX_CONCURRENT_RPCS + 8 at the receive limit
-    (the old sync server's bound; README "Overload" says why reads are no longer bounded by a count)."""
+    (the old sync server's bound; docs/overload.md says why reads are no longer bounded by a count)."""
     container = _container(overlay)
     settings = Settings.from_env(_env(container))
     threads = settings.admitted_rpcs + READS_SIZED_FOR_BEYOND_ADMISSION

@@ -212,3 +212,18 @@ def test_faults_reach_every_operation_and_only_the_chosen_ones(emulator: Emulato
                 calls[other]()
         else:
             calls[other]()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "rate_limit=50", "rate_limit=0.5,latency=0.2,drop=0.01,drop_reply=0.02,ServiceException=0.05"],
+)
+def test_the_spec_reads_back_as_the_same_config(spec: str) -> None:
+    config = FaultConfig.parse(spec)
+    assert config.spec() == spec
+    assert FaultConfig.parse(config.spec()) == config
+
+
+def test_the_spec_names_the_operations_it_is_confined_to() -> None:
+    config = FaultConfig(error_rates={"ThrottledException": 1.0}, operations=frozenset({"GetMemoryRecord"}))
+    assert config.spec() == "ThrottledException=1 (only GetMemoryRecord)"

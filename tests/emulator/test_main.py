@@ -29,6 +29,7 @@ def test_faults_set_at_start_from_the_command_line() -> None:
             line = process.stderr.readline()  # the start line names the endpoint; a dead child gives ""
             match = re.search(r"listening on (http://\S+)", line)
             assert match, line
+            assert line.rstrip().endswith("faults: AccessDeniedException=1)"), line
             with pytest.raises(botocore.exceptions.ClientError) as caught:
                 get_unknown_record(emulator_client(match.group(1)))
             assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
@@ -62,6 +63,7 @@ def test_module_runs_as_a_process(tmp_path: Path, stop_signal: signal.Signals) -
         line = process.stderr.readline()
         match = re.search(r"listening on (http://\S+)", line)
         assert match, line
+        assert line.rstrip().endswith("faults: none)"), line
         client = emulator_client(match.group(1), timeout_seconds=5)
         created = client.batch_create_memory_records(
             memoryId=DEFAULT_MEMORY_ID,

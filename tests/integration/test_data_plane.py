@@ -11,7 +11,7 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from emulator import Emulator
 from tests.helpers import MEMORY_ID, UNKNOWN_RECORD_ID, RunningService, record_create
 
-# The README's receive limit for List and Retrieve replies (a page of 100 summaries of 16,000
+# The receive limit of docs/calling.md for List and Retrieve replies (a page of 100 summaries of 16,000
 # four-byte characters is about 7.1 MiB).
 CLIENT_RECEIVE_LIMIT = 8 * 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Every row of the error table (README, service/errors.py), through real HTTP and real botocore
+"""Every row of the error table (docs/errors.md, service/errors.py), through real HTTP and real botocore
 parsing, against the independent wire stub in aws mode."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 
 from tests.certs import Authority
 from tests.helpers import ROOT, service_process
-from tests.test_readme import readme_block
+from tests.test_docs import docs_block
 
 NODE_TESTS = ROOT / "tests" / "node"
 NODE_TEST_TIMEOUT_SECONDS = 300
@@ -90,10 +90,10 @@ def test_a_node_client_connects_over_mutual_tls(tmp_path: Path) -> None:
         )
 
 
-def test_the_readme_command_types_every_rpc_for_typescript(tmp_path: Path) -> None:
+def test_the_docs_command_types_every_rpc_for_typescript(tmp_path: Path) -> None:
     node_or_skip()
-    # The command of the README's "Call it from your language", as written but for its output directory.
-    block = readme_block("proto-loader-gen-types")
+    # The command of docs/calling.md, as written but for its output directory.
+    block = docs_block("proto-loader-gen-types")
     command = ["bash", "-c", block.replace("--outDir=gen/ts", f"--outDir={tmp_path}")]
     assert command[2] != block
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)

@@ -192,7 +192,7 @@ def peak_rss_bytes(pid: int) -> int:
 
 def test_memory_stays_bounded_under_a_flood_of_large_batches() -> None:
     """100 concurrent 1.5 MB batches against a process that admits 4 MiB of requests: the bytes being
-    read are all held (README "Overload": what the model does not bound, open in issue 16), the 150 MB
+    read are all held (docs/overload.md: what the model does not bound, open in issue 16), the 150 MB
     the batches weigh; admission bounds what they cost once read, so the peak stays within the batches'
     weight and half again (measured 150 to 204 MiB over runs)."""
     limits = {"GRPC_MAX_WORKERS": "2", "MAX_CONCURRENT_RPCS": "8", "MAX_INFLIGHT_BYTES": str(4 * 1024 * 1024)}

@@ -1,7 +1,7 @@
 """Safe retries of a large BatchCreate, end to end against an upstream that applies a call and then loses
 its reply (the emulator's DropReply): what each failed record says of its fate, and which retry creates
 each record once (the whole RPC, same bytes and client_token) or may create some twice (the failed
-records alone). The README's "Retries" paragraph under "Batches of any size" says it in prose."""
+records alone). docs/batches-and-retries.md (Retries of a batch) says it in prose."""
 
 from __future__ import annotations
 
@@ -180,8 +180,8 @@ def test_a_failed_record_says_whether_it_may_have_been_applied(
 def test_a_retry_of_the_failed_records_alone_may_create_them_twice(
     service: RunningService, emulator: Emulator
 ) -> None:
-    """The risk the README states: a subset retry is split into calls anew, so unless its records fall
-    into the same calls as before, its calls get new clientTokens and AWS applies them again."""
+    """The risk docs/batches-and-retries.md states: a subset retry is split into calls anew, so unless its
+    records fall into the same calls as before, its calls get new clientTokens and AWS applies them again."""
     Upstream(emulator, {"r0000": [REFUSE_FIRST_RECORD], "r0100": [LOSE_REPLY]})
     first = service.stub.BatchCreate(request_of(creates(250)), timeout=30)
     assert len(first.failed_records) == 101  # r0000 (not applied) and r0100-r0199 (unknown)

@@ -76,7 +76,7 @@ def test_the_largest_list_page_is_what_the_readme_says() -> None:
         metadata=WORST_METADATA,
     )
     page = pb.ListResponse(memory_record_summaries=[summary] * 100)
-    assert page.ByteSize() == 7_463_200  # README: Batches of any size / the largest page
+    assert page.ByteSize() == 7_463_200  # docs/field-mapping.md: the largest page
     assert page.ByteSize() < 8 * 1024 * 1024 - 512 * 1024  # room for a page token under 8 MiB
 
 

@@ -11,6 +11,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2, status_pb2
 
 from service import errors
+from service.api.request_errors import FieldViolation, InvalidRequestError
 from tests.helpers import status_details
 
 
@@ -101,3 +102,12 @@ def test_request_values_are_redacted_whole_and_at_any_depth() -> None:
     assert errors.redact_request_values(text, request) == (
         "Memory record [redacted] not found in [redacted] (rec-abcd, [redacted], [redacted], area)"
     )
+
+
+def test_a_violations_detail_is_in_bad_request_only() -> None:
+    violation = FieldViolation("memory_id", "must look like support_bot-a1B2c3D4e5", "the pattern [a-z]+")
+    status = errors.to_status(InvalidRequestError([violation]))
+    assert status.details == "invalid request: memory_id: must look like support_bot-a1B2c3D4e5"
+    _, details = unpack(status)
+    [field] = details[error_details_pb2.BadRequest].field_violations
+    assert field.description == "must look like support_bot-a1B2c3D4e5 (the pattern [a-z]+)"

@@ -599,3 +599,34 @@ def test_a_request_that_does_not_fit_the_model_fails_when_compiled() -> None:
         "memoryId": "b",
         "memoryRecordId": "a",
     }
+
+
+@pytest.mark.parametrize(("shape_name", "example"), sorted(validate.EXAMPLES.items()))
+def test_each_example_is_what_the_model_accepts(shape_name: str, example: str) -> None:
+    assert validate.string_violations(shape_name, example, "field") == []
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "message"),
+    [
+        (
+            pb.GetRequest(memory_id=MEMORY_ID, memory_record_id="mem-1"),
+            "memory_record_id",
+            "must have 40 to 50 characters, like mem-7b0e8f2a-3c4d-4e5f-9a6b-1c2d3e4f5a6b",
+        ),
+        (
+            pb.GetRequest(memory_id="my memory 0123456789", memory_record_id=RECORD_ID),
+            "memory_id",
+            "must look like support_bot-a1B2c3D4e5",
+        ),
+    ],
+)
+def test_an_id_that_does_not_fit_is_answered_with_an_example_and_the_pattern_in_the_details(
+    request_: Any, field: str, message: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        validate.validated_params(next(op for op in operations.OPERATIONS if op.rpc == "Get"), request_)
+    [violation] = refused.value.violations
+    assert (violation.field, violation.description) == (field, message)
+    assert "[a-zA-Z" not in violation.description  # a person reads the example; the pattern is in detail
+    assert violation.detail.startswith("the pattern ")

@@ -48,3 +48,10 @@ def test_the_aws_backend_never_loads_the_emulator() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("memory_id", ["not a memory", "memory-0123", "1memory-0123456789"])
+def test_a_memory_id_that_is_not_one_fails_with_an_example(memory_id: str) -> None:
+    settings = Settings.from_env({"LOCAL_MEMORY_IDS": f"a-0123456789,{memory_id}"})
+    with pytest.raises(SettingsError, match=r"^LOCAL_MEMORY_IDS: .* like support_bot-a1B2c3D4e5$"):
+        local.memory_ids(settings)
