@@ -88,8 +88,9 @@ def _duplicates(operation: Operation[Any, Any], records: Sequence[Any]) -> list[
     return violations
 
 
-class Batches:
-    """Serves the batch operations of the table on one boto3 client, within one Admission."""
+class AwsCalls:
+    """Every AWS call of the facade, on one boto3 client within one Admission: a request's one call, or
+    a batch's calls of 100 merged; and the one compiled set of request checks they are made from."""
 
     def __init__(
         self,
@@ -104,7 +105,7 @@ class Batches:
         self._admission = admission
         self._concurrency = concurrency
         self._executor = executor
-        # The model's checks, with its per-call limit on `records` replaced by MAX_BATCH_RECORDS.
+        # The model's checks, with its per-call limit on a batch's `records` replaced by MAX_BATCH_RECORDS.
         self._converters = validate.compile_requests(operations.service_model(), batch_records=max_records)
         self._chunk_sizes = {op.rpc: chunk_size(op) for op in operations.OPERATIONS if op.batch}
         self._model_record_keys = {
@@ -116,8 +117,10 @@ class Batches:
         }
 
     def validated_params(self, operation: Operation[Any, Any], request: Any) -> dict[str, Any]:
-        """The boto3 parameters of the whole batch, or InvalidRequestError: the model's checks with its
-        per-call record limit replaced by MAX_BATCH_RECORDS, and no repeated record id."""
+        """The boto3 parameters of `request`, or InvalidRequestError: the model's checks (for a batch,
+        with the per-call record limit replaced by MAX_BATCH_RECORDS, and no repeated record id)."""
+        if not operation.batch:
+            return validate.validated_params(operation, request, self._converters)
         try:
             params = validate.validated_params(operation, request, self._converters)
         except InvalidRequestError as invalid:
@@ -288,10 +291,9 @@ def _failed_as_a_whole(
 ) -> list[pb.MemoryRecordResult]:
     """A failed result for each record of a call that failed as a whole, naming what AWS answered."""
     if isinstance(exc, botocore.exceptions.ClientError):
-        status = (
-            int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0) or NO_ANSWER_STATUS
-        )
-        name = str(exc.response.get("Error", {}).get("Code", "") or "Unknown")[:100]
+        answer = outcomes.Answer.read(exc.response)
+        status = answer.http_status or NO_ANSWER_STATUS
+        name = (answer.code or "Unknown")[:100]
     else:
         status = (
             UNREADABLE_ANSWER_STATUS if isinstance(exc, translate.MalformedReplyError) else NO_ANSWER_STATUS
@@ -304,15 +306,11 @@ def _failed_as_a_whole(
 def _failed_result(
     boto_record: dict[str, Any], error_code: int, message: str, outcome: pb.RecordOutcome.ValueType
 ) -> pb.MemoryRecordResult:
-    """The facade's own failed result for a record it sent (`boto_record`, its boto3 parameters), for
-    which AWS gave no result of its own."""
-    result = pb.MemoryRecordResult(
+    """The facade's failed result for a record it sent (`boto_record`, its boto3 parameters)."""
+    return translate.failed_record(
+        error_code,
+        message,
+        outcome,
         memory_record_id=boto_record.get("memoryRecordId", ""),
-        status=pb.MEMORY_RECORD_STATUS_FAILED,
-        error_code=error_code,
-        error_message=message,
-        outcome=outcome,
+        request_identifier=boto_record.get("requestIdentifier", ""),
     )
-    if "requestIdentifier" in boto_record:
-        result.request_identifier = boto_record["requestIdentifier"]
-    return result

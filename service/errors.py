@@ -108,17 +108,15 @@ def _facade(
 def _from_client_error(
     exc: botocore.exceptions.ClientError, row: outcomes.Row, resource: Resource | None
 ) -> grpc.Status:
-    error = exc.response.get("Error", {})
-    metadata_response = exc.response.get("ResponseMetadata", {})
-    aws_code = str(error.get("Code", "")) or "Unknown"
-    http_status = int(metadata_response.get("HTTPStatusCode", 0) or 0)
-    request_id = str(metadata_response.get("RequestId", "") or "")
+    answer = outcomes.Answer.read(exc.response)
+    aws_code = answer.code or "Unknown"
+    request_id = answer.request_id
     metadata = {"awsErrorCode": aws_code, "operation": exc.operation_name}
-    if http_status:
-        metadata["httpStatus"] = str(http_status)
+    if answer.http_status:
+        metadata["httpStatus"] = str(answer.http_status)
     if request_id:
         metadata["awsRequestId"] = request_id
-    raw_message = str(error.get("Message") or error.get("message") or "")
+    raw_message = answer.message
     withheld = row.message is not None or names_an_identity(raw_message)
     if withheld:
         # AWS's text names the service's own role, account or key: that is for operators, not callers.
@@ -138,7 +136,7 @@ def _from_client_error(
         message = f"{aws_code}: {safe_aws_text(raw_message) or 'no message'}"
     details: list[Any] = []
     if row.code is grpc.StatusCode.INVALID_ARGUMENT:
-        details.append(_bad_request(aws_field_violations(exc.response)))
+        details.append(_bad_request(aws_field_violations(answer)))
     if row.code is grpc.StatusCode.NOT_FOUND and resource is not None:
         details.append(
             error_details_pb2.ResourceInfo(
@@ -279,12 +277,11 @@ def proto_field_path(aws_name: str) -> str:
     return ".".join(segments)
 
 
-def aws_field_violations(response: dict[str, Any]) -> list[FieldViolation]:
+def aws_field_violations(answer: outcomes.Answer) -> list[FieldViolation]:
     """BadRequest violations from a ValidationException's `fieldList` (empty when there is none)."""
-    field_list = response.get("fieldList") or response.get("Error", {}).get("fieldList") or []
     violations = []
-    for entry in field_list:
-        if isinstance(entry, dict) and entry.get("name"):
+    for entry in answer.field_list:
+        if entry.get("name"):
             description = safe_aws_text(str(entry.get("message") or "")) or "is invalid"
             violations.append(FieldViolation(proto_field_path(str(entry["name"])), description))
     return violations

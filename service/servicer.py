@@ -30,18 +30,18 @@ from service import calls, compression, errors
 from service.admission import Admission, OverloadedError, Ticket
 from service.api import operations, request_errors, validate
 from service.api.operations import Operation
-from service.batches import Batches
+from service.batches import AwsCalls
 from service.security import authz, tls
 
 
 class MemoryRecordsServicer:
-    """`agentcore.memory.v1.MemoryRecordsService`; `batches` makes its AWS calls, on one shared boto3
+    """`agentcore.memory.v1.MemoryRecordsService`; `aws_calls` makes its AWS calls, on one shared boto3
     client; `executor` runs each admitted RPC's blocking part."""
 
     def __init__(
         self,
         admission: Admission,
-        batches: Batches,
+        aws_calls: AwsCalls,
         *,
         executor: futures.Executor,
         default_deadline_seconds: float,
@@ -52,7 +52,7 @@ class MemoryRecordsServicer:
         count_read_timeout: Callable[[calls.Call], None] = lambda call: None,
     ) -> None:
         self._admission = admission
-        self._batches = batches
+        self._aws_calls = aws_calls
         self._executor = executor
         self._authorizer = authorizer or authz.Authorizer(None)
         self._default_deadline_seconds = default_deadline_seconds
@@ -158,15 +158,14 @@ class MemoryRecordsServicer:
                 del inflated
             else:
                 request = call.request = validate.parse(operation, raw)
+            params = self._aws_calls.validated_params(operation, request)
             if not operation.batch:
-                params = validate.validated_params(operation, request)
                 self._authorizer.verdict(operation, request, call.caller)  # raises when denied
-                return self._batches.send(operation, params, call)
-            params = self._batches.validated_params(operation, request)
+                return self._aws_calls.send(operation, params, call)
             verdict = self._authorizer.verdict(operation, request, call.caller)
             if verdict.refused and len(verdict.refused) == len(request.records):
                 return verdict.completed(operation, request, None)  # nothing left for AWS
-            response = self._batches.call(
+            response = self._aws_calls.call(
                 operation, request, verdict.narrowed(params), call, verdict.kept(request.records)
             )
             return verdict.completed(operation, request, response)

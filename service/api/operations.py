@@ -1,9 +1,10 @@
 """The operation table: every RPC of MemoryRecordsService, described once.
 
 The servicer, validation, the metrics and the error details all read this table, so adding an RPC is
-one entry here (plus its reply function in translate.py and their tests). Its request needs no code:
+one entry here (plus its reply function in translate.py and their tests); its boto3 method follows
+from its AWS operation's name. Its request needs no code:
 validate.py compiles the request's conversion and checks from the botocore model and the proto
-descriptors, and fails at import when they do not fit (a proto field the model lacks, a required
+descriptors, and fails at start when they do not fit (a proto field the model lacks, a required
 member the proto lacks); a proto field whose name is not the model member's in snake case is declared
 in `renamed`.
 """
@@ -15,6 +16,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import botocore
 import botocore.loaders
 import botocore.model
 from agentcore.memory.v1 import memory_records_pb2 as pb
@@ -108,7 +110,6 @@ class Operation(Generic[Request, Response]):
     request_type: type[Request]
     response_type: type[Response]
     aws_operation: str  # the botocore operation name, also the `operation` label of the metrics
-    call_aws: Callable[[BedrockAgentCoreClient, dict[str, Any]], Mapping[str, Any]]
     to_response: Callable[[Mapping[str, Any]], Response]
     resource: Callable[[Request], Resource]
     # Of each record when `batch` (a record refused by the policy fails on its own), else of the request.
@@ -124,6 +125,17 @@ class Operation(Generic[Request, Response]):
         """Requests carry `records`; responses carry successful_records and failed_records."""
         return bool(self.record_key)
 
+    @functools.cached_property
+    def boto3_method(self) -> str:
+        """The boto3 client's method of `aws_operation`, named as botocore names it:
+        `BatchCreateMemoryRecords` is `batch_create_memory_records`."""
+        return str(botocore.xform_name(self.aws_operation))
+
+    def call_aws(self, client: BedrockAgentCoreClient, params: dict[str, Any]) -> Mapping[str, Any]:
+        """The one boto3 call of this operation."""
+        result: Mapping[str, Any] = getattr(client, self.boto3_method)(**params)
+        return result
+
     @property
     def full_method(self) -> str:
         """The path gRPC routes on: `/agentcore.memory.v1.MemoryRecordsService/Get`."""
@@ -138,7 +150,6 @@ BATCH_CREATE = Operation(
     request_type=pb.BatchCreateRequest,
     response_type=pb.BatchCreateResponse,
     aws_operation="BatchCreateMemoryRecords",
-    call_aws=lambda client, params: client.batch_create_memory_records(**params),
     to_response=translate.from_boto_batch_create,
     resource=lambda request: Resource.memory(request.memory_id),
     record_key="request_identifier",
@@ -149,7 +160,6 @@ BATCH_UPDATE = Operation(
     request_type=pb.BatchUpdateRequest,
     response_type=pb.BatchUpdateResponse,
     aws_operation="BatchUpdateMemoryRecords",
-    call_aws=lambda client, params: client.batch_update_memory_records(**params),
     to_response=translate.from_boto_batch_update,
     resource=lambda request: Resource.memory(request.memory_id),
     record_key="memory_record_id",
@@ -160,7 +170,6 @@ GET = Operation(
     request_type=pb.GetRequest,
     response_type=pb.GetResponse,
     aws_operation="GetMemoryRecord",
-    call_aws=lambda client, params: client.get_memory_record(**params),
     to_response=translate.from_boto_get,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     namespaces=NAMED_RECORD,
@@ -170,7 +179,6 @@ DELETE = Operation(
     request_type=pb.DeleteRequest,
     response_type=pb.DeleteResponse,
     aws_operation="DeleteMemoryRecord",
-    call_aws=lambda client, params: client.delete_memory_record(**params),
     to_response=translate.from_boto_delete,
     resource=lambda request: Resource.memory_record(request.memory_id, request.memory_record_id),
     namespaces=NAMED_RECORD,
@@ -180,7 +188,6 @@ BATCH_DELETE = Operation(
     request_type=pb.BatchDeleteRequest,
     response_type=pb.BatchDeleteResponse,
     aws_operation="BatchDeleteMemoryRecords",
-    call_aws=lambda client, params: client.batch_delete_memory_records(**params),
     to_response=translate.from_boto_batch_delete,
     resource=lambda request: Resource.memory(request.memory_id),
     record_key="memory_record_id",
@@ -191,7 +198,6 @@ LIST = Operation(
     request_type=pb.ListRequest,
     response_type=pb.ListResponse,
     aws_operation="ListMemoryRecords",
-    call_aws=lambda client, params: client.list_memory_records(**params),
     to_response=translate.from_boto_list,
     resource=lambda request: Resource.memory(request.memory_id),
     namespaces=NAMESPACE_FILTER,
@@ -202,7 +208,6 @@ RETRIEVE = Operation(
     request_type=pb.RetrieveRequest,
     response_type=pb.RetrieveResponse,
     aws_operation="RetrieveMemoryRecords",
-    call_aws=lambda client, params: client.retrieve_memory_records(**params),
     to_response=translate.from_boto_retrieve,
     resource=lambda request: Resource.memory(request.memory_id),
     namespaces=NAMESPACE_FILTER,

@@ -184,6 +184,26 @@ def _from_boto_result(boto_result: BotoReply, outcome: pb.RecordOutcome.ValueTyp
     return result
 
 
+def failed_record(
+    error_code: int,
+    message: str,
+    outcome: pb.RecordOutcome.ValueType,
+    *,
+    memory_record_id: str = "",
+    request_identifier: str = "",
+) -> pb.MemoryRecordResult:
+    """The facade's own failed result for a record that AWS gave no result for, or never saw (the
+    policy refused it): the one place such a result is built."""
+    return pb.MemoryRecordResult(
+        memory_record_id=memory_record_id,
+        request_identifier=request_identifier,
+        status=pb.MEMORY_RECORD_STATUS_FAILED,
+        error_code=error_code,
+        error_message=message,
+        outcome=outcome,
+    )
+
+
 def _from_boto_content(boto_content: BotoReply) -> pb.MemoryContent:
     content = pb.MemoryContent()
     if "text" in boto_content:

@@ -3,7 +3,7 @@ of the botocore service model is checked, with violations named by their proto f
 
 One converter per operation is compiled from the botocore model (required members, lengths, patterns,
 enums, list and map sizes, numeric ranges, unions) and the request's proto descriptors, once, at
-import: patterns are precompiled and neither the model nor the descriptors are walked per request. A
+start: patterns are precompiled and neither the model nor the descriptors are walked per request. A
 botocore upgrade that changes a limit changes this validation with no code change. Patterns are full
 matches, as AWS applies them (the model's patterns carry no anchors).
 
@@ -18,11 +18,12 @@ How a proto field meets a model member, with nothing declared per RPC:
 - what a proto can carry but AWS cannot is refused too: enum numbers the proto does not define, and
   timestamps outside years 1 to 9999.
 Compiling fails when a proto field has no model member or a required member has no proto field, so a
-new RPC whose messages do not fit the model fails at import, not at a caller.
+new RPC whose messages do not fit the model fails at start, not at a caller.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -350,21 +351,25 @@ def compile_request(
 
 def compile_requests(model: Any, *, batch_records: int | None = None) -> dict[type[Any], Convert]:
     """One converter per request message of the operation table, compiled from a botocore ServiceModel.
-    With `batch_records`, only the batch operations', whose `records` take up to that many instead of
-    the model's per-call maximum (batches.py splits them into calls AWS takes)."""
+    With `batch_records`, the batch operations' `records` take up to that many instead of the model's
+    per-call maximum (batches.py splits them into calls AWS takes). The service compiles one such set,
+    at start (batches.AwsCalls)."""
     return {
         operation.request_type: compile_request(
             model.operation_model(operation.aws_operation).input_shape,
             operation.request_type.DESCRIPTOR,
             operation.renamed,
-            None if batch_records is None else {"records": batch_records},
+            None if batch_records is None or not operation.batch else {"records": batch_records},
         )
         for operation in operations.OPERATIONS
-        if batch_records is None or operation.batch
     }
 
 
-_CONVERTERS = compile_requests(operations.service_model())
+@functools.cache
+def model_converters() -> dict[type[Any], Convert]:
+    """The converters with the model's own limits, compiled on first use: what `validated_params`
+    checks against when given no set (the tests, the bench); the service passes its own."""
+    return compile_requests(operations.service_model())
 
 
 def string_violations(shape_name: str, value: str, field: str) -> list[FieldViolation]:
@@ -390,10 +395,10 @@ def parse(operation: operations.Operation[Request, Any], raw: bytes | bytearray)
 def validated_params(
     operation: operations.Operation[Any, Any],
     request: Any,
-    converters: Mapping[type[Any], Convert] = _CONVERTERS,
+    converters: Mapping[type[Any], Convert] | None = None,
 ) -> dict[str, Any]:
     """The boto3 parameters of `request`, or InvalidRequestError naming every invalid field."""
-    convert = converters[operation.request_type]
+    convert = (converters or model_converters())[operation.request_type]
     violations: Violations = []
     params: dict[str, Any] = convert(request, None, violations)
     if violations:

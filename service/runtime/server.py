@@ -37,7 +37,7 @@ from grpc_reflection.v1alpha import reflection
 from service import calls, compression
 from service.admission import Admission
 from service.api.operations import SERVICE_NAME
-from service.batches import Batches
+from service.batches import AwsCalls
 from service.runtime.health import HEALTH_SERVICE_NAME, Health
 from service.security import authz, tls
 from service.servicer import MemoryRecordsServicer
@@ -200,7 +200,7 @@ def create_server(
         )
     )
     served.on_stop(lambda: handlers.shutdown(wait=False, cancel_futures=True))
-    batches = Batches(
+    aws_calls = AwsCalls(
         client,
         admission,
         max_records=settings.max_batch_records,
@@ -212,7 +212,7 @@ def create_server(
     )
     MemoryRecordsServicer(
         admission,
-        batches,
+        aws_calls,
         executor=handlers,
         default_deadline_seconds=settings.default_deadline_seconds,
         request_read_timeout_seconds=settings.request_read_timeout_seconds,

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from service.api import operations
+from service.api import operations, translate
 
 # The status code a record refused by the policy carries in `failed_records`, as AWS marks a record it
 from service.security import tls
@@ -300,12 +300,11 @@ ALLOWED = Verdict()
 
 def _refused_result(operation: operations.Operation[Any, Any], record: Any) -> pb.MemoryRecordResult:
     key = operation.record_key
-    return pb.MemoryRecordResult(
-        status=pb.MEMORY_RECORD_STATUS_FAILED,
-        outcome=pb.RECORD_OUTCOME_NOT_APPLIED,  # AWS never saw it
-        error_code=RECORD_REFUSED_CODE,
-        error_message=f"{REASON}: the authorization policy does not let this caller act on this record's "
+    return translate.failed_record(
+        RECORD_REFUSED_CODE,
+        f"{REASON}: the authorization policy does not let this caller act on this record's "
         f"namespaces; a caller restricted to namespaces must name them ({operation.namespaces.must_name})",
+        pb.RECORD_OUTCOME_NOT_APPLIED,  # AWS never saw it
         **{key: getattr(record, key)},
     )
 

@@ -45,8 +45,7 @@ def _worst_backoff_seconds(attempts: int, response: Any) -> float:
     throttled = False
     if response is not None:
         http_response, parsed = response
-        code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
-        throttled = outcomes.is_throttle(http_response.status_code, code)
+        throttled = outcomes.Answer.read(parsed, http_response.status_code).throttled
     base = _THROTTLE_BACKOFF_BASE_SECONDS if throttled else _OTHER_BACKOFF_BASE_SECONDS
     return float(min(_MAX_BACKOFF_SECONDS, base * 2 ** (attempts - 1)))
 

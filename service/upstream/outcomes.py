@@ -3,8 +3,8 @@
 For any failure it says what the caller sees (the gRPC row: code, reason, retry delay), what the
 metrics count (outcome and a bounded error-code label), whether AWS throttled, and whether the caller
 went away. errors.py builds the status from the row, telemetry/metrics/aws_calls.py counts the outcome and
-deadlines.py asks about throttles; none of them decides again. docs/errors.md is the table
-in prose.
+deadlines.py asks about throttles; none of them decides again. What AWS answered is read here too, once
+(`Answer`): the others read its fields, never botocore's dict. docs/errors.md is the table in prose.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 import botocore.exceptions
 import grpc
@@ -60,6 +62,49 @@ class Row:
     retry_delay_seconds: float | None = None
     message: str | None = None
     quota_failure: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """What AWS answered, read once from botocore's parsed reply (a ClientError's `response`, or the
+    `parsed` its hooks get), which comes off the wire: a member of the wrong type reads as absent."""
+
+    http_status: int  # 0 when none was recorded
+    code: str  # AWS's error code; "" on success
+    message: str
+    request_id: str
+    retry_quota_reached: bool  # botocore's standard retry mode refused a retry for want of quota
+    field_list: tuple[Mapping[str, Any], ...]  # a ValidationException's fields
+
+    @classmethod
+    def read(cls, parsed: object, http_status: int | None = None) -> Answer:
+        """The answer in `parsed`; `http_status`, when given, is the attempt's own status line."""
+        reply = _mapping(parsed)
+        error = _mapping(reply.get("Error"))
+        metadata = _mapping(reply.get("ResponseMetadata"))
+        if http_status is None:
+            try:
+                http_status = int(metadata.get("HTTPStatusCode") or 0)
+            except (TypeError, ValueError):
+                http_status = 0
+        fields = reply.get("fieldList") or error.get("fieldList") or ()
+        return cls(
+            http_status=http_status,
+            code=str(error.get("Code") or ""),
+            message=str(error.get("Message") or error.get("message") or ""),
+            request_id=str(metadata.get("RequestId") or ""),
+            retry_quota_reached=bool(metadata.get("RetryQuotaReached")),
+            field_list=tuple(f for f in fields if isinstance(f, Mapping)) if isinstance(fields, list) else (),
+        )
+
+    @property
+    def throttled(self) -> bool:
+        """Whether it means "slow down"."""
+        return is_throttle(self.http_status, self.code)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,9 +205,8 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, calls.CallerGoneError):
         return Failure(Row(exc.code, exc.reason, message="{}"), Outcome.CANCELLED, exc.error_code)
     if isinstance(exc, botocore.exceptions.ClientError):
-        metadata = exc.response.get("ResponseMetadata", {})
-        http_status = int(metadata.get("HTTPStatusCode", 0) or 0)
-        return classify_answer(http_status, str(exc.response.get("Error", {}).get("Code", "")))
+        answer = Answer.read(exc.response)
+        return classify_answer(answer.http_status, answer.code)
     if isinstance(exc, translate.MalformedReplyError):
         # Any reply that does not fit the model or cannot be parsed, at any status (replies.py). Most
         # often a body cut short in transit; a retry (with the same client_token) is safe. botocore

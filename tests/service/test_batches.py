@@ -94,7 +94,7 @@ def test_chunk_tokens_follow_token_and_content() -> None:
 
 
 def test_repeated_ids_are_named_by_path_without_the_id() -> None:
-    checker = batches.Batches(None, None, max_records=1000, concurrency=1, executor=None)  # type: ignore[arg-type]
+    checker = batches.AwsCalls(None, None, max_records=1000, concurrency=1, executor=None)  # type: ignore[arg-type]
     update = pb.MemoryRecordUpdate(memory_record_id=RECORD_ID, timestamp=timestamp(1))
     request = pb.BatchUpdateRequest(memory_id=MEMORY_ID, records=[update] * 3)
     with pytest.raises(InvalidRequestError) as caught:
@@ -107,7 +107,7 @@ def test_repeated_ids_are_named_by_path_without_the_id() -> None:
 
 
 def test_beyond_100_only_the_per_call_limit_is_lifted() -> None:
-    checker = batches.Batches(None, None, max_records=150, concurrency=1, executor=None)  # type: ignore[arg-type]
+    checker = batches.AwsCalls(None, None, max_records=150, concurrency=1, executor=None)  # type: ignore[arg-type]
     records = [pb.MemoryRecordDelete(memory_record_id=RECORD_ID[:-3] + f"{i:03}") for i in range(150)]
     params = checker.validated_params(
         operations.BATCH_DELETE, pb.BatchDeleteRequest(memory_id=MEMORY_ID, records=records)
@@ -173,3 +173,16 @@ def test_a_record_of_a_failed_chunk_says_what_aws_answered(
         assert result.outcome == outcome
         assert result.error_code == error_code
         assert result.error_message.startswith(named)
+
+
+def test_every_operation_is_checked_by_the_one_set_compiled_at_start() -> None:
+    aws_calls = batches.AwsCalls(None, None, max_records=150, concurrency=1, executor=None)  # type: ignore[arg-type]
+    before = validate.model_converters.cache_info()
+    params = aws_calls.validated_params(
+        operations.GET, pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
+    )
+    assert params == {"memoryId": MEMORY_ID, "memoryRecordId": RECORD_ID}
+    with pytest.raises(InvalidRequestError):
+        aws_calls.validated_params(operations.GET, pb.GetRequest(memory_id=MEMORY_ID))
+    after = validate.model_converters.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)  # the model's own set: not used

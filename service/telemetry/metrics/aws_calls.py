@@ -108,21 +108,20 @@ class AwsCallMetrics:
         if not parsed_response:
             return
         status = int((response_dict or {}).get("status_code") or 0)
-        if outcomes.is_throttle(status, str(parsed_response.get("Error", {}).get("Code") or "")):
+        if outcomes.Answer.read(parsed_response, status).throttled:
             self._throttles(context[self._context_key][0]).inc()
 
     def _after_call(self, http_response: Any, parsed: Any, context: dict[str, Any], **_: Any) -> None:
         """The call is over and AWS answered (success or error), after botocore's retries."""
-        status = int(http_response.status_code)
-        request_id = str(parsed.get("ResponseMetadata", {}).get("RequestId") or "") or None
-        if status < 300:
+        answer = outcomes.Answer.read(parsed, int(http_response.status_code))
+        request_id = answer.request_id or None
+        if answer.http_status < 300:
             self._end_call(context, outcomes.Outcome.SUCCESS, None, request_id)
             return
-        code = str(context.get("error_code_override") or parsed.get("Error", {}).get("Code") or "")
-        failure = outcomes.classify_answer(status, code)
+        code = str(context.get("error_code_override") or answer.code)
+        failure = outcomes.classify_answer(answer.http_status, code)
         operation = self._end_call(context, failure.outcome, failure.error_code, request_id)
-        # botocore's standard retry mode marks a call whose retry its quota refused.
-        if operation is not None and parsed.get("ResponseMetadata", {}).get("RetryQuotaReached"):
+        if operation is not None and answer.retry_quota_reached:
             self._retries_refused(operation).inc()
 
     def _after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from botocore import xform_name
+from mypy_boto3_bedrock_agentcore.client import BedrockAgentCoreClient
 
 from service.api import operations
 from tests.helpers import MEMORY_ID, RECORD_ID
@@ -39,6 +41,19 @@ def test_each_entry_calls_the_boto3_method_of_its_aws_operation(
     reply = operation.call_aws(RecordingClient(), {"memoryId": MEMORY_ID})  # type: ignore[arg-type]
     assert called == [(xform_name(operation.aws_operation), {"memoryId": MEMORY_ID})]
     assert reply == {"answer": xform_name(operation.aws_operation)}
+
+
+@pytest.mark.parametrize("operation", operations.OPERATIONS, ids=lambda op: op.rpc)
+def test_each_derived_boto3_method_exists_on_the_typed_and_the_real_client(
+    operation: operations.Operation[Any, Any],
+) -> None:
+    """mypy cannot see a method named at run time: the typed client's stubs and a real boto3 client
+    (made offline, never called) both have it."""
+    assert callable(getattr(BedrockAgentCoreClient, operation.boto3_method, None))
+    client = boto3.client(
+        "bedrock-agentcore", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    assert callable(getattr(client, operation.boto3_method, None))
 
 
 def test_batch_means_records_in_and_record_results_out() -> None:

@@ -106,3 +106,37 @@ def test_facade_failures_carry_their_own_message() -> None:
     assert malformed.row.message is not None and "{}" in malformed.row.message
     assert outcomes.is_unexpected(outcomes.classify(KeyError("x")))
     assert not outcomes.is_unexpected(malformed)
+
+
+def test_the_answer_is_read_once_from_botocores_reply() -> None:
+    parsed = {
+        "Error": {"Code": "ValidationException", "Message": "bad", "fieldList": [{"name": "memoryId"}]},
+        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "req-1", "RetryQuotaReached": True},
+    }
+    answer = outcomes.Answer.read(parsed)
+    assert answer == outcomes.Answer(
+        http_status=400,
+        code="ValidationException",
+        message="bad",
+        request_id="req-1",
+        retry_quota_reached=True,
+        field_list=({"name": "memoryId"},),
+    )
+    assert not answer.throttled
+    assert outcomes.Answer.read(parsed, 429).throttled  # the attempt's own status line wins
+    assert outcomes.Answer.read({"message": "x", "Error": {"message": "lower"}}).message == "lower"
+
+
+@pytest.mark.parametrize(
+    "parsed",
+    [
+        None,
+        "not a reply",
+        {"Error": "a string", "ResponseMetadata": ["a list"]},
+        {"Error": {"Code": None, "fieldList": "not a list"}, "ResponseMetadata": {"HTTPStatusCode": "abc"}},
+        {"fieldList": [1, "x", None]},
+    ],
+)
+def test_an_answer_of_the_wrong_shape_reads_as_absent_members(parsed: Any) -> None:
+    answer = outcomes.Answer.read(parsed)
+    assert (answer.http_status, answer.code, answer.request_id, answer.field_list) == (0, "", "", ())
