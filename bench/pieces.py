@@ -54,19 +54,19 @@ def _worker(emulator_url: str) -> None:  # noqa: PLR0915 - one closure per piece
     from bench.caller import MEMORY_ID, TEXT
     from service import calls, settings
     from service.api import operations, validate
-    from service.telemetry import logs
+    from service.telemetry import access_log, aws_hooks, json_logs
     from service.telemetry.metrics import Metrics
     from service.upstream import aws
 
     config = settings.Settings.from_env({"AGENTCORE_BACKEND": "local"})
     client: Any = aws.create_client(config, endpoint_url=emulator_url)
     metrics = Metrics(backend="local")
-    metrics.aws_calls.instrument(client)
-    logs.configure("INFO")
+    aws_hooks.AwsCallRecorder(metrics.aws_calls).instrument(client)
+    json_logs.configure("INFO")
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
-    access_log = logs.AccessLog()
+    access_log_reporter = access_log.AccessLog()
     model = client.meta.service_model
     serializer = botocore.serialize.create_serializer("rest-json", include_validation=False)
     parser = botocore.parsers.create_parser("rest-json")
@@ -147,7 +147,7 @@ def _worker(emulator_url: str) -> None:  # noqa: PLR0915 - one closure per piece
             "botocore parse reply": lambda: parser.parse(reply_body, operation_model.output_shape),
             "translate reply": lambda: operation.to_response(reply),
             "serialize response": response.SerializeToString,
-            "access log line": lambda: access_log.finished(call),
+            "access log line": lambda: access_log_reporter.finished(call),
             "gRPC server metrics": server_metrics,
         }
 

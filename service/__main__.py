@@ -23,7 +23,7 @@ from service.runtime.server import serve  # noqa: E402
 from service.security.authz import PolicyError  # noqa: E402
 from service.security.tls import TlsError  # noqa: E402
 from service.settings import EXIT_CONFIGURATION_ERROR, Settings, SettingsError  # noqa: E402
-from service.telemetry import logs  # noqa: E402
+from service.telemetry import json_logs  # noqa: E402
 from service.upstream.aws import AwsConfigurationError  # noqa: E402
 
 log = logging.getLogger("service")
@@ -32,14 +32,15 @@ log = logging.getLogger("service")
 def main() -> int:
     shared = workers.worker_role(os.environ)
     # Several processes write to one stderr: each line of a worker or supervisor says which.
-    logs.configure("INFO", with_pid=shared is not None)  # until the settings, LOG_LEVEL among them, are read
+    # INFO until the settings, LOG_LEVEL among them, are read.
+    json_logs.configure("INFO", with_pid=shared is not None)
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
         log.error(f"configuration error: {exc}")
         return EXIT_CONFIGURATION_ERROR
     supervising = shared is None and settings.workers > 1
-    logs.configure(settings.log_level, with_pid=shared is not None or supervising)
+    json_logs.configure(settings.log_level, with_pid=shared is not None or supervising)
     try:
         if shared is not None:
             workers.run_worker(settings, shared)

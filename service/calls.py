@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
@@ -88,8 +89,8 @@ class Call:
     aws_request_id: str | None = None
     aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
     refused: str | None = None  # why admission refused the RPC, if it did
-    # errors.py's pattern of the request's strings, with the request it was built from.
-    redaction: tuple[Any, Any] | None = dataclasses.field(default=None, repr=False)
+    # This RPC's id: on each of its log lines (`rpcId`) and in its response header x-request-id.
+    rpc_id: str = dataclasses.field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     # Told when the request message has been read (the metrics' msg_received).
     on_received: Callable[[Call], None] = dataclasses.field(default=lambda call: None, repr=False)
     # Told the code of an error status just before it is sent (the RPC is reported finished then).
@@ -165,6 +166,9 @@ class Call:
 _NO_DEADLINE_SECONDS = 1e12
 
 
+# The response header that carries an RPC's id back to its caller, to quote in a support ticket.
+REQUEST_ID_HEADER = "x-request-id"
+
 _current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)
 
 
@@ -239,23 +243,26 @@ class _Reporters(Reporter):
     """Several reporters as one, told in order."""
 
     def __init__(self, reporters: tuple[Reporter, ...]) -> None:
-        self._reporters = reporters
+        self._told = {
+            event: tuple(getattr(reporter, event) for reporter in reporters)
+            for event in ("started", "received", "sent", "finished")
+        }
+
+    def _tell(self, event: str, call: Call) -> None:
+        for told in self._told[event]:
+            told(call)
 
     def started(self, call: Call) -> None:
-        for reporter in self._reporters:
-            reporter.started(call)
+        self._tell("started", call)
 
     def received(self, call: Call) -> None:
-        for reporter in self._reporters:
-            reporter.received(call)
+        self._tell("received", call)
 
     def sent(self, call: Call) -> None:
-        for reporter in self._reporters:
-            reporter.sent(call)
+        self._tell("sent", call)
 
     def finished(self, call: Call) -> None:
-        for reporter in self._reporters:
-            reporter.finished(call)
+        self._tell("finished", call)
 
 
 def _method_type(full_method: str, handler: Handler) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -178,15 +179,23 @@ def names_an_identity(aws_text: str) -> bool:
     return _IDENTITY.search(aws_text) is not None
 
 
+# Per RPC, the pattern of its request's strings, with the request it was built from (the calls of a
+# large batch may each fail and be redacted): built once, freed with the Call.
+_REDACTIONS: weakref.WeakKeyDictionary[calls.Call, tuple[Any, re.Pattern[str] | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _without_values(aws_text: str) -> str:
     """AWS's text without the values it quotes, nor any string of the request being served (memory and
     record ids, namespaces, text: AWS echoes them, as in "Memory record <id> not found")."""
     text = _QUOTED_VALUE.sub("Value at '", aws_text)
     call = calls.current()
     if call is not None and call.request is not None:
-        if call.redaction is None or call.redaction[0] is not call.request:
-            call.redaction = (call.request, _request_values_pattern(call.request))
-        pattern = call.redaction[1]
+        cached = _REDACTIONS.get(call)
+        if cached is None or cached[0] is not call.request:
+            cached = _REDACTIONS[call] = (call.request, _request_values_pattern(call.request))
+        pattern = cached[1]
         if pattern is not None:
             text = pattern.sub("[redacted]", text)
     return text[:MAX_MESSAGE_CHARACTERS]

@@ -85,6 +85,7 @@ class MemoryRecordsServicer:
             calls.make_current(call)
         if not call.has_deadline():
             call.default_deadline = time.perf_counter() + self._default_deadline_seconds
+        await context.send_initial_metadata(((calls.REQUEST_ID_HEADER, call.rpc_id),))
         try:
             gone = call.caller_gone()
             if gone is not None:

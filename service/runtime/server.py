@@ -42,7 +42,7 @@ from service.runtime.health import HEALTH_SERVICE_NAME, Health
 from service.security import authz, tls
 from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
-from service.telemetry import logs
+from service.telemetry import access_log, aws_hooks
 from service.telemetry.metrics import Metrics, exposition
 from service.telemetry.metrics.security import ConfigMetrics
 from service.upstream import aws
@@ -177,7 +177,7 @@ def create_server(
     `share_port`: bind with SO_REUSEPORT, beside the other workers of one supervisor.
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
-    metrics.aws_calls.instrument(client)
+    aws_hooks.AwsCallRecorder(metrics.aws_calls).instrument(client)
     admission = Admission(
         max_rpcs=settings.admitted_rpcs,
         max_bytes=settings.inflight_bytes,
@@ -189,7 +189,10 @@ def create_server(
     # A thread for every admitted RPC: it waits for its turn, then blocks in boto3.
     handlers = futures.ThreadPoolExecutor(max_workers=settings.admitted_rpcs, thread_name_prefix="rpc")
     served = LoopServer("grpc-loop")
-    reporting = calls.Interceptor(metrics.server, logs.AccessLog())
+    # Kubernetes probes every few seconds, and a probe that gave up (or a flood of reset streams) is no
+    # news either: a line each would be a log flood anyone can cause.
+    quiet_health = access_log.quieter(HEALTH_SERVICE_NAME, (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED))
+    reporting = calls.Interceptor(metrics.server, access_log.AccessLog(quiet_health))
     served.before_stop(lambda: setattr(reporting, "stopping", True))
     server = served.build(
         lambda: grpc.aio.server(

@@ -1,7 +1,8 @@
 """File descriptor 2 as JSON lines: grpc core's own messages, and whatever else writes there.
 
 capture() turns fd 2 into a pipe, before grpc loads; a daemon thread reads it and re-emits each line
-through logging, whose handler (service/telemetry/logs.py) writes to a copy of the original stderr, stream():
+through logging, whose handler (service/telemetry/json_logs.py) writes to a copy of the original stderr,
+stream():
 
 - grpc core's lines (`E1126 04:27:31.772590 15782 file.cc:123] text`) on the `grpc` logger, at their
   level: E error, W warning, F critical, I debug (so that LOG_LEVEL, not GRPC_VERBOSITY, decides). grpc

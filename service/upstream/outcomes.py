@@ -2,7 +2,7 @@
 
 For any failure it says what the caller sees (the gRPC row: code, reason, retry delay), what the
 metrics count (outcome and a bounded error-code label), whether AWS throttled, and whether the caller
-went away. errors.py builds the status from the row, telemetry/metrics/aws_calls.py counts the outcome and
+went away. errors.py builds the status from the row, telemetry/aws_hooks.py counts the outcome and
 deadlines.py asks about throttles; none of them decides again. What AWS answered is read here too, once
 (`Answer`): the others read its fields, never botocore's dict. docs/errors.md is the table in prose.
 """

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from service.api import operations
 from service.calls import GO_CODE_NAMES
 from service.settings import Settings
-from service.telemetry.logs import JsonFormatter
+from service.telemetry.json_logs import JsonFormatter
 from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, details_of
 from tests.strategies import build, messages
 

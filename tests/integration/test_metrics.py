@@ -39,7 +39,7 @@ from service import listening
 from service.calls import GO_CODE_NAMES
 from service.settings import Backend
 from service.telemetry import metrics
-from service.telemetry.logs import JsonFormatter
+from service.telemetry.json_logs import JsonFormatter
 from service.telemetry.metrics import LATENCY_BUCKETS, Metrics, exposition
 from service.upstream import aws
 from tests.helpers import (

@@ -1,6 +1,7 @@
 """Every metric of the service, in one registry, split by job as go-grpc-middleware splits its
-provider: `grpc_server` (the gRPC server metrics and their interceptor), `aws_calls` (AWS calls,
-through botocore hooks), `security` (TLS and authorization) and `exposition` (/metrics).
+provider: `grpc_server` (the gRPC server metrics and their reporter), `aws_calls` (AWS calls, recorded
+by the botocore hooks of telemetry/aws_hooks.py), `security` (TLS and authorization) and `exposition`
+(/metrics).
 
 Cardinality is bounded: labels hold method, operation and code names from fixed sets, never a memory
 id, record id or text. Every Metrics owns its CollectorRegistry, so that tests can run several servers
