@@ -89,7 +89,7 @@ class Call:
     aws_request_id: str | None = None
     aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
     refused: str | None = None  # why admission refused the RPC, if it did
-    # This RPC's id: on each of its log lines (`rpcId`) and in its response header x-request-id.
+    # This RPC's id: on each of its log lines (`rpcId`) and in its response's x-request-id.
     rpc_id: str = dataclasses.field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     # Told when the request message has been read (the metrics' msg_received).
     on_received: Callable[[Call], None] = dataclasses.field(default=lambda call: None, repr=False)
@@ -166,7 +166,8 @@ class Call:
 _NO_DEADLINE_SECONDS = 1e12
 
 
-# The response header that carries an RPC's id back to its caller, to quote in a support ticket.
+# The response metadata (in the trailers) that carries an RPC's id back to its caller, to quote in a
+# support ticket.
 REQUEST_ID_HEADER = "x-request-id"
 
 _current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)

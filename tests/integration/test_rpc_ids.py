@@ -1,6 +1,7 @@
 """Every log line of an RPC names it (`method`, `rpcId`), so that an error line joins its access-log
-line, and the caller gets the same id back in the response header x-request-id, to quote in a support
-ticket: through `python -m service` on the emulator, which refuses every call with AccessDenied."""
+line, and the caller gets the same id back in the response's x-request-id (trailing metadata), to quote
+in a support ticket: through `python -m service` on the emulator (refusing every call with AccessDenied
+in the first test)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_an_error_line_and_the_access_line_carry_the_id_the_caller_got() -> None
                 stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID), timeout=10)
         error = refused.value
         assert error.code() is grpc.StatusCode.PERMISSION_DENIED
-        [request_id] = [value for key, value in error.initial_metadata() if key == calls.REQUEST_ID_HEADER]
+        [request_id] = [value for key, value in error.trailing_metadata() if key == calls.REQUEST_ID_HEADER]
         withheld = read_json_line(process.stderr, "AWS message withheld from the caller")
         finished = read_json_line(process.stderr, "finished call")
     for line in (withheld, finished):
@@ -31,7 +32,7 @@ def test_an_error_line_and_the_access_line_carry_the_id_the_caller_got() -> None
     assert len(str(request_id)) == 16
 
 
-def test_each_rpc_gets_an_id_of_its_own_even_when_refused_before_aws() -> None:
+def test_each_rpc_gets_an_id_of_its_own_refused_before_aws_or_answered() -> None:
     with service_process(read_log=True) as (process, start):
         assert process.stderr is not None
         with grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}") as channel:
@@ -41,7 +42,9 @@ def test_each_rpc_gets_an_id_of_its_own_even_when_refused_before_aws() -> None:
                 with pytest.raises(grpc.RpcError) as refused:
                     stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id="mem-1"), timeout=10)
                 assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-                ids += [v for k, v in refused.value.initial_metadata() if k == calls.REQUEST_ID_HEADER]
-            logged = [read_json_line(process.stderr, "finished call")["rpcId"] for _ in range(3)]
-    assert len(set(ids)) == 3
+                ids += [v for k, v in refused.value.trailing_metadata() if k == calls.REQUEST_ID_HEADER]
+            _, answered = stub.List.with_call(pb.ListRequest(memory_id=MEMORY_ID, namespace="n"), timeout=10)
+            ids += [v for k, v in answered.trailing_metadata() if k == calls.REQUEST_ID_HEADER]
+            logged = [read_json_line(process.stderr, "finished call")["rpcId"] for _ in range(4)]
+    assert len(set(ids)) == 4
     assert logged == ids
