@@ -16,9 +16,6 @@ import fnmatch
 import functools
 import hashlib
 import logging
-import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -28,7 +25,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from service.api import operations, translate
 
 # The status code a record refused by the policy carries in `failed_records`, as AWS marks a record it
-from service.security import tls
+from service.security import tls, watched
 
 # refuses for namespace reasons.
 RECORD_REFUSED_CODE = 403
@@ -186,19 +183,14 @@ class PolicyFile:
         check_interval_seconds: float | None = None,
     ) -> None:
         self.path = path
-        self._on_reload = on_reload
-        self._interval = CHECK_INTERVAL_SECONDS if check_interval_seconds is None else check_interval_seconds
-        self._lock = threading.Lock()
-        self._checked_at = time.monotonic()
-        self._signature = self._stat()
-        self._policy = self._load()  # PolicyError stops the start
-
-    def _stat(self) -> object:
-        try:
-            found = os.stat(self.path)
-        except OSError:
-            return None
-        return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+        interval = CHECK_INTERVAL_SECONDS if check_interval_seconds is None else check_interval_seconds
+        self._watched = watched.WatchedFiles(
+            [path],
+            self._load,  # PolicyError stops the start
+            refused=PolicyError,
+            on_reload=on_reload,
+            check_interval_seconds=interval,
+        )
 
     def _load(self) -> Policy:
         try:
@@ -212,34 +204,18 @@ class PolicyFile:
             raise PolicyError(f"{self.path}: {exc}") from None
 
     def current(self) -> Policy:
-        now = time.monotonic()
-        if now - self._checked_at < self._interval:
-            return self._policy
-        with self._lock:
-            self._checked_at = now
-            signature = self._stat()
-            if signature != self._signature:
-                self._signature = signature
-                self._reload()
-            return self._policy
-
-    def _reload(self) -> None:
-        try:
-            policy = self._load()
-        except PolicyError as exc:
+        outcome = self._watched.refresh()
+        if isinstance(outcome, Exception):
             log.error(
                 "authorization policy refused; the last good one stays in force",
-                extra={"problem": str(exc), "ruleSetVersion": self._policy.version},
+                extra={"problem": str(outcome), "ruleSetVersion": self._watched.value.version},
             )
-            self._on_reload(False)
-            return
-        if policy.version != self._policy.version:
+        elif outcome is not None and outcome[1].version != outcome[0].version:
             log.info(
                 "authorization policy loaded",
-                extra={"ruleSetVersion": policy.version, "rules": len(policy.rules)},
+                extra={"ruleSetVersion": outcome[1].version, "rules": len(outcome[1].rules)},
             )
-        self._policy = policy
-        self._on_reload(True)
+        return self._watched.value
 
 
 class CallerNotAllowedError(Exception):

@@ -15,10 +15,8 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import os
 import re
 import ssl
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -27,6 +25,8 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
+
+from service.security import watched
 
 ANONYMOUS = "anonymous"
 
@@ -119,23 +119,17 @@ class WatchedPair:
         self.files = (cert_file, key_file, client_ca_file)
         self.listener = listener
         self._quiet = quiet
-        self._on_reload = on_reload
-        self._lock = threading.Lock()
-        self._signature = self._stat()
-        self.current = load_pair(cert_file, key_file, client_ca_file)  # TlsError stops the start
+        self._watched = watched.WatchedFiles(
+            [path for path in self.files if path is not None],
+            lambda: load_pair(cert_file, key_file, client_ca_file),  # TlsError stops the start
+            refused=TlsError,
+            on_reload=on_reload,
+        )
 
-    def _stat(self) -> tuple[object, ...]:
-        signature: list[object] = []
-        for path in self.files:
-            if path is None:
-                continue
-            try:
-                # Follows symlinks: Kubernetes swaps a `..data` link when a Secret changes.
-                found = os.stat(path)
-                signature.append((found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns))
-            except OSError:
-                signature.append(None)
-        return tuple(signature)
+    @property
+    def current(self) -> KeyPair:
+        """The pair in use: the last that loaded."""
+        return self._watched.value
 
     def validity(self) -> tuple[float, float]:
         """When the certificate in use became valid and when it expires (epoch seconds)."""
@@ -144,32 +138,26 @@ class WatchedPair:
     def refresh(self) -> KeyPair | None:
         """The new pair when the files changed and load; None when they did not change, or changed into
         something that does not load (logged once per change; the last good pair stays)."""
-        with self._lock:
-            signature = self._stat()
-            if signature == self._signature:
-                return None
-            self._signature = signature
-            try:
-                pair = load_pair(*self.files[:2], self.files[2])
-            except TlsError as exc:
-                if not self._quiet:
-                    log.error(
-                        "certificate files changed but do not load; the last good certificate stays in use",
-                        extra={
-                            "listener": self.listener,
-                            "problem": str(exc),
-                            "serial": f"{self.current.serial:x}",
-                        },
-                    )
-                self._on_reload(False)
-                return None
-            changed = pair != self.current
-            self.current = pair
-            # Inside the lock, as the failure above: a later failed reload's gauge must not be overwritten.
-            self._on_reload(True)
-        if changed and not self._quiet:
+        outcome = self._watched.refresh()
+        if outcome is None:
+            return None
+        if isinstance(outcome, Exception):
+            if not self._quiet:
+                log.error(
+                    "certificate files changed but do not load; the last good certificate stays in use",
+                    extra={
+                        "listener": self.listener,
+                        "problem": str(outcome),
+                        "serial": f"{self.current.serial:x}",
+                    },
+                )
+            return None
+        previous, pair = outcome
+        if pair == previous:
+            return None
+        if not self._quiet:
             log.info("certificate reloaded", extra={"listener": self.listener, "serial": f"{pair.serial:x}"})
-        return pair if changed else None
+        return pair
 
 
 def grpc_credentials(pair: WatchedPair) -> grpc.ServerCredentials:
