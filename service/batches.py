@@ -69,6 +69,25 @@ def chunk_client_token(client_token: str, params: dict[str, Any], records: Seque
     return digest.hexdigest()
 
 
+def _chunks(
+    operation: Operation[Any, Any], request: Any, params: dict[str, Any], records: Sequence[Any], size: int
+) -> list[dict[str, Any]]:
+    """The parameters of each AWS call of a batch (`records`, which `params` carries), `size` records a
+    call; each BatchCreate call's clientToken derived from the caller's, when it set one."""
+    derive_token = operation.rpc == "BatchCreate" and request.HasField("client_token")
+    count = len(records)
+    if count <= size and not derive_token:
+        return [params]  # the whole batch in one call: nothing to copy
+    chunks = []
+    for start in range(0, max(count, 1), size):
+        end = min(start + size, count)
+        chunk = {**params, "records": params["records"][start:end]}
+        if derive_token:
+            chunk["clientToken"] = chunk_client_token(request.client_token, params, records[start:end])
+        chunks.append(chunk)
+    return chunks
+
+
 def _duplicates(operation: Operation[Any, Any], records: Sequence[Any]) -> list[FieldViolation]:
     """A violation for each record whose id (or request identifier) an earlier record has. The id itself
     is not quoted: ids are the caller's data."""
@@ -146,14 +165,9 @@ class AwsCalls:
     ) -> Any:
         """The merged response of the AWS calls that serve `request` (parameters `params`). `records`:
         the request's records that `params` carries (all of them unless the policy refused some)."""
-        size = self._chunk_sizes[operation.rpc]
-        count = len(records)
-        if count <= size:  # one call, answered as it is (an empty batch too, as AWS would answer it)
-            return self.send(
-                operation, self._chunk_params(operation, request, params, records, (0, count)), call
-            )
-        bounds = [(start, min(start + size, count)) for start in range(0, count, size)]
-        chunks = [self._chunk_params(operation, request, params, records, chunk) for chunk in bounds]
+        chunks = _chunks(operation, request, params, records, self._chunk_sizes[operation.rpc])
+        if len(chunks) == 1:  # one call, answered as it is (an empty batch too, as AWS would answer it)
+            return self.send(operation, chunks[0], call)
         attempts = [applied.Attempts() for _ in chunks]
         chunk_ends = self._run(
             call,
@@ -180,23 +194,6 @@ class AwsCalls:
                 response.successful_records.extend(outcome.successful_records)
                 response.failed_records.extend(outcome.failed_records)
         return response
-
-    def _chunk_params(
-        self,
-        operation: Operation[Any, Any],
-        request: Any,
-        params: dict[str, Any],
-        records: Sequence[Any],
-        bounds: tuple[int, int],
-    ) -> dict[str, Any]:
-        start, end = bounds
-        derive_token = operation.rpc == "BatchCreate" and request.HasField("client_token")
-        if not derive_token and start == 0 and end == len(params["records"]):
-            return params  # the whole batch in one call: nothing to copy
-        chunk = {**params, "records": params["records"][start:end]}
-        if derive_token:
-            chunk["clientToken"] = chunk_client_token(request.client_token, params, records[start:end])
-        return chunk
 
     def _call_one(
         self,

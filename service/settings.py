@@ -172,7 +172,10 @@ MAX_BATCH_RECORDS_LIMIT = 25_000
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The validated settings; each field declares its environment variable with `setting()`."""
+    """The validated settings; each field declares its environment variable with `setting()`.
+
+    The declarations are alike in shape on purpose (a duplicate scan pairs them): each is the one place a
+    setting's name, default, parser and meaning are written, and docs/settings.md is made from them."""
 
     grpc_host: str = setting(
         env="GRPC_HOST", default="[::]", parse=_unless_blank, meaning="the address the gRPC server listens on"

@@ -110,14 +110,13 @@ class _Compiler:
         return check
 
     def _list(self, shape: Any) -> Check:
-        minimum, maximum, message = validate.length_limits(shape, "entries")
+        check_size = _sized(shape, list, "must be a list")
         check_member = self.shape(shape.member)
 
         def check(value: Any) -> Problem | None:
-            if type(value) is not list:
-                return "", "must be a list"
-            if not minimum <= len(value) <= maximum:
-                return "", message
+            problem = check_size(value)
+            if problem is not None:
+                return problem
             for index, member in enumerate(value):
                 problem = None if member is None else check_member(member)
                 if problem is not None:
@@ -127,15 +126,14 @@ class _Compiler:
         return check
 
     def _map(self, shape: Any) -> Check:
-        minimum, maximum, message = validate.length_limits(shape, "entries")
+        check_size = _sized(shape, dict, "must be an object")
         check_key = self.shape(shape.key)
         check_value = self.shape(shape.value)
 
         def check(value: Any) -> Problem | None:
-            if type(value) is not dict:
-                return "", "must be an object"
-            if not minimum <= len(value) <= maximum:
-                return "", message
+            problem = check_size(value)
+            if problem is not None:
+                return problem
             for key, member in value.items():
                 # Keys are record data (metadata keys): a path names an entry, never which one.
                 problem = check_key(key)
@@ -147,6 +145,21 @@ class _Compiler:
             return None
 
         return check
+
+
+def _sized(shape: Any, json_type: type[list[Any]] | type[dict[str, Any]], type_message: str) -> Check:
+    """The checks a list and a map share: their JSON type, and the model's bounds on their entries."""
+    minimum, maximum, length_message = validate.length_limits(shape, "entries")
+
+    def check(value: Any) -> Problem | None:
+        if type(value) is not json_type:
+            return "", type_message
+        size: int = len(value)
+        if not minimum <= size <= maximum:
+            return "", length_message
+        return None
+
+    return check
 
 
 def _typed(json_type: type, message: str) -> Check:

@@ -29,6 +29,7 @@ class ConfigMetrics:
     """Reloads of watched files, and the validity of the certificates the listeners serve."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # Declarations, alike in shape on purpose (see grpc_server.ServerMetrics).
         self.reloads = Counter(
             "agentcore_config_reloads_total",
             "Reloads of changed certificate or policy files, by outcome (failure: the last good one stays).",
