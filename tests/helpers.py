@@ -1,16 +1,14 @@
-"""What the tests share besides fixtures: ids, timestamps and records (as protos, and as the emulator's
-wire dicts); settings and boto3 clients for tests; a facade running on a loopback port; raw HTTP
-exchanges with the emulator; and reading an error's rich details back."""
+"""What more than one suite shares besides fixtures: ids, timestamps and records (as protos, and as the
+emulator's wire dicts); settings and boto3 clients for tests; a facade in process or in a process of
+its own; reading an error's rich details back; skips that CI turns into failures; a free port."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import dataclasses
-import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,7 +28,6 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from google.protobuf import message, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from emulator import DEFAULT_MEMORY_ID
 from service.api.operations import SERVICE_NAME
@@ -41,7 +38,6 @@ from service.telemetry.metrics import Metrics
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_ID = DEFAULT_MEMORY_ID
 OTHER_MEMORY_ID = "other_memory-abcdefghij"
-UNKNOWN_MEMORY_ID = "unknown_memory-0123456789"
 RECORD_ID = "mem-aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 UNKNOWN_RECORD_ID = "mem-00000000-0000-0000-0000-000000000000"
 DETAIL_TYPES: tuple[type[message.Message], ...] = (
@@ -84,38 +80,6 @@ def update_request(contents: dict[str, str]) -> pb.BatchUpdateRequest:
     )
 
 
-@dataclasses.dataclass
-class Ledger:
-    """What one record may hold after updates whose outcome a client could not know (an RPC that failed,
-    or never answered): its last acknowledged content, or one of those sent after it."""
-
-    acknowledged: str
-    uncertain: list[str] = dataclasses.field(default_factory=list)
-
-    def allowed(self) -> set[str]:
-        return {self.acknowledged, *self.uncertain}
-
-
-def metadata_of_every_kind() -> dict[str, pb.MetadataValue]:
-    """One metadata value of each kind the API has."""
-    return {
-        "topic": pb.MetadataValue(string_value="drinks"),
-        "tags": pb.MetadataValue(string_list_value=pb.StringList(values=["tea", "green"])),
-        "weight": pb.MetadataValue(number_value=0.75),
-        "seen": pb.MetadataValue(date_time_value=timestamp(1_700_000_000, 5_000)),
-    }
-
-
-def full_record_create(text: str = "likes green tea") -> pb.MemoryRecordCreate:
-    """A record to create with every field set."""
-    return record_create(
-        text,
-        timestamp=timestamp(1_732_560_000, 123_456_000),
-        memory_strategy_id="manual",
-        metadata=metadata_of_every_kind(),
-    )
-
-
 def status_details(status: status_pb2.Status) -> dict[type[Any], Any]:
     """The google.rpc details of `status` by type; each type at most once, and always one ErrorInfo."""
     found: dict[type[Any], Any] = {}
@@ -130,30 +94,6 @@ def status_details(status: status_pb2.Status) -> dict[type[Any], Any]:
     info = found[error_details_pb2.ErrorInfo]
     assert info.reason == info.reason.upper() and " " not in info.reason
     return found
-
-
-def details_of(error: grpc.RpcError) -> dict[type[Any], Any]:
-    """The details a client received with `error` (status_details of its trailers)."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc.Status in the trailers"
-    assert status.code == error.code().value[0]  # type: ignore[attr-defined]
-    return status_details(status)
-
-
-class FakeContext:
-    """The little of grpc.aio.ServicerContext that the caller-gone and deadline logic reads."""
-
-    def __init__(self, *, active: bool, remaining: float | None, code: grpc.StatusCode | None = None) -> None:
-        self.active, self.remaining, self._code = active, remaining, code
-
-    def cancelled(self) -> bool:
-        return not self.active
-
-    def code(self) -> grpc.StatusCode | None:
-        return self._code
-
-    def time_remaining(self) -> float | None:
-        return self.remaining
 
 
 def emulator_client(
@@ -175,18 +115,6 @@ def emulator_client(
         aws_secret_access_key="x",
         config=config,
     )
-
-
-def prometheus_tool(name: str) -> str:
-    """The path of `prometheus` or `promtool` (Debian's prometheus package). Missing: a skip on a
-    developer's machine, a failure in CI, where make test installs the package."""
-    found = shutil.which(name)
-    if found is None:
-        reason = f"{name} is not installed: make test installs Debian's prometheus package, which has it"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 def settings_for_tests(**overrides: Any) -> Settings:
@@ -284,24 +212,9 @@ def run_service(settings: Settings, client: Any) -> Iterator[RunningService]:
         server.stop(grace=None).wait(timeout=5)
 
 
-# --- the emulator on the wire: boto3 dicts and raw HTTP ---------------------------------------------
+# --- the emulator's records as boto3 dicts ---------------------------------------------------------
 
 TIMESTAMP = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
-LATER = datetime(2025, 6, 7, 8, 9, 10, 654321, tzinfo=UTC)
-BATCH_CREATE_PATH = f"/memories/{DEFAULT_MEMORY_ID}/memoryRecords/batchCreate"
-AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=x/20250101/us-east-1/bedrock-agentcore/aws4_request"}
-VALID_BODY = json.dumps(
-    {
-        "records": [
-            {
-                "requestIdentifier": "r1",
-                "namespaces": ["n"],
-                "content": {"text": "hello"},
-                "timestamp": 1.0000005,
-            }
-        ]
-    }
-).encode()
 
 
 def record_input(text: str = "likes green tea", **overrides: Any) -> dict[str, Any]:
@@ -329,29 +242,6 @@ def get_record(client: Any, record_id: str, memory_id: str = DEFAULT_MEMORY_ID) 
     return record
 
 
-def get_unknown_record(client: Any) -> Any:
-    return client.get_memory_record(memoryId=DEFAULT_MEMORY_ID, memoryRecordId=UNKNOWN_RECORD_ID)
-
-
-def exchange(
-    conn: http.client.HTTPConnection,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    conn.request(method, path, body=body, headers=AUTH if headers is None else headers)
-    response = conn.getresponse()
-    payload = response.read()
-    return response.status, {name.lower(): value for name, value in response.getheaders()}, payload
-
-
-def assert_aws_headers(headers: dict[str, str], body: bytes) -> None:
-    uuid.UUID(headers["x-amzn-requestid"])
-    assert headers["content-type"] == "application/json"
-    assert int(headers["content-length"]) == len(body)
-
-
 def require(condition: bool, reason: str) -> None:
     """Skip the test unless `condition` holds; on CI (`CI=true`) fail instead: what CI must prove."""
     if condition:
@@ -367,8 +257,3 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def sample(service: RunningService, name: str, **labels: str) -> float:
-    """A metric of an in-process service; 0 when the series does not exist yet."""
-    return service.metrics.registry.get_sample_value(name, labels) or 0.0

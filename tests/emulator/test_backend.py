@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import LATER, OTHER_MEMORY_ID, create_one, emulator_client, get_record, record_input
+from tests.emulator.helpers import LATER
+from tests.helpers import OTHER_MEMORY_ID, create_one, emulator_client, get_record, record_input
 
 UNKNOWN_MEMORY_ID = "missing_memory-0000000000"
 SECRET_TEXT = "the-user-said-their-password-is-hunter2"

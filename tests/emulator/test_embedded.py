@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from emulator import Emulator
-from tests.helpers import exchange
+from tests.emulator.helpers import exchange
 
 
 def test_lifecycle() -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from emulator import DEFAULT_MEMORY_ID, ApiError, Emulator, FaultConfig, Faults
 from emulator.backend import OPERATIONS
-from tests.helpers import UNKNOWN_RECORD_ID, emulator_client, get_unknown_record, record_input
+from tests.emulator.helpers import get_unknown_record
+from tests.helpers import UNKNOWN_RECORD_ID, emulator_client, record_input
 
 
 @pytest.fixture

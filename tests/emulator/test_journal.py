@@ -9,7 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator, ReceivedRequest
-from tests.helpers import LATER, emulator_client, record_input
+from tests.emulator.helpers import LATER
+from tests.helpers import emulator_client, record_input
 
 
 def test_the_journal_holds_the_exact_body_the_client_sent(client: Any, emulator: Emulator) -> None:

@@ -15,7 +15,8 @@ import botocore.exceptions
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import emulator_client, get_unknown_record
+from tests.emulator.helpers import get_unknown_record
+from tests.helpers import emulator_client
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

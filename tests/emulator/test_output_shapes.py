@@ -8,8 +8,9 @@ from typing import Any
 from emulator import DEFAULT_MEMORY_ID, Emulator
 from emulator.backend import OPERATIONS
 from tests.emulator.conftest import OutputShapeCheck
+from tests.emulator.helpers import LATER
 from tests.emulator.pages import create_records
-from tests.helpers import LATER, create_one, emulator_client
+from tests.helpers import create_one, emulator_client
 
 EVERY_KIND = {
     "s": {"stringValue": "apple"},

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import LATER, TIMESTAMP, create_one, get_record, record_input
+from tests.emulator.helpers import LATER
+from tests.helpers import TIMESTAMP, create_one, get_record, record_input
 
 
 def test_create_then_get_round_trips_every_field(client: Any) -> None:

@@ -15,7 +15,8 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2
 
 from service.api.operations import SERVICE_NAME
-from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of, sample
+from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService
+from tests.integration.helpers import details_of, sample
 from tests.wire_stub import (
     CannedResponse,
     StubRequest,

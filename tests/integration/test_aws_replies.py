@@ -13,7 +13,8 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from google.rpc import error_details_pb2
 
-from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of, record_create
+from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, record_create
+from tests.integration.helpers import details_of
 from tests.wire_stub import CannedResponse, WireStub, aws_reply
 
 SECRET = "MY SECRET DIARY"  # record text: never in an error message or a log line

@@ -21,15 +21,8 @@ from emulator import Emulator, FaultConfig
 from emulator.faults import Faults
 from emulator.restjson.wire import ReceivedRequest
 from service.upstream import aws
-from tests.helpers import (
-    MEMORY_ID,
-    RunningService,
-    details_of,
-    record_create,
-    run_service,
-    sample,
-    settings_for_tests,
-)
+from tests.helpers import MEMORY_ID, RunningService, record_create, run_service, settings_for_tests
+from tests.integration.helpers import details_of, sample
 
 CREATE = "BatchCreateMemoryRecords"
 UPDATE = "BatchUpdateMemoryRecords"

@@ -13,8 +13,9 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from google.rpc import error_details_pb2
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import details_of, record_create, service_process
-from tests.integration.test_overload import code_name, outcome, peak_rss_bytes
+from tests.helpers import record_create, service_process
+from tests.integration.helpers import details_of, peak_rss_bytes
+from tests.integration.test_overload import code_name, outcome
 
 MIB = 1024 * 1024
 INFLIGHT = 64 * MIB

@@ -25,13 +25,8 @@ import grpc
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 
-from tests.helpers import (
-    MEMORY_ID,
-    Ledger,
-    record_create,
-    service_process,
-    update_request,
-)
+from tests.helpers import MEMORY_ID, record_create, service_process, update_request
+from tests.integration.helpers import Ledger
 
 CLIENTS = 2
 RECORDS_PER_CLIENT = 4

@@ -15,7 +15,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from service import errors
-from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, details_of, record_create
+from tests.helpers import MEMORY_ID, RECORD_ID, AwsServiceFactory, RunningService, record_create
+from tests.integration.helpers import details_of
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)

@@ -13,7 +13,8 @@ from google.rpc import error_details_pb2
 
 from emulator import Emulator
 from service.upstream import aws
-from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, details_of, run_service, settings_for_tests
+from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, run_service, settings_for_tests
+from tests.integration.helpers import details_of
 
 GET = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=RECORD_ID)
 

@@ -13,15 +13,8 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from grpc_status import rpc_status
 
 from emulator import Emulator
-from tests.helpers import (
-    MEMORY_ID,
-    UNKNOWN_RECORD_ID,
-    RunningService,
-    full_record_create,
-    metadata_of_every_kind,
-    record_create,
-    timestamp,
-)
+from tests.helpers import MEMORY_ID, UNKNOWN_RECORD_ID, RunningService, record_create, timestamp
+from tests.integration.helpers import full_record_create, metadata_of_every_kind
 
 
 def create_one(service: RunningService, text: str = "likes green tea", **fields: object) -> str:

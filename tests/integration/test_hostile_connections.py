@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.certs import Authority, channel_credentials, secure_channel
 from tests.helpers import MEMORY_ID, ROOT, free_port, record_create, require, service_env, service_process
+from tests.integration.helpers import rss_bytes
 
 CHECK_P99_SECONDS = 0.1
 MiB = 1024 * 1024
@@ -81,14 +82,6 @@ def final_report(process: subprocess.Popen[str], timeout: float = 30) -> dict[st
     assert process.returncode == 0, f"the attacker failed (exit {process.returncode})"
     report: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return report
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def percentile(latencies: list[float], fraction: float) -> float:

@@ -23,7 +23,8 @@ from service.api import operations
 from service.calls import GO_CODE_NAMES
 from service.settings import Settings
 from service.telemetry.json_logs import JsonFormatter
-from tests.helpers import MEMORY_ID, RECORD_ID, RunningService, details_of
+from tests.helpers import MEMORY_ID, RECORD_ID, RunningService
+from tests.integration.helpers import details_of
 from tests.strategies import build, messages
 
 REFUSED_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}

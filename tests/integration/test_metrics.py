@@ -46,13 +46,12 @@ from tests.helpers import (
     MEMORY_ID,
     RECORD_ID,
     ROOT,
-    UNKNOWN_MEMORY_ID,
     UNKNOWN_RECORD_ID,
-    prometheus_tool,
     record_create,
     run_service,
     settings_for_tests,
 )
+from tests.integration.helpers import UNKNOWN_MEMORY_ID, prometheus_tool
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
 SERVICE = "agentcore.memory.v1.MemoryRecordsService"

@@ -30,13 +30,12 @@ from tests.helpers import (
     MEMORY_ID,
     UNKNOWN_RECORD_ID,
     RunningService,
-    details_of,
     record_create,
     run_service,
-    sample,
     service_process,
     settings_for_tests,
 )
+from tests.integration.helpers import details_of, peak_rss_bytes, sample
 
 LATENCY_SECONDS = 1.0
 FLOOD_SECONDS = float(os.environ.get("FLOOD_SECONDS", "5"))
@@ -180,14 +179,6 @@ def test_a_call_without_a_deadline_gets_the_default_one(slow_emulator: Emulator)
         error = outcome(service.stub.Get, GET)  # no deadline: AWS answers only after a second
         assert error is not None and error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
         assert handled(service, "Get") == {"DeadlineExceeded": 1}
-
-
-def peak_rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def test_memory_stays_bounded_under_a_flood_of_large_batches() -> None:

@@ -34,7 +34,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import ROOT, UNKNOWN_MEMORY_ID, free_port, prometheus_tool
+from tests.helpers import ROOT, free_port
+from tests.integration.helpers import UNKNOWN_MEMORY_ID, prometheus_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"

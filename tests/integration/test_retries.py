@@ -25,9 +25,9 @@ from tests.helpers import (
     emulator_client,
     record_create,
     run_service,
-    sample,
     settings_for_tests,
 )
+from tests.integration.helpers import sample
 
 CREATE = "BatchCreateMemoryRecords"
 TOKEN = "retry-token-1"

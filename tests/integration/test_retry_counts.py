@@ -15,14 +15,8 @@ from emulator import Emulator, FaultConfig, Faults, ReceivedRequest, Response
 from emulator.backend import MODEL
 from emulator.restjson.exceptions import ApiError
 from service.upstream import aws, outcomes
-from tests.helpers import (
-    MEMORY_ID,
-    UNKNOWN_RECORD_ID,
-    RunningService,
-    run_service,
-    sample,
-    settings_for_tests,
-)
+from tests.helpers import MEMORY_ID, UNKNOWN_RECORD_ID, RunningService, run_service, settings_for_tests
+from tests.integration.helpers import sample
 
 GET = "GetMemoryRecord"
 

@@ -39,7 +39,6 @@ from tests.helpers import (
     ROOT,
     UNKNOWN_RECORD_ID,
     create_one,
-    details_of,
     emulator_client,
     free_port,
     get_record,
@@ -49,6 +48,7 @@ from tests.helpers import (
     settings_for_tests,
     timestamp,
 )
+from tests.integration.helpers import details_of
 
 CHAT = "spiffe://cluster.local/ns/chat/sa/chat-api"
 READER = "spiffe://cluster.local/ns/search/sa/reader"

@@ -30,13 +30,13 @@ from service.telemetry.metrics import Metrics
 from service.upstream import aws
 from tests.helpers import (
     MEMORY_ID,
-    Ledger,
     RunningService,
     record_create,
     run_service,
     settings_for_tests,
     update_request,
 )
+from tests.integration.helpers import Ledger
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "4"))
 WORKERS = 4

@@ -11,7 +11,7 @@ import pytest
 
 from service import calls
 from service.admission import Admission, OverloadedError
-from tests.helpers import FakeContext
+from tests.service.helpers import FakeContext
 
 
 def a_call(remaining: float | None) -> calls.Call:

@@ -11,7 +11,7 @@ import grpc
 
 from service import calls
 from service.api import operations
-from tests.helpers import FakeContext
+from tests.service.helpers import FakeContext
 
 
 def test_a_call_reads_the_callers_deadline_once() -> None:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import BATCH_CREATE_PATH, assert_aws_headers, exchange
+from tests.emulator.helpers import BATCH_CREATE_PATH, assert_aws_headers, exchange
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import Emulator, ReceivedRequest, Response
-from tests.helpers import (
-    BATCH_CREATE_PATH,
-    VALID_BODY,
-    assert_aws_headers,
-    create_one,
-    exchange,
-    get_record,
-)
+from tests.emulator.helpers import BATCH_CREATE_PATH, VALID_BODY, assert_aws_headers, exchange
+from tests.helpers import create_one, get_record
 
 
 def test_before_operation_hook_can_answer_instead_of_the_operation(emulator: Emulator, client: Any) -> None:

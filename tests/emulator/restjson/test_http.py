@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import AUTH, BATCH_CREATE_PATH, VALID_BODY, assert_aws_headers, exchange
+from tests.emulator.helpers import AUTH, BATCH_CREATE_PATH, VALID_BODY, assert_aws_headers, exchange
 
 
 def test_success_responses_carry_request_id_and_exact_length(connection: http.client.HTTPConnection) -> None:

@@ -7,7 +7,7 @@ import http.client
 import pytest
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import BATCH_CREATE_PATH, assert_aws_headers, exchange
+from tests.emulator.helpers import BATCH_CREATE_PATH, assert_aws_headers, exchange
 
 
 @pytest.mark.parametrize(

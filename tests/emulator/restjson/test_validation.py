@@ -11,7 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import DEFAULT_MEMORY_ID, Emulator
-from tests.helpers import BATCH_CREATE_PATH, TIMESTAMP
+from tests.emulator.helpers import BATCH_CREATE_PATH
+from tests.helpers import TIMESTAMP
 
 SECRET = "Secret-Diary-Entry-42"
 RECORD_ID = "mem-" + "a" * 36

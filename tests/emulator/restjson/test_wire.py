@@ -6,7 +6,7 @@ import http.client
 import json
 
 from emulator import DEFAULT_MEMORY_ID
-from tests.helpers import BATCH_CREATE_PATH, VALID_BODY, exchange
+from tests.emulator.helpers import BATCH_CREATE_PATH, VALID_BODY, exchange
 
 
 def test_timestamps_round_half_even_to_microseconds(connection: http.client.HTTPConnection) -> None:

@@ -13,7 +13,8 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from service import calls
 from service.api.operations import SERVICE_NAME
 from service.telemetry.metrics import Metrics
-from tests.helpers import FakeContext, record_create
+from tests.helpers import record_create
+from tests.service.helpers import FakeContext
 
 CREATE = "BatchCreateMemoryRecords"
 
