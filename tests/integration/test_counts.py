@@ -129,5 +129,8 @@ def test_a_flood_of_cancellations_leaves_no_rpc_uncounted(emulator: Emulator) ->
         futures = list(pool.map(cancel_soon, range(40)))
         callers = seen_by_callers(futures)
         counted = settled(service, "Get", len(futures))
-    # Cancelled 10 ms in, as refusals leave: crossings are the point here, and none may be lost.
-    assert_counted_as_seen(counted, callers, crossing=0.25)
+    # Cancelled 10 ms in, as refusals leave: crossings are the point here, and none may be lost. How
+    # many cross is the machine's scheduling (a refusal sent at once reaches a busy caller after its
+    # cancel: 13 of 40 on a loaded CI machine), so only the totals and the direction are held here; the
+    # rate of crossings is held by the test above, whose cancellations fall anywhere in a call's life.
+    assert_counted_as_seen(counted, callers, crossing=1.0)

@@ -47,6 +47,9 @@ def test_the_final_code_is_what_the_client_saw() -> None:
         final(FakeContext(active=False, remaining=3.0, code=grpc.StatusCode.OK)) is grpc.StatusCode.CANCELLED
     )
     assert final(FakeContext(active=True, remaining=3.0), cancelled=True) is grpc.StatusCode.CANCELLED
+    # The cancel a client sends at its deadline can reach the server just before the server's copy of it.
+    assert final(FakeContext(active=False, remaining=0.002)) is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert final(FakeContext(active=False, remaining=0.02)) is grpc.StatusCode.CANCELLED
 
 
 def test_go_code_names_cover_every_code_as_grpc_go_spells_them() -> None:
