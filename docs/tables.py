@@ -7,6 +7,7 @@ A page holds a generated table as
     <!-- end of generated table -->
 and nothing between the markers is edited by hand."""
 
+# ruff: noqa: E501 (the example queries below stay whole, one a line, as they are pasted into Prometheus)
 from __future__ import annotations
 
 import re
@@ -14,14 +15,139 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from service import settings
+import botocore.exceptions
+from prometheus_client import CollectorRegistry
+
+from service import calls, settings
+from service.api import operations, translate
+from service.telemetry.metrics import Metrics
+from service.telemetry.metrics.supervisor import WorkerRestarts
+from service.upstream import outcomes
 
 DOCS = Path(__file__).resolve().parent
 END = "<!-- end of generated table -->"
 
+# An example query for each metric the service exposes (the table fails to build without one), each on
+# one line, as it is pasted into Prometheus.
+QUERIES = {
+    "grpc_server_started_total": 'sum by (grpc_method) (rate(grpc_server_started_total{grpc_service="agentcore.memory.v1.MemoryRecordsService"}[5m]))',
+    "grpc_server_handled_total": 'sum by (grpc_method) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m])) / sum by (grpc_method) (rate(grpc_server_handled_total[5m]))',
+    "grpc_server_msg_received_total": "sum by (grpc_method) (rate(grpc_server_msg_received_total[5m]))",
+    "grpc_server_msg_sent_total": "sum by (grpc_method) (rate(grpc_server_msg_sent_total[5m]))",
+    "grpc_server_handling_seconds": "histogram_quantile(0.99, sum by (le, grpc_method) (rate(grpc_server_handling_seconds_bucket[5m])))",
+    "agentcore_grpc_server_requests_in_flight": 'sum by (grpc_method) (agentcore_grpc_server_requests_in_flight{grpc_service="agentcore.memory.v1.MemoryRecordsService"})',
+    "agentcore_grpc_server_requests_waiting": "sum(agentcore_grpc_server_requests_waiting)",
+    "agentcore_grpc_server_requests_refused_total": "sum by (reason) (rate(agentcore_grpc_server_requests_refused_total[5m]))",
+    "agentcore_grpc_server_request_read_timeouts_total": "sum by (grpc_method) (increase(agentcore_grpc_server_request_read_timeouts_total[1h]))",
+    "agentcore_records_total": 'sum by (operation, error_code) (rate(agentcore_records_total{outcome="failed"}[5m])) / ignoring (error_code) group_left sum by (operation) (rate(agentcore_records_total[5m]))',
+    "agentcore_upstream_request_duration_seconds": "histogram_quantile(0.99, sum by (le, operation) (rate(agentcore_upstream_request_duration_seconds_bucket[5m])))",
+    "agentcore_upstream_errors_total": "topk(5, sum by (operation, aws_error_code) (rate(agentcore_upstream_errors_total[5m])))",
+    "agentcore_upstream_retries_total": "sum by (operation) (rate(agentcore_upstream_retries_total[5m])) / sum by (operation) (rate(agentcore_upstream_request_duration_seconds_count[5m]))",
+    "agentcore_upstream_throttles_total": "sum by (operation) (rate(agentcore_upstream_throttles_total[5m]))",
+    "agentcore_upstream_retries_refused_total": "sum by (operation) (rate(agentcore_upstream_retries_refused_total[5m]))",
+    "agentcore_upstream_turns_stuck": "sum(agentcore_upstream_turns_stuck)",
+    "agentcore_config_reloads_total": 'sum by (config) (increase(agentcore_config_reloads_total{outcome="failure"}[1h]))',
+    "agentcore_config_last_reload_successful": "min by (config) (agentcore_config_last_reload_successful)",
+    "agentcore_tls_certificate_expiry_seconds": "min by (listener) (agentcore_tls_certificate_expiry_seconds) / 86400",
+    "agentcore_tls_certificate_lifetime_seconds": "agentcore_tls_certificate_expiry_seconds / agentcore_tls_certificate_lifetime_seconds",
+    "agentcore_authz_decisions_total": "sum by (decision) (rate(agentcore_authz_decisions_total[5m]))",
+    "agentcore_caller_identity_refusals_total": "sum by (reason) (increase(agentcore_caller_identity_refusals_total[1h]))",
+    "agentcore_build_info": "count by (version, backend) (agentcore_build_info)",
+    "agentcore_worker_restarts_total": "sum by (job) (increase(agentcore_worker_restarts_total[15m]))",
+}
+
+
+def metrics_table() -> str:
+    """Every metric /metrics serves (a worker's, and the supervisor's own) but prometheus_client's
+    process_* and python_*, as the registry exposes it: name, type, labels, help, and an example."""
+    metrics = Metrics(backend="local")
+    # Series come into being as they are used: make one of each, so that every family shows its labels.
+    metrics.server.initialize([operations.SERVICE_NAME])
+    metrics.security.watch_certificate("grpc", lambda: (0.0, 1.0))
+    metrics.security.reload_reporter("tls")
+    metrics.aws_calls.errors.labels("GetMemoryRecord", "ThrottledException")
+    supervisor = CollectorRegistry()
+    supervisor.register(WorkerRestarts())
+    lines = ["| metric | type | labels | what it counts | example query |", "|---|---|---|---|---|"]
+    unused = dict(QUERIES)
+    for registry in (metrics.registry, supervisor):
+        for family in registry.collect():
+            if family.name.startswith(("process_", "python_")):
+                continue
+            name = family.name + "_total" if family.type == "counter" else family.name
+            labels = dict.fromkeys(key for sample in family.samples for key in sample.labels if key != "le")
+            query = unused.pop(name)
+            names = ", ".join(f"`{label}`" for label in labels)
+            lines.append(f"| `{name}` | {family.type} | {names} | {family.documentation} | `{query}` |")
+    if unused:
+        raise SystemExit(f"docs/tables.py: queries of metrics that do not exist: {sorted(unused)}")
+    return "\n".join(lines) + "\n"
+
+
+def errors_table() -> str:
+    """What the caller sees for each answer of AWS (every error the model declares, the codes the
+    facade knows beside them, any other code by its HTTP status) and each failure without an answer,
+    as service/upstream/outcomes.py decides it."""
+    lines = [
+        "| AWS answered, or failed | gRPC code | reason | `RetryInfo` | other details | "
+        "`outcome`, `aws_error_code` labels |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def row(what: str, failure: outcomes.Failure) -> None:
+        found = failure.row
+        retry = f"{found.retry_delay_seconds:g} s" if found.retry_delay_seconds is not None else ""
+        other = ["`QuotaFailure`"] if found.quota_failure else []
+        if found.message is not None and found.message != "{}":
+            other.append(
+                "message: " + found.message.replace("{}", "...").replace("{operation}", "<operation>")
+            )
+        labels = f"`{failure.outcome}`, `{failure.error_code}`"
+        lines.append(
+            f"| {what} | `{found.code.name}` | `{found.reason}` | {retry} | {'; '.join(other)} | {labels} |"
+        )
+
+    declared = {
+        shape.name: shape.metadata.get("error", {}).get("httpStatusCode", 400)
+        for shape in operations.service_model().error_shapes
+    }
+    for code, status in sorted(declared.items()):
+        row(f"`{code}` ({status})", outcomes.classify_answer(status, code))
+    for code in sorted(outcomes.AWS_ROWS.keys() - declared.keys()):
+        row(f"`{code}` (any status)", outcomes.classify_answer(400, code))
+    for status in (400, 401, 403, 404, 409, 429, 422, 500, 503):
+        row(
+            f"another code (`SomethingNewException`), HTTP {status}",
+            outcomes.classify_answer(status, "SomethingNewException"),
+        )
+    no_answer: dict[str, BaseException] = {
+        "connect timeout": botocore.exceptions.ConnectTimeoutError(endpoint_url="https://aws"),
+        "read timeout, or an attempt past `AWS_ATTEMPT_TIMEOUT_SECONDS`": botocore.exceptions.ReadTimeoutError(
+            endpoint_url="https://aws"
+        ),
+        "connection refused or reset, DNS failure": botocore.exceptions.EndpointConnectionError(
+            endpoint_url="https://aws"
+        ),
+        "the service's credentials missing": botocore.exceptions.NoCredentialsError(),
+        "the service's credentials could not be fetched": botocore.exceptions.CredentialRetrievalError(
+            provider="sts", error_msg=""
+        ),
+        "a reply that does not fit the model, or does not parse": translate.MalformedReplyError(""),
+        "the caller's deadline passed": calls.DeadlineExceededError(""),
+        "the caller cancelled": calls.CancelledError(""),
+        "anything else (a bug: logged with its traceback)": RuntimeError(),
+    }
+    for what, exc in no_answer.items():
+        row(what, outcomes.classify(exc))
+    assert all(line.count(" | ") == 5 for line in lines[2:]), "a cell holds a |"
+    return "\n".join(lines) + "\n"
+
+
 # page -> table name -> the Markdown the code produces
 TABLES: dict[str, dict[str, Callable[[], str]]] = {
     "settings.md": {"settings": settings.docs_table},
+    "metrics.md": {"metrics": metrics_table},
+    "errors.md": {"aws-answers": errors_table},
 }
 
 

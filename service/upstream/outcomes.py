@@ -129,7 +129,7 @@ def _expired(reason: str) -> Row:
 
 
 # AWS error code -> what the caller sees. Codes not listed map by HTTP status (_row_for_http_status).
-_AWS_ROWS: dict[str, Row] = {
+AWS_ROWS: dict[str, Row] = {
     "ValidationException": Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_VALIDATION_FAILED"),
     "InvalidInputException": Row(grpc.StatusCode.INVALID_ARGUMENT, "AWS_INVALID_INPUT"),
     "ResourceNotFoundException": Row(grpc.StatusCode.NOT_FOUND, "AWS_RESOURCE_NOT_FOUND"),
@@ -183,12 +183,12 @@ def is_unexpected(failure: Failure) -> bool:
 @functools.cache
 def _known_codes() -> frozenset[str]:
     model_errors = {shape.name for shape in operations.service_model().error_shapes}
-    return frozenset(model_errors | _AWS_ROWS.keys() | _TRANSIENT_CODES)
+    return frozenset(model_errors | AWS_ROWS.keys() | _TRANSIENT_CODES)
 
 
 def classify_answer(http_status: int, aws_code: str) -> Failure:
     """AWS answered `http_status` (4xx or 5xx) with the error code `aws_code`."""
-    row = _AWS_ROWS.get(aws_code) or _row_for_http_status(http_status, aws_code or "Unknown")
+    row = AWS_ROWS.get(aws_code) or _row_for_http_status(http_status, aws_code or "Unknown")
     if is_throttle(http_status, aws_code):
         outcome = Outcome.THROTTLED
     elif http_status >= 500:

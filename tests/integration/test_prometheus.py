@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from docs import tables
 from emulator import DEFAULT_MEMORY_ID
 from tests.helpers import ROOT, free_port
 from tests.integration.helpers import UNKNOWN_MEMORY_ID, prometheus_tool
@@ -329,12 +329,8 @@ def p99_bucket(exposition: str, method: str) -> tuple[float, float]:
 
 
 def docs_example_queries() -> list[str]:
-    """The example query column of the metric table of docs/metrics.md."""
-    section = (ROOT / "docs" / "metrics.md").read_text()
-    rows = [line for line in section.splitlines() if re.match(r"\| `(grpc|agentcore)_", line)]
-    queries = [re.findall(r"`([^`]+)`", row.rsplit("|", 2)[1])[0] for row in rows]
-    assert len(queries) >= 12, queries
-    return queries
+    """The example query column of the metric table of docs/metrics.md (docs/tables.py writes it)."""
+    return list(tables.QUERIES.values())
 
 
 # --- alert rules --------------------------------------------------------------------------------------
