@@ -10,7 +10,7 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
 COPY requirements.txt pyproject.toml ./
-COPY generated/ generated/
+COPY generated/agentcore/ generated/agentcore/
 COPY emulator/ emulator/
 COPY service/ service/
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt . \

@@ -17,8 +17,15 @@ CONTRACT_BASELINE := contract/memory_records.binpb
 
 export PYTHONPATH := $(CURDIR)/generated:$(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Go builds with the machine's own Go (never a toolchain download) and no VCS stamp (a clone CI owns as
+# root may be another user's); Go modules and Maven artifacts land in the user's caches
+# (~/go/pkg/mod, ~/.m2), fetched by make only.
+export GOTOOLCHAIN := local
+export GOFLAGS := -buildvcs=false
+TOOLS_BIN := var/tools/bin
+MVN := mvn -B -q
 
-.PHONY: system-tools tools run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
+.PHONY: system-tools tools codegen-tools run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
 
 # A venv with pip. Debian and Ubuntu ship venv's ensurepip apart (python3.X-venv): say so in one line.
 # A venv that a failed try left without pip is made again.
@@ -79,6 +86,31 @@ $(DOCS_VENV)/.installed: requirements-docs.txt
 	$(DOCS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-input --no-cache-dir -r requirements-docs.txt
 	touch $@
 
+# The code generators and the programs the tests run, pinned, in var/tools/bin: protoc-gen-go,
+# protoc-gen-go-grpc and grpc-health-probe from tools/go.mod; protoc and grpc-java's plugin from Maven
+# Central (tools/pom.xml).
+$(TOOLS_BIN)/.go: tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(CURDIR)/$(TOOLS_BIN) go install tool
+	touch $@
+
+$(TOOLS_BIN)/.maven: tools/pom.xml
+	$(MVN) -f tools/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(TOOLS_BIN)
+	mv $(TOOLS_BIN)/protoc.exe $(TOOLS_BIN)/protoc
+	mv $(TOOLS_BIN)/protoc-gen-grpc-java.exe $(TOOLS_BIN)/protoc-gen-grpc-java
+	chmod +x $(TOOLS_BIN)/protoc $(TOOLS_BIN)/protoc-gen-grpc-java
+	touch $@
+
+codegen-tools: $(TOOLS_BIN)/.go $(TOOLS_BIN)/.maven node_modules/.installed
+
+# buf generate for Go, Java and TypeScript (buf.gen.yaml), and google.rpc for TypeScript
+# (buf.gen.rpc.yaml), under the folder $(1) (the clone, or a temporary one to compare with).
+RPC_PROTOS := node_modules/google-proto-files/google/rpc
+BUF_GENERATE = node_modules/.bin/buf generate -o $(1) && \
+	node_modules/.bin/buf generate node_modules/google-proto-files --template buf.gen.rpc.yaml -o $(1) \
+	  --path $(RPC_PROTOS)/status.proto --path $(RPC_PROTOS)/error_details.proto
+# What buf generates, one folder per language (the build files beside them are written by hand).
+BUF_OUTPUTS := generated/go/agentcore generated/java/src generated/ts/src
+
 ## The tools the docs use beside the service, pinned: buf (`buf curl`, `buf lint`) in node_modules/.
 tools: node_modules/.installed
 
@@ -90,24 +122,28 @@ run: $(VENV)/.runtime
 emulator: $(VENV)/.runtime
 	$(BIN)/agentcore-memory-emulator
 
-## Regenerate generated/ from protos/ (protoc via grpcio-tools, stubs via mypy-protobuf), the
-## PrometheusRule from the alerting rules, and the tables of docs/ from the code.
-generate: $(VENV)/.dev
-	rm -rf generated/agentcore
+## Regenerate generated/ from protos/ (Python: protoc via grpcio-tools, stubs via mypy-protobuf; Go, Java
+## and TypeScript: buf generate), the PrometheusRule from the alerting rules, and the tables of docs/.
+generate: $(VENV)/.dev codegen-tools
+	rm -rf generated/agentcore $(BUF_OUTPUTS)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
 	  --python_out=generated --grpc_python_out=generated \
 	  --mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
+	$(call BUF_GENERATE,.)
 	$(BIN)/python deploy/kubernetes/prometheusrule.py
 	$(BIN)/python docs/tables.py
 
 ## Fail when generated/, the PrometheusRule or a table of docs/ is not what `make generate` makes.
-check-generated: $(VENV)/.dev
-	@tmp=$$(mktemp -d) && \
+check-generated: $(VENV)/.dev codegen-tools
+	@tmp=$$(mktemp -d) && mkdir $$tmp/generated && \
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
-	  --python_out=$$tmp --grpc_python_out=$$tmp --mypy_out=$$tmp --mypy_grpc_out=$$tmp $(PROTOS) && \
-	if diff -r $$tmp/agentcore generated/agentcore >/dev/null; then rm -rf $$tmp; \
-	else diff -r $$tmp/agentcore generated/agentcore | head -20; rm -rf $$tmp; \
-	  echo "generated/ is stale: run 'make generate' and commit the result" >&2; exit 1; fi
+	  --python_out=$$tmp/generated --grpc_python_out=$$tmp/generated \
+	  --mypy_out=$$tmp/generated --mypy_grpc_out=$$tmp/generated $(PROTOS) && \
+	$(call BUF_GENERATE,$$tmp) && \
+	stale=""; for out in generated/agentcore $(BUF_OUTPUTS); do \
+	  diff -r $$tmp/$$out $$out >/dev/null || { diff -r $$tmp/$$out $$out | head -20; stale="$$stale $$out"; }; \
+	done; rm -rf $$tmp; \
+	if [ -n "$$stale" ]; then echo "stale:$$stale: run 'make generate' and commit the result" >&2; exit 1; fi
 	@$(BIN)/python deploy/kubernetes/prometheusrule.py --check
 	@$(BIN)/python docs/tables.py --check
 
@@ -174,4 +210,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) $(DOCS_VENV) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) $(DOCS_VENV) $(TOOLS_BIN) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

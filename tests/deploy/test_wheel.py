@@ -21,7 +21,7 @@ REQUIREMENT_WHEELS = ROOT / "var" / "wheels"
 
 
 # What the wheel is built from (the Dockerfile's wheels stage copies the same).
-SOURCES = ("pyproject.toml", "requirements.txt", "generated", "service", "emulator")
+SOURCES = ("pyproject.toml", "requirements.txt", "generated/agentcore", "service", "emulator")
 
 
 def _clean_env(**variables: str) -> dict[str, str]:
