@@ -329,7 +329,8 @@ class Interceptor(grpc.aio.ServerInterceptor):
         # An error status is sent by abort() itself: report the RPC before its caller can read it.
         if call.code is None and not call.cancelled:
             call.code = code
-            self._reporter.sent(call)
+            if code == grpc.StatusCode.OK:
+                self._reporter.sent(call)
             self._reporter.finished(call)
 
     def _finish(self, call: Call, context: Any, raised: bool) -> None:
@@ -376,10 +377,11 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 raised = False  # the code is on the context
                 raise
             finally:
-                # go-grpc-middleware v2 counts a unary RPC's response as sent whatever its outcome.
-                if call.code is None:
-                    reporter.sent(call)
                 self._finish(call, context, raised)
+                # go-grpc-middleware v2 counts a unary RPC's response as sent when it ended OK only
+                # (tests/integration/test_middleware_metrics.py compares the two).
+                if call.code == grpc.StatusCode.OK:
+                    reporter.sent(call)
 
         return observed
 

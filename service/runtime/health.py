@@ -1,5 +1,5 @@
-"""grpc.health.v1.Health on grpc's asyncio server: Check and Watch that cannot block each other, or
-SIGTERM, and keep nothing for a service name the server does not serve.
+"""grpc.health.v1.Health on grpc's asyncio server: Check, List and Watch that cannot block each other,
+or SIGTERM, and keep nothing for a service name the server does not serve.
 
 Ours rather than grpcio-health-checking's: its servicer holds one lock between the RPCs and the
 callbacks of cancelled Watches, which deadlocked health for good under a few Watch-and-cancel loops, and
@@ -60,13 +60,16 @@ class Health:
             self.set(name, NOT_SERVING)
 
     def add_to_server(self, server: grpc.aio.Server, *, read_timeout_seconds: float) -> None:
-        """Check and Watch, registered so that this code reads their request bytes itself (as the
-        servicer does the facade's): a request is parsed, its name looked up and the bytes dropped,
+        """Check, List and Watch, registered so that this code reads their request bytes itself (as
+        the servicer does the facade's): a request is parsed, its name looked up and the bytes dropped,
         so an open Watch holds no request, and one that never arrives is ended at the read timeout."""
         self._read_timeout_seconds = read_timeout_seconds
         respond = health_pb2.HealthCheckResponse.SerializeToString
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "Check": grpc.stream_unary_rpc_method_handler(self._check, None, respond),
+            "List": grpc.stream_unary_rpc_method_handler(
+                self._list, None, health_pb2.HealthListResponse.SerializeToString
+            ),
             "Watch": grpc.stream_stream_rpc_method_handler(self._watch, None, respond),
         }
         server.add_generic_rpc_handlers(
@@ -75,6 +78,12 @@ class Health:
 
     async def _service_name(self, context: Any) -> str:
         """The service name of the request, read and parsed; the bytes go at once."""
+        request = await self._request(context, health_pb2.HealthCheckRequest)
+        service: str = request.service
+        return service
+
+    async def _request(self, context: Any, message: Any) -> Any:
+        """The one request message of the RPC, read within the read timeout and parsed as `message`."""
         try:
             async with asyncio.timeout(self._read_timeout_seconds):  # no task of its own, unlike wait_for
                 raw = await context.read()
@@ -86,16 +95,23 @@ class Health:
         if call is not None:
             call.on_received(call)
         try:
-            service: str = health_pb2.HealthCheckRequest.FromString(raw).service
+            return message.FromString(raw)
         except Exception:  # DecodeError, or text that is not UTF-8
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a HealthCheckRequest")
-        return service
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not a {message.DESCRIPTOR.name}")
 
     async def _check(self, requests: Any, context: Any) -> health_pb2.HealthCheckResponse:
         status = self._statuses.get(await self._service_name(context))
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
         return health_pb2.HealthCheckResponse(status=status)
+
+    async def _list(self, requests: Any, context: Any) -> health_pb2.HealthListResponse:
+        """Every served name ("" included) and its status, as grpc-go's health server answers List."""
+        await self._request(context, health_pb2.HealthListRequest)
+        statuses = {
+            name: health_pb2.HealthCheckResponse(status=status) for name, status in self._statuses.items()
+        }
+        return health_pb2.HealthListResponse(statuses=statuses)
 
     async def _watch(self, requests: Any, context: Any) -> AsyncIterator[health_pb2.HealthCheckResponse]:
         service = await self._service_name(context)

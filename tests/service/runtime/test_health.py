@@ -1,4 +1,4 @@
-"""health.py: grpc.health.v1 Check and Watch on a real grpc.aio server on 127.0.0.1, as a probe sees them:
+"""health.py: grpc.health.v1 Check, List and Watch on a real grpc.aio server on 127.0.0.1, as a probe sees them:
 SERVING, NOT_SERVING on stop, unknown names answered and never kept, Watches told of every change."""
 
 from __future__ import annotations
@@ -107,6 +107,18 @@ def test_every_name_is_not_serving_once_the_server_is_stopping() -> None:
         serving.health.enter_graceful_shutdown()
         assert await serving.check("") == health.NOT_SERVING
         assert await serving.check(SERVICE) == health.NOT_SERVING
+
+    run(scenario)
+
+
+def test_list_answers_every_served_name_and_its_status() -> None:
+    async def scenario(serving: Served) -> None:
+        serving.health.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reply = await serving.stub.List(health_pb2.HealthListRequest(), timeout=5)
+        assert {name: response.status for name, response in reply.statuses.items()} == {
+            "": health_pb2.HealthCheckResponse.SERVING,
+            SERVICE: health_pb2.HealthCheckResponse.NOT_SERVING,
+        }
 
     run(scenario)
 
