@@ -25,7 +25,7 @@ export GOFLAGS := -buildvcs=false
 TOOLS_BIN := var/tools/bin
 MVN := mvn -B -q
 
-.PHONY: system-tools tools codegen-tools run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
+.PHONY: system-tools tools codegen-tools client-deps run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
 
 # A venv with pip. Debian and Ubuntu ship venv's ensurepip apart (python3.X-venv): say so in one line.
 # A venv that a failed try left without pip is made again.
@@ -87,9 +87,9 @@ $(DOCS_VENV)/.installed: requirements-docs.txt
 	touch $@
 
 # The code generators and the programs the tests run, pinned, in var/tools/bin: protoc-gen-go,
-# protoc-gen-go-grpc and grpc-health-probe from tools/go.mod; protoc and grpc-java's plugin from Maven
-# Central (tools/pom.xml).
-$(TOOLS_BIN)/.go: tools/go.mod tools/go.sum
+# protoc-gen-go-grpc, grpc-health-probe and metricstwin (go-grpc-middleware's metrics, for the
+# comparison) from tools/go.mod; protoc and grpc-java's plugin from Maven Central (tools/pom.xml).
+$(TOOLS_BIN)/.go: tools/go.mod tools/go.sum $(shell find tools generated/go -name '*.go')
 	cd tools && GOBIN=$(CURDIR)/$(TOOLS_BIN) go install tool
 	touch $@
 
@@ -110,6 +110,22 @@ BUF_GENERATE = node_modules/.bin/buf generate -o $(1) && \
 	  --path $(RPC_PROTOS)/status.proto --path $(RPC_PROTOS)/error_details.proto
 # What buf generates, one folder per language (the build files beside them are written by hand).
 BUF_OUTPUTS := generated/go/agentcore generated/java/src generated/ts/src
+
+# What the client tests build and fetch, by make, so that they run offline (GOPROXY=off, mvn -o): the
+# modules of tests/go and tools/, the Java client installed into ~/.m2, and what tests/java needs (a run
+# that selects no test resolves surefire's JUnit provider too).
+CLIENTS := var/clients
+$(CLIENTS)/.go: tests/go/go.mod tests/go/go.sum generated/go/go.mod generated/go/go.sum tools/go.mod tools/go.sum
+	cd tests/go && go mod download
+	cd tools && go mod download
+	mkdir -p $(CLIENTS) && touch $@
+
+$(CLIENTS)/.java: generated/java/pom.xml tests/java/pom.xml $(shell find generated/java/src -name '*.java')
+	$(MVN) -f generated/java/pom.xml install
+	$(MVN) -f tests/java/pom.xml test -Dtest=NONE -Dsurefire.failIfNoSpecifiedTests=false
+	mkdir -p $(CLIENTS) && touch $@
+
+client-deps: $(TOOLS_BIN)/.go $(CLIENTS)/.go $(CLIENTS)/.java node_modules/.installed
 
 ## The tools the docs use beside the service, pinned: buf (`buf curl`, `buf lint`) in node_modules/.
 tools: node_modules/.installed
@@ -167,11 +183,12 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/buf lint
 
 # Debian's tools that tests run: prometheus and promtool (the metrics tests), valgrind (the bench's
-# instruction counts), debootstrap, podman and runc (the image test). Installed with apt-get when one is
-# missing and this user is root or has sudo; otherwise one line says which, and those tests skip
-# (with CI=true they fail).
-SYSTEM_TOOLS := prometheus promtool valgrind debootstrap podman runc
-SYSTEM_PACKAGES := prometheus valgrind debootstrap podman runc
+# instruction counts), debootstrap, podman and runc (the image test), Java 17 and Maven (the Java client's
+# tests). Installed with apt-get when one is missing and this user is root or has sudo; otherwise one
+# line says which, and those tests skip (with CI=true they fail). Go must be 1.26 or newer, which Debian
+# does not ship: the machine brings it (https://go.dev/doc/install), and make says so when it is older.
+SYSTEM_TOOLS := prometheus promtool valgrind debootstrap podman runc java mvn
+SYSTEM_PACKAGES := prometheus valgrind debootstrap podman runc openjdk-17-jdk-headless maven
 system-tools:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
@@ -182,6 +199,8 @@ system-tools:
 	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 	  else echo "make: missing$$missing (Debian: apt-get install $(SYSTEM_PACKAGES)); the tests that need them skip" >&2; fi; \
 	fi
+	@go version 2>/dev/null | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { \
+	  echo "make: Go 1.26 or newer is needed for the Go client and tools (found: $$(go version 2>/dev/null || echo none)); see https://go.dev/doc/install" >&2; exit 1; }
 
 ## The docs site (README.md and docs/) into var/docs/site, strictly: a broken link or anchor fails it.
 # NO_MKDOCS_2_WARNING: Material's notice of its end of life, which docs/contributing.md answers.
@@ -195,7 +214,7 @@ docs-serve: $(DOCS_VENV)/.installed
 	$(DOCS_VENV)/bin/mkdocs serve --strict
 
 ## Everything CI checks.
-test: system-tools $(VENV)/.dev $(CHECKOV_VENV)/.installed check-generated check-contract lint docs
+test: system-tools $(VENV)/.dev $(CHECKOV_VENV)/.installed client-deps check-generated check-contract lint docs
 	$(BIN)/python -m pytest
 
 ## The fault soak of tests/integration/test_soak.py for a chosen duration: `make soak SOAK_SECONDS=300`

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,20 @@ INTERPRETERS = {
     "js": ["node", "--input-type=module", "-"],
 }
 
+
+# Snippets of languages the docs cannot run from a page: each is, line for line, a region of a test
+# that `make test` runs, between `// --- begin docs/<page>: <language> ---` and its `end` line.
+TESTED_REGIONS = {
+    (match["page"], match["language"], textwrap.dedent(match["body"]))
+    for path in sorted((ROOT / "tests").glob("*/**/*"))
+    if path.suffix in {".go", ".java", ".ts"}
+    for match in re.finditer(
+        r"^\s*// --- begin docs/(?P<page>[\w.-]+): (?P<language>\w+) ---\n(?P<body>.*?)"
+        r"^\s*// --- end docs/(?P=page): (?P=language) ---$",
+        path.read_text(),
+        re.MULTILINE | re.DOTALL,
+    )
+}
 
 # Blocks that another test runs as written, by a command they hold.
 RUN_ELSEWHERE = {"proto-loader-gen-types": "tests/integration/test_node_client.py"}
@@ -159,10 +174,19 @@ def test_every_snippet_is_run_or_says_why_not() -> None:
             document = yaml.safe_load(body)
             if "rules" in document:  # a policy, as AUTHZ_POLICY_FILE reads it
                 authz.Policy.parse(body.encode())
+        elif language in {"go", "java", "ts"}:
+            assert (page, language, body) in TESTED_REGIONS, f"{where}: not a region of a test"
         elif language not in INTERPRETERS:
             assert NOT_RUN_BY_THE_TESTS in before[-2000:], where
         else:
             assert (language, body) in SERVICE_SNIPPETS + STANDALONE_SNIPPETS, where
+
+
+def test_every_tested_region_is_shown_in_the_docs() -> None:
+    shown = {(page, language, body) for page, language, _, body in SNIPPETS}
+    assert TESTED_REGIONS
+    for page, language, body in TESTED_REGIONS:
+        assert (page, language, body) in shown, f"a {language} region for {page} that the page does not show"
 
 
 @pytest.mark.parametrize("block", EMULATOR_BLOCKS)

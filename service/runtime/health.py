@@ -36,7 +36,9 @@ class Health:
         self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {
             name: set() for name in self._statuses
         }
-        self._stopping = False
+        # Watches of names the server does not serve: they wait for the end alone.
+        self._unserved: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._ended = False
         self._read_timeout_seconds = 10.0
 
     def set(self, service: str, status: int) -> None:
@@ -55,9 +57,19 @@ class Health:
 
     def enter_graceful_shutdown(self) -> None:
         """Every name NOT_SERVING, for good (set() after this changes nothing visible to callers)."""
-        self._stopping = True
         for name in self._statuses:
             self.set(name, NOT_SERVING)
+
+    def end_watches(self) -> None:
+        """End every open Watch, and any Watch that starts later, with OK (any thread): called when the
+        drain is over and the server stops, so that the Watches of clients that balance by health
+        (deploy/clients/service-config.json) do not hold the stop for its whole grace."""
+        self._ended = True
+        with self._lock:
+            watchers = [watcher for names in self._watchers.values() for watcher in names]
+            watchers += self._unserved
+        for loop, changed in watchers:
+            loop.call_soon_threadsafe(changed.set)
 
     def add_to_server(self, server: grpc.aio.Server, *, read_timeout_seconds: float) -> None:
         """Check, List and Watch, registered so that this code reads their request bytes itself (as
@@ -119,7 +131,16 @@ class Health:
             # As the protocol says: SERVICE_UNKNOWN, and the stream stays open, holding no name.
             del service
             yield health_pb2.HealthCheckResponse(status=SERVICE_UNKNOWN)
-            await asyncio.Event().wait()  # until the caller leaves or the server stops
+            ended = asyncio.Event()
+            watcher = (asyncio.get_running_loop(), ended)
+            with self._lock:
+                self._unserved.add(watcher)
+            try:
+                while not self._ended:  # until the caller leaves or the server stops
+                    await ended.wait()
+            finally:
+                with self._lock:
+                    self._unserved.discard(watcher)
             return
         async for response in self._statuses_of(service):
             yield response
@@ -137,6 +158,8 @@ class Health:
                 if status != last:
                     last = status
                     yield health_pb2.HealthCheckResponse(status=status)
+                if self._ended:
+                    return
                 await changed.wait()
         finally:
             with self._lock:

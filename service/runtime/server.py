@@ -378,6 +378,7 @@ def serve(
         health_servicer.enter_graceful_shutdown()
         if settings.shutdown_drain_seconds:
             time.sleep(settings.shutdown_drain_seconds)  # still serving, while health says NOT_SERVING
+        health_servicer.end_watches()  # an open Watch would hold the stop for its whole grace
         server.stop(settings.shutdown_grace_seconds).wait(settings.shutdown_grace_seconds + 5)
         log.info("stopped")
 

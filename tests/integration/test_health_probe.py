@@ -4,7 +4,8 @@ tools/go.mod. It must pass against the gRPC port in plaintext, against the gRPC 
 (the probe's own -tls flags), and against HEALTH_PORT, for the server as a whole and for
 agentcore.memory.v1.MemoryRecordsService by name; it must fail, with the probe's NOT_SERVING exit
 status, while the server drains after SIGTERM (SHUTDOWN_DRAIN_SECONDS), so that Kubernetes stops
-sending traffic before the server stops.
+sending traffic before the server stops. And the Watch that clients balancing by health keep open
+ends after the drain, so that it does not hold the stop.
 
 The probe's exit statuses (grpc-health-probe's main.go): 0 SERVING, 2 no connection, 3 the RPC failed
 (an unknown service name is NOT_FOUND), 4 not SERVING. Without the binary these tests skip on a
@@ -17,6 +18,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.certs import SERVER_NAME, Authority
 from tests.helpers import ROOT, read_json_line, require, service_process
@@ -125,3 +129,32 @@ def test_the_probe_fails_not_serving_while_the_server_drains() -> None:
         # All of it within the drain: the server was still answering, and saying it should get no traffic.
         assert time.monotonic() - draining_since < DRAIN_SECONDS
         assert process.poll() is None
+
+
+def test_an_open_watch_is_ended_after_the_drain_and_does_not_hold_the_stop() -> None:
+    """A client that balances by health (deploy/clients/service-config.json's healthCheckConfig) keeps
+    a Watch open on every backend: after SIGTERM it is told NOT_SERVING, and once the drain is over it
+    is ended with OK, so the process stops within the drain and not after the whole grace (10 s here;
+    before, an open Watch held the stop until the grace ran out)."""
+    grace_seconds = 10
+    with (
+        service_process(
+            AGENTCORE_BACKEND="local",
+            SHUTDOWN_DRAIN_SECONDS="1",
+            SHUTDOWN_GRACE_SECONDS=str(grace_seconds),
+        ) as (process, start),
+        grpc.insecure_channel(f"127.0.0.1:{start['grpcPort']}") as channel,
+    ):
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE), timeout=30
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert list(watch) == []  # ended by the server, with OK
+        assert watch.code() == grpc.StatusCode.OK
+        exit_code = process.wait(timeout=grace_seconds + 5)
+        stopped_in = time.monotonic() - signalled
+    assert exit_code == 0
+    assert stopped_in < grace_seconds / 2, f"stopped {stopped_in:.1f} s after SIGTERM"

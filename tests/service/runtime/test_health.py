@@ -1,5 +1,6 @@
-"""health.py: grpc.health.v1 Check, List and Watch on a real grpc.aio server on 127.0.0.1, as a probe sees them:
-SERVING, NOT_SERVING on stop, unknown names answered and never kept, Watches told of every change."""
+"""health.py: grpc.health.v1 Check, List and Watch on a real grpc.aio server on 127.0.0.1, as a probe sees
+them: SERVING, NOT_SERVING on stop, unknown names answered and never kept, Watches told of every change
+and ended when the server stops."""
 
 from __future__ import annotations
 
@@ -206,6 +207,30 @@ def test_every_watch_is_told_not_serving_when_the_server_starts_stopping() -> No
         for watch in watches:
             assert await next_status(watch) == health.NOT_SERVING
             watch.cancel()
+
+    run(scenario)
+
+
+def test_ending_the_watches_ends_every_open_one_and_any_later_one_with_ok() -> None:
+    """When the drain is over the server ends the Watches (a client balancing by health keeps one
+    open, which would hold the stop for its whole grace): open ones of served and unknown names, and
+    one that starts afterwards, end with OK after their last status, leaving nothing behind."""
+
+    async def scenario(serving: Served) -> None:
+        watches = [serving.watch(""), serving.watch(SERVICE), serving.watch("no.such.Service")]
+        for watch in watches:
+            await next_status(watch)
+        serving.health.enter_graceful_shutdown()
+        for watch in watches[:2]:
+            assert await next_status(watch) == health.NOT_SERVING
+        serving.health.end_watches()
+        later = serving.watch(SERVICE)
+        assert await next_status(later) == health.NOT_SERVING
+        for watch in [*watches, later]:
+            assert await watch.read() is grpc.aio.EOF
+            assert await watch.code() == grpc.StatusCode.OK
+        await until(lambda: not serving.health._unserved)
+        assert all(not watchers for watchers in serving.health._watchers.values())
 
     run(scenario)
 
