@@ -1,7 +1,9 @@
 package memoryrecords
 
 // Client-side load balancing across two facades (one store behind both, as replicas share AWS), and
-// the published service config (deploy/clients/service-config.json) riding out one being stopped.
+// the published service config (deploy/clients/service-config.json) riding out one being stopped
+// (SIGTERM: health checking moves the calls away first) and another being killed mid-call (SIGKILL:
+// the retry policy moves the calls that were in flight on it).
 
 import (
 	"context"
@@ -12,16 +14,20 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	memoryv1 "github.com/agentcore-memory-grpc/gen/go/agentcore/memory/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/health" // the client side of healthCheckConfig
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -33,11 +39,24 @@ const (
 	loopPause       = 10 * time.Millisecond
 	loopMaxCalls    = 3000
 	loopMaxDuration = 25 * time.Second
+	// The kill: this many callers, each call waiting out the emulator's latency, so that about half of
+	// them are in flight on each facade at any time; bounded in calls and time.
+	killCallers     = 12
+	killMaxCalls    = 2000
+	killMaxDuration = 20 * time.Second
+	// SIGKILL waits for a moment with 4 to 10 calls in flight on the facade it kills. The published
+	// retryThrottling (maxTokens 100, tokenRatio 0.1) takes a token for each retryable failure and
+	// retries none once half are gone, so a channel retries up to 49 calls of a burst; with maxTokens 10
+	// it retried 4 (8 cut off at once: 4 calls failed), which is why the config has 100.
+	killMinInFlight = 4
+	killMaxInFlight = 10
+	// The loop goes on this long after the kill, on the surviving facade alone.
+	killAfterwards = 1500 * time.Millisecond
 )
 
 // pairConn is a channel to both facades of the pair, resolved by a manual resolver (as a headless
 // Kubernetes Service's DNS would list the pods), with `serviceConfig`.
-func pairConn(t *testing.T, addresses []string, serviceConfig string) *grpc.ClientConn {
+func pairConn(t *testing.T, addresses []string, serviceConfig string, options ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	builder := manual.NewBuilderWithScheme("pair")
 	var endpoints []resolver.Endpoint
@@ -45,7 +64,8 @@ func pairConn(t *testing.T, addresses []string, serviceConfig string) *grpc.Clie
 		endpoints = append(endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: address}}})
 	}
 	builder.InitialState(resolver.State{Endpoints: endpoints})
-	return dial(t, "pair:///facades", grpc.WithResolvers(builder), grpc.WithDefaultServiceConfig(serviceConfig))
+	options = append(options, grpc.WithResolvers(builder), grpc.WithDefaultServiceConfig(serviceConfig))
+	return dial(t, "pair:///facades", options...)
 }
 
 // handledOK is how many RPCs of `method` a facade's /metrics count as answered OK.
@@ -61,7 +81,8 @@ func handledOK(m metrics, method string) float64 {
 // health checking, retries), one facade is sent SIGTERM mid-run and drains, and every call of a
 // steady loop of the retried RPCs (Get, List, BatchCreate with a client_token) still succeeds: health
 // checking takes the draining facade out of rotation while it still serves, and the loop goes on on
-// the other after it has stopped.
+// the other after it has stopped. Last, on a second pair, a facade is killed (SIGKILL) with calls in
+// flight on it: see publishedConfigRetriesAKill.
 func TestTwoFacades(t *testing.T) {
 	t.Parallel()
 	addresses := requireEnvList(t, "MEMORY_RECORDS_PAIR_ADDRESSES", 2)
@@ -194,6 +215,8 @@ func TestTwoFacades(t *testing.T) {
 			t.Errorf("the loop hit its bound (%d calls in %s)", total, ran)
 		}
 	})
+
+	t.Run("published_config_retries_a_kill", publishedConfigRetriesAKill)
 }
 
 // createOne creates one record in `namespace` with a client_token; its id.
@@ -333,4 +356,437 @@ func waitUntilRefused(ctx context.Context, address string, limit time.Duration) 
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Time{}
+}
+
+// publishedConfigRetriesAKill proves the published config's retry policy itself (in the drain above,
+// health checking moves the calls away first and nothing is retried). It runs against a second pair
+// on one store: the first facade (local mode) owns the emulator, whose every answer waits
+// MEMORY_RECORDS_CRASH_PAIR_LATENCY_SECONDS; the second (aws mode, on the first's emulator, as replicas
+// share AWS) is the one killed, so that the store outlives it. A steady loop of Get, List and
+// BatchCreate (each in a namespace of its own, with a client_token) runs on both; the facade is sent
+// SIGKILL at a moment with calls in flight on it, one of them a BatchCreate it has passed on to the
+// emulator. Each call's attempts are counted by a stats.Handler (stats.Begin is reported per attempt):
+// the calls cut off fail with UNAVAILABLE and are retried on the survivor, so every call succeeds and
+// there are more attempts than calls. Then each BatchCreate's record is in the store exactly once,
+// under its id, including one the emulator applied for the killed facade after it died (its createdAt
+// is earlier than its retry could have been applied): retrying with the same client_token is safe.
+func publishedConfigRetriesAKill(t *testing.T) {
+	addresses := requireEnvList(t, "MEMORY_RECORDS_CRASH_PAIR_ADDRESSES", 2)
+	survivor, victim := addresses[0], addresses[1]
+	killPID, err := strconv.Atoi(requireEnv(t, "MEMORY_RECORDS_CRASH_PAIR_KILL_PID"))
+	if err != nil {
+		t.Fatalf("MEMORY_RECORDS_CRASH_PAIR_KILL_PID: %v", err)
+	}
+	latencySeconds, err := strconv.ParseFloat(requireEnv(t, "MEMORY_RECORDS_CRASH_PAIR_LATENCY_SECONDS"), 64)
+	if err != nil || latencySeconds < 0.1 || latencySeconds > 1 {
+		t.Fatalf("MEMORY_RECORDS_CRASH_PAIR_LATENCY_SECONDS %v (%v): want 0.1 to 1 s, for calls in flight",
+			latencySeconds, err)
+	}
+	latency := time.Duration(latencySeconds * float64(time.Second))
+	// A BatchCreate sent this long before the kill has reached the emulator and is not answered yet.
+	sentFrom, sentTo := latency*3/10, latency*7/10
+
+	ctx := testContext(t, 40*time.Second)
+	config, err := os.ReadFile(publishedServiceConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := &attemptLog{}
+	client := memoryv1.NewMemoryRecordsServiceClient(
+		pairConn(t, addresses, string(config), grpc.WithStatsHandler(attempts)))
+	seedNamespace, createdUnder := newNamespace("kill-seed"), newNamespace("kill")
+	seed, err := createOne(ctx, client, seedNamespace, "seed")
+	if err != nil {
+		t.Fatalf("BatchCreate: %v", err)
+	}
+
+	loop := startKillLoop(ctx, client, attempts, seed, seedNamespace, createdUnder)
+	defer loop.stop()
+	for loop.servedBy(survivor) < 5 || loop.servedBy(victim) < 5 {
+		if loop.elapsed() > 5*time.Second {
+			t.Fatalf("before the kill, calls served by each: %v", loop.countsByPeer())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var cutOff []*attempt // in flight on the victim when it was killed
+	var killed time.Time
+	for killed.IsZero() {
+		inFlight, sentBatchCreate := attempts.inFlightOn(victim, sentFrom, sentTo)
+		if sentBatchCreate && len(inFlight) >= killMinInFlight && len(inFlight) <= killMaxInFlight {
+			if err := syscall.Kill(killPID, syscall.SIGKILL); err != nil {
+				t.Fatalf("SIGKILL to %d: %v", killPID, err)
+			}
+			killed, cutOff = time.Now(), inFlight
+		} else if loop.elapsed() > 10*time.Second {
+			t.Fatalf("no moment with %d to %d calls in flight on %s, one a BatchCreate sent %s to %s before",
+				killMinInFlight, killMaxInFlight, victim, sentFrom, sentTo)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if waitUntilRefused(ctx, victim, 5*time.Second).IsZero() {
+		t.Fatalf("%s still accepts connections %s after SIGKILL", victim, time.Since(killed))
+	}
+	time.Sleep(killAfterwards)
+	calls := loop.stop()
+	ran := loop.elapsed()
+
+	// Every call succeeded; the attempts of each, as the stats.Handler saw them.
+	var failures []error
+	total, transparent, afterKill, slowest := 0, 0, 0, time.Duration(0)
+	failedOnVictim := map[codes.Code]int{}
+	retriedCreates := map[string]time.Time{} // a BatchCreate cut off: its namespace, and when its retry began
+	for _, call := range calls {
+		if call.err != nil {
+			failures = append(failures, fmt.Errorf("%s at %s: %w", call.method, call.started.Sub(killed), call.err))
+		} else if call.started.After(killed) {
+			afterKill++
+		}
+		tried := attempts.of(call.tracked)
+		total += len(tried)
+		for index, one := range tried {
+			if one.transparent {
+				transparent++
+			}
+			if one.peer != victim || one.err == nil {
+				continue
+			}
+			failedOnVictim[status.Code(one.err)]++
+			if call.err == nil && index+1 < len(tried) && call.method == "BatchCreate" {
+				if _, seen := retriedCreates[call.namespace]; !seen {
+					retriedCreates[call.namespace] = tried[index+1].begun
+				}
+			}
+		}
+		if len(tried) > 1 {
+			slowest = max(slowest, call.took)
+		}
+	}
+	retries := total - len(calls) - transparent
+	cutOffFailed := 0
+	for _, one := range attempts.snapshot(cutOff) {
+		if one.err != nil {
+			cutOffFailed++
+		}
+	}
+	t.Logf("%d calls in %s, %d after the kill; %d attempts: %d retries of the retry policy, %d transparent; "+
+		"%d in flight on the killed facade at SIGKILL (%d of them cut off); attempts failed on it by code: %v; "+
+		"the slowest retried call took %s", len(calls), ran, afterKill, total, retries, transparent,
+		len(cutOff), cutOffFailed, failedOnVictim, slowest)
+	if err := errors.Join(failures...); err != nil {
+		t.Errorf("%d of %d calls failed:\n%v", len(failures), len(calls), err)
+	}
+	if total <= len(calls) || retries < 1 {
+		t.Errorf("%d attempts of %d calls (%d retries of the policy): nothing was retried", total, len(calls), retries)
+	}
+	if cutOffFailed < 1 {
+		t.Errorf("none of the %d calls in flight on the killed facade failed there", len(cutOff))
+	}
+	for code := range failedOnVictim {
+		if code != codes.Unavailable {
+			t.Errorf("attempts on the killed facade failed with %s, want only UNAVAILABLE (retryable)", code)
+		}
+	}
+	if afterKill < 10 {
+		t.Errorf("%d calls after the kill, want 10 or more", afterKill)
+	}
+	if len(calls) >= killMaxCalls || ran >= killMaxDuration {
+		t.Errorf("the loop hit its bound (%d calls in %s)", len(calls), ran)
+	}
+
+	// Each BatchCreate's record is in the store exactly once (read on the survivor alone), and nothing else.
+	direct := memoryv1.NewMemoryRecordsServiceClient(dial(t, survivor))
+	stored := listUnder(t, ctx, direct, createdUnder)
+	byNamespace := map[string][]*memoryv1.MemoryRecordSummary{}
+	for _, record := range stored {
+		for _, namespace := range record.GetNamespaces() {
+			byNamespace[namespace] = append(byNamespace[namespace], record)
+		}
+	}
+	creates := 0
+	for _, call := range calls {
+		if call.method != "BatchCreate" || call.err != nil {
+			continue
+		}
+		creates++
+		if found := byNamespace[call.namespace]; len(found) != 1 || found[0].GetMemoryRecordId() != call.recordID {
+			t.Errorf("BatchCreate in %s answered %s; the store holds %d records there: %v",
+				call.namespace, call.recordID, len(found), found)
+		}
+	}
+	if len(stored) != creates {
+		t.Errorf("%d records under %s, want the %d the BatchCreates answered", len(stored), createdUnder, creates)
+	}
+	// A retried BatchCreate whose record was created before its retry could have been (the retry waits out
+	// the emulator's latency too) was applied for the killed facade, and not again for the retry.
+	appliedForKilled := 0
+	for namespace, retryBegun := range retriedCreates {
+		call, cancel := callContext(ctx)
+		reply, err := direct.List(call, &memoryv1.ListRequest{MemoryId: memoryID(), Namespace: proto.String(namespace)})
+		cancel()
+		if err != nil {
+			t.Fatalf("List %s: %v", namespace, err)
+		}
+		found := reply.GetMemoryRecordSummaries()
+		if len(found) != 1 {
+			t.Errorf("the retried BatchCreate in %s: %d records, want 1", namespace, len(found))
+			continue
+		}
+		if found[0].GetCreatedAt().AsTime().Before(retryBegun.Add(latency)) {
+			appliedForKilled++
+		}
+	}
+	t.Logf("%d BatchCreates, %d records; %d BatchCreates retried after failing on the killed facade, %d of them "+
+		"applied for it before its retry", creates, len(stored), len(retriedCreates), appliedForKilled)
+	if len(retriedCreates) < 1 || appliedForKilled < 1 {
+		t.Errorf("%d BatchCreates retried, %d applied for the killed facade: want one or more of each",
+			len(retriedCreates), appliedForKilled)
+	}
+}
+
+// listUnder is every record summary under namespace path `path`, page by page.
+func listUnder(
+	t *testing.T, ctx context.Context, client memoryv1.MemoryRecordsServiceClient, path string,
+) []*memoryv1.MemoryRecordSummary {
+	t.Helper()
+	var all []*memoryv1.MemoryRecordSummary
+	token := ""
+	for range 50 {
+		call, cancel := callContext(ctx)
+		reply, err := client.List(call, &memoryv1.ListRequest{
+			MemoryId: memoryID(), NamespacePath: proto.String(path), PageSize: 100, PageToken: token,
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("List under %s: %v", path, err)
+		}
+		all = append(all, reply.GetMemoryRecordSummaries()...)
+		if token = reply.GetNextPageToken(); token == "" {
+			return all
+		}
+	}
+	t.Fatalf("List under %s: more than 50 pages", path)
+	return nil
+}
+
+// attempt is one attempt of a call, as the channel's stats.Handler saw it.
+type attempt struct {
+	transparent bool // a transparent retry (stats.Begin.IsTransparentRetryAttempt)
+	begun       time.Time
+	peer        string // the facade it was sent to (stats.OutHeader); "" if it never was
+	ended       bool
+	err         error
+}
+
+// trackedCall is one call's attempts, in order; the call's context carries it to the attemptLog.
+type trackedCall struct {
+	method   string
+	attempts []*attempt
+}
+
+type (
+	trackedCallKey struct{}
+	attemptKey     struct{}
+)
+
+// attemptLog is a stats.Handler (grpc.WithStatsHandler) recording each attempt of the calls whose
+// context holds a *trackedCall (from track): grpc-go tags and begins every attempt, the first and
+// each retry, with the call's context. Other streams (health checking's Watch) are not recorded.
+type attemptLog struct {
+	mu    sync.Mutex
+	calls []*trackedCall
+}
+
+// track is `ctx` carrying a new trackedCall of `method`.
+func (l *attemptLog) track(ctx context.Context, method string) (context.Context, *trackedCall) {
+	call := &trackedCall{method: method}
+	l.mu.Lock()
+	l.calls = append(l.calls, call)
+	l.mu.Unlock()
+	return context.WithValue(ctx, trackedCallKey{}, call), call
+}
+
+func (l *attemptLog) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	call, ok := ctx.Value(trackedCallKey{}).(*trackedCall)
+	if !ok {
+		return ctx
+	}
+	one := &attempt{}
+	l.mu.Lock()
+	call.attempts = append(call.attempts, one)
+	l.mu.Unlock()
+	return context.WithValue(ctx, attemptKey{}, one)
+}
+
+func (l *attemptLog) HandleRPC(ctx context.Context, event stats.RPCStats) {
+	one, ok := ctx.Value(attemptKey{}).(*attempt)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch event := event.(type) {
+	case *stats.Begin:
+		one.begun, one.transparent = event.BeginTime, event.IsTransparentRetryAttempt
+	case *stats.OutHeader:
+		if event.RemoteAddr != nil {
+			one.peer = event.RemoteAddr.String()
+		}
+	case *stats.End:
+		one.ended, one.err = true, event.Error
+	}
+}
+
+func (*attemptLog) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (*attemptLog) HandleConn(context.Context, stats.ConnStats) {}
+
+// inFlightOn is the attempts sent to `address` and not ended yet, and whether one of them is a
+// BatchCreate begun between `from` and `to` ago.
+func (l *attemptLog) inFlightOn(address string, from, to time.Duration) ([]*attempt, bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var inFlight []*attempt
+	sentBatchCreate := false
+	for _, call := range l.calls {
+		for _, one := range call.attempts {
+			if one.peer != address || one.ended {
+				continue
+			}
+			inFlight = append(inFlight, one)
+			if age := now.Sub(one.begun); call.method == "BatchCreate" && age >= from && age <= to {
+				sentBatchCreate = true
+			}
+		}
+	}
+	return inFlight, sentBatchCreate
+}
+
+// of is a copy of each attempt of `call`.
+func (l *attemptLog) of(call *trackedCall) []attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	copies := make([]attempt, 0, len(call.attempts))
+	for _, one := range call.attempts {
+		copies = append(copies, *one)
+	}
+	return copies
+}
+
+// snapshot is a copy of each of `attempts`.
+func (l *attemptLog) snapshot(attempts []*attempt) []attempt {
+	return l.of(&trackedCall{attempts: attempts})
+}
+
+// killCall is one call of the kill's loop.
+type killCall struct {
+	method    string
+	started   time.Time
+	took      time.Duration
+	peer      string // the facade that answered (the last attempt's)
+	err       error
+	tracked   *trackedCall
+	namespace string // a BatchCreate's own namespace, and the id of the record it created
+	recordID  string
+}
+
+// killLoop is killCallers goroutines calling Get, List and BatchCreate in turn (each starting with a
+// different one) until stopped, or killMaxCalls, or killMaxDuration; a call under way when it is
+// stopped is finished and counted.
+type killLoop struct {
+	mu       sync.Mutex
+	calls    []killCall
+	begun    time.Time
+	stopping atomic.Bool
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
+}
+
+func startKillLoop(
+	ctx context.Context, client memoryv1.MemoryRecordsServiceClient, attempts *attemptLog,
+	seedID, seedNamespace, createdUnder string,
+) *killLoop {
+	ctx, cancel := context.WithTimeout(ctx, killMaxDuration)
+	loop := &killLoop{begun: time.Now(), cancel: cancel}
+	for caller := range killCallers {
+		loop.done.Add(1)
+		go func() {
+			defer loop.done.Done()
+			for turn := caller; !loop.stopping.Load() && ctx.Err() == nil && loop.count() < killMaxCalls; turn++ {
+				result := killCall{method: [...]string{"Get", "List", "BatchCreate"}[turn%3], started: time.Now()}
+				var from peer.Peer
+				call, cancelCall := callContext(ctx)
+				call, result.tracked = attempts.track(call, result.method)
+				switch result.method {
+				case "Get":
+					_, result.err = client.Get(call, &memoryv1.GetRequest{
+						MemoryId: memoryID(), MemoryRecordId: seedID,
+					}, grpc.Peer(&from))
+				case "List":
+					_, result.err = client.List(call, &memoryv1.ListRequest{
+						MemoryId: memoryID(), Namespace: proto.String(seedNamespace), PageSize: 5,
+					}, grpc.Peer(&from))
+				default:
+					identifier := fmt.Sprintf("c%d-%d", caller, turn)
+					result.namespace = createdUnder + "/" + identifier
+					var reply *memoryv1.BatchCreateResponse
+					reply, result.err = client.BatchCreate(call, &memoryv1.BatchCreateRequest{
+						MemoryId: memoryID(),
+						Records: []*memoryv1.MemoryRecordCreate{
+							newRecord(identifier, result.namespace, "killed mid-call"),
+						},
+						ClientToken: proto.String(fmt.Sprintf("go-kill-%s-%d", identifier, result.started.UnixNano())),
+					}, grpc.Peer(&from))
+					if created := reply.GetSuccessfulRecords(); result.err == nil && len(created) != 1 {
+						result.err = fmt.Errorf("created %v, failed %v", created, reply.GetFailedRecords())
+					} else if result.err == nil {
+						result.recordID = created[0].GetMemoryRecordId()
+					}
+				}
+				cancelCall()
+				result.took = time.Since(result.started)
+				if ctx.Err() != nil && result.err != nil {
+					return // past the loop's bound (which the test reports): not a failure of the facades
+				}
+				if from.Addr != nil {
+					result.peer = from.Addr.String()
+				}
+				loop.mu.Lock()
+				loop.calls = append(loop.calls, result)
+				loop.mu.Unlock()
+			}
+		}()
+	}
+	return loop
+}
+
+func (l *killLoop) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.calls)
+}
+
+func (l *killLoop) elapsed() time.Duration { return time.Since(l.begun) }
+
+// countsByPeer is how many calls each facade answered so far.
+func (l *killLoop) countsByPeer() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	counts := map[string]int{}
+	for _, call := range l.calls {
+		counts[call.peer]++
+	}
+	return counts
+}
+
+func (l *killLoop) servedBy(address string) int { return l.countsByPeer()[address] }
+
+// stop ends the loop once the calls under way are answered, and returns every call it made.
+func (l *killLoop) stop() []killCall {
+	l.stopping.Store(true)
+	l.done.Wait()
+	l.cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]killCall(nil), l.calls...)
 }

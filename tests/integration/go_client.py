@@ -6,9 +6,11 @@ machine's own Go. Without go the test skips on a developer's machine and fails i
 
 One `go test` run serves every Go test at once (their 35 s keepalive run beside the rest), against: a
 plaintext facade; one over mutual TLS whose policy admits one SPIFFE ID; one whose AWS answers late
-(LOCAL_FAULTS latency), for deadlines; and a pair on one store (the second in aws mode on the first's
+(LOCAL_FAULTS latency), for deadlines; a pair on one store (the second in aws mode on the first's
 emulator, as replicas share AWS) for load balancing, the second of which the Go test stops with SIGTERM
-mid-run."""
+mid-run; and a second such pair, whose emulator answers late (so that calls are in flight), the second
+of which (not the first, which owns the store) the Go test kills with SIGKILL mid-call, for the
+service config's retries and the client_token's safety."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -32,7 +35,11 @@ SLOW_LATENCY_SECONDS = "3"
 # at once) from the stop (connections refused after the drain). The Go client's health Watch is ended
 # when the drain is over, so the stop does not wait out the grace (the default, 10 s).
 DRAIN_SECONDS = "3"
-# The top-level Go tests, each of which must have run and passed (with all of its subtests).
+# The emulator of the pair whose second facade the Go test kills answers after this long, so that calls
+# are in flight on the facade when it is killed; the retried calls wait it out on the other.
+CRASH_LATENCY_SECONDS = "0.2"
+# The Go tests, each of which must have run and passed (with all of its subtests): the top-level ones,
+# and the subtest that the crash pair is for.
 GO_TESTS_EXPECTED = {
     "TestEveryRPC",
     "TestBatchCreateOf250Records",
@@ -41,6 +48,7 @@ GO_TESTS_EXPECTED = {
     "TestDeadlineReachesTheFacade",
     "TestKeepalive",
     "TestTwoFacades",
+    "TestTwoFacades/published_config_retries_a_kill",
     "TestDocsExample",
 }
 
@@ -132,6 +140,19 @@ def go_client_suite(tmp_path: Path) -> None:
                 SHUTDOWN_DRAIN_SECONDS=DRAIN_SECONDS,
             )
         )
+        # The crash pair: the first owns the store (its embedded emulator), the second, on it, is killed.
+        _, survivor = facades.enter_context(
+            service_process(AGENTCORE_BACKEND="local", LOCAL_FAULTS=f"latency={CRASH_LATENCY_SECONDS}")
+        )
+        victim_process, victim = facades.enter_context(
+            service_process(
+                AGENTCORE_BACKEND="aws",
+                AWS_ENDPOINT_URL_BEDROCK_AGENTCORE=str(survivor["awsEndpoint"]),
+                AWS_REGION="us-east-1",
+                AWS_ACCESS_KEY_ID="local",
+                AWS_SECRET_ACCESS_KEY="local",
+            )
+        )
         run_go_tests(
             go,
             MEMORY_RECORDS_ADDRESS=f"127.0.0.1:{plain['grpcPort']}",
@@ -150,6 +171,13 @@ def go_client_suite(tmp_path: Path) -> None:
             ),
             MEMORY_RECORDS_PAIR_STOP_PID=str(second_process.pid),
             MEMORY_RECORDS_PAIR_DRAIN_SECONDS=DRAIN_SECONDS,
+            MEMORY_RECORDS_CRASH_PAIR_ADDRESSES=(
+                f"127.0.0.1:{survivor['grpcPort']},127.0.0.1:{victim['grpcPort']}"
+            ),
+            MEMORY_RECORDS_CRASH_PAIR_KILL_PID=str(victim_process.pid),
+            MEMORY_RECORDS_CRASH_PAIR_LATENCY_SECONDS=CRASH_LATENCY_SECONDS,
         )
-        # The facade the Go test stopped drained and exited cleanly.
+        # The facade the Go test stopped drained and exited cleanly; the one it killed died of SIGKILL
+        # (reaped here, by its parent).
         assert second_process.wait(timeout=15) == 0
+        assert victim_process.wait(timeout=10) == -signal.SIGKILL
