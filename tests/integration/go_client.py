@@ -22,8 +22,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.certs import Authority
 from tests.helpers import ROOT, require, service_process
+from tests.integration.helpers import admitting_one_caller
 
 GO_TESTS = ROOT / "tests" / "go"
 GO_TEST_TIMEOUT_SECONDS = 300
@@ -105,25 +105,13 @@ def run_go_tests(go: str, **variables: str) -> dict[str, str]:
 def go_client_suite(tmp_path: Path) -> None:
     """The Go client tests against their facades (tests/integration/test_clients.py runs it)."""
     go = go_or_skip()
-    authority = Authority()
-    authority.issue(server=True, common_name="facade").write(tmp_path / "tls.crt", tmp_path / "tls.key")
-    authority.issue(spiffe_id=GO_CLIENT_ID).write(tmp_path / "client.crt", tmp_path / "client.key")
-    authority.issue(spiffe_id=DENIED_CLIENT_ID).write(tmp_path / "denied.crt", tmp_path / "denied.key")
-    (tmp_path / "ca.crt").write_bytes(authority.cert_pem)
-    # Only the Go client's SPIFFE ID may call: a served call shows that the server saw that identity.
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f'rules: [{{name: go, principals: ["{GO_CLIENT_ID}"], methods: ["*"], memories: ["*"]}}]\n'
-    )
+    tls_settings = admitting_one_caller(tmp_path, GO_CLIENT_ID, DENIED_CLIENT_ID)
     with contextlib.ExitStack() as facades:
         _, plain = facades.enter_context(service_process(AGENTCORE_BACKEND="local"))
         _, secure = facades.enter_context(
             service_process(
                 AGENTCORE_BACKEND="local",
-                TLS_CERT_FILE=str(tmp_path / "tls.crt"),
-                TLS_KEY_FILE=str(tmp_path / "tls.key"),
-                TLS_CLIENT_CA_FILE=str(tmp_path / "ca.crt"),
-                AUTHZ_POLICY_FILE=str(policy),
+                **tls_settings,
             )
         )
         _, slow = facades.enter_context(
@@ -160,8 +148,8 @@ def go_client_suite(tmp_path: Path) -> None:
             MEMORY_RECORDS_TLS_CA_FILE=str(tmp_path / "ca.crt"),
             MEMORY_RECORDS_TLS_CERT_FILE=str(tmp_path / "client.crt"),
             MEMORY_RECORDS_TLS_KEY_FILE=str(tmp_path / "client.key"),
-            MEMORY_RECORDS_TLS_DENIED_CERT_FILE=str(tmp_path / "denied.crt"),
-            MEMORY_RECORDS_TLS_DENIED_KEY_FILE=str(tmp_path / "denied.key"),
+            MEMORY_RECORDS_TLS_DENIED_CERT_FILE=str(tmp_path / "other.crt"),
+            MEMORY_RECORDS_TLS_DENIED_KEY_FILE=str(tmp_path / "other.key"),
             MEMORY_RECORDS_SLOW_ADDRESS=f"127.0.0.1:{slow['grpcPort']}",
             MEMORY_RECORDS_SLOW_METRICS_ADDRESS=f"127.0.0.1:{slow['metricsPort']}",
             MEMORY_RECORDS_SLOW_LATENCY_SECONDS=SLOW_LATENCY_SECONDS,

@@ -1,12 +1,13 @@
 """What only the integration tests use: records with every field set, a ledger of uncertain updates,
 the rich details a client received, a metric of an in-process facade, a process's RSS (current and
-peak) from /proc, and the Prometheus tools."""
+peak) from /proc, the Prometheus tools, and mutual TLS for another language's client tests."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,6 +15,7 @@ import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from grpc_status import rpc_status
 
+from tests.certs import Authority
 from tests.helpers import RunningService, record_create, status_details, timestamp
 
 UNKNOWN_MEMORY_ID = "unknown_memory-0123456789"
@@ -93,3 +95,25 @@ def prometheus_tool(name: str) -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return found
+
+
+def admitting_one_caller(directory: Path, admitted: str, other: str) -> dict[str, str]:
+    """Mutual TLS for another language's client tests, written into `directory`: a CA (ca.crt), the
+    server's pair (tls.crt, tls.key), the admitted caller's (client.*) and another caller's of the same
+    CA (other.*), and a policy (policy.yaml) that admits the SPIFFE ID `admitted` alone, so that a served
+    call shows that the server saw that identity. The facade's settings for it."""
+    authority = Authority()
+    authority.issue(server=True, common_name="facade").write(directory / "tls.crt", directory / "tls.key")
+    authority.issue(spiffe_id=admitted).write(directory / "client.crt", directory / "client.key")
+    authority.issue(spiffe_id=other).write(directory / "other.crt", directory / "other.key")
+    (directory / "ca.crt").write_bytes(authority.cert_pem)
+    policy = directory / "policy.yaml"
+    policy.write_text(
+        f'rules: [{{name: admitted, principals: ["{admitted}"], methods: ["*"], memories: ["*"]}}]\n'
+    )
+    return {
+        "TLS_CERT_FILE": str(directory / "tls.crt"),
+        "TLS_KEY_FILE": str(directory / "tls.key"),
+        "TLS_CLIENT_CA_FILE": str(directory / "ca.crt"),
+        "AUTHZ_POLICY_FILE": str(policy),
+    }

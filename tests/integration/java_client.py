@@ -20,8 +20,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from emulator import Emulator
-from tests.certs import Authority
 from tests.helpers import ROOT, require, service_process
+from tests.integration.helpers import admitting_one_caller
 
 JAVA_TESTS = ROOT / "tests" / "java"
 SUREFIRE_REPORTS = JAVA_TESTS / "target" / "surefire-reports"
@@ -83,25 +83,13 @@ def run_java_tests(mvn: str, **variables: str) -> None:
 def java_client_suite(tmp_path: Path) -> None:
     """The Java client tests against their facades (tests/integration/test_clients.py runs it)."""
     mvn = maven_or_skip()
-    authority = Authority()
-    authority.issue(server=True, common_name="facade").write(tmp_path / "tls.crt", tmp_path / "tls.key")
-    authority.issue(spiffe_id=JAVA_CLIENT_ID).write(tmp_path / "client.crt", tmp_path / "client.key")
-    authority.issue(spiffe_id=OTHER_CLIENT_ID).write(tmp_path / "other.crt", tmp_path / "other.key")
-    (tmp_path / "ca.crt").write_bytes(authority.cert_pem)
-    # Only the Java client's SPIFFE ID may call: a served call shows that the server saw that identity.
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f'rules: [{{name: java, principals: ["{JAVA_CLIENT_ID}"], methods: ["*"], memories: ["*"]}}]\n'
-    )
+    tls_settings = admitting_one_caller(tmp_path, JAVA_CLIENT_ID, OTHER_CLIENT_ID)
     with Emulator() as aws, contextlib.ExitStack() as processes:
         _, plain = processes.enter_context(service_process(AGENTCORE_BACKEND="local"))
         _, mtls = processes.enter_context(
             service_process(
                 AGENTCORE_BACKEND="local",
-                TLS_CERT_FILE=str(tmp_path / "tls.crt"),
-                TLS_KEY_FILE=str(tmp_path / "tls.key"),
-                TLS_CLIENT_CA_FILE=str(tmp_path / "ca.crt"),
-                AUTHZ_POLICY_FILE=str(policy),
+                **tls_settings,
             )
         )
         _, slow = processes.enter_context(
