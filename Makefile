@@ -23,7 +23,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export GOTOOLCHAIN := local
 export GOFLAGS := -buildvcs=false
 TOOLS_BIN := var/tools/bin
-MVN := mvn -B -q
+MVN := mvn -B -q -Dstyle.color=never
 
 .PHONY: system-tools tools codegen-tools client-deps run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
 
@@ -121,6 +121,8 @@ $(CLIENTS)/.go: tests/go/go.mod tests/go/go.sum generated/go/go.mod generated/go
 	mkdir -p $(CLIENTS) && touch $@
 
 $(CLIENTS)/.java: generated/java/pom.xml tests/java/pom.xml $(shell find generated/java/src -name '*.java')
+	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' && command -v mvn >/dev/null || { \
+	  echo "make: Java 17 or newer and Maven are needed for the Java client (Debian: apt-get install openjdk-17-jdk-headless maven)" >&2; exit 1; }
 	$(MVN) -f generated/java/pom.xml install
 	$(MVN) -f tests/java/pom.xml test -Dtest=NONE -Dsurefire.failIfNoSpecifiedTests=false
 	mkdir -p $(CLIENTS) && touch $@
@@ -185,7 +187,8 @@ lint: $(VENV)/.dev node_modules/.installed
 # Debian's tools that tests run: prometheus and promtool (the metrics tests), valgrind (the bench's
 # instruction counts), debootstrap, podman and runc (the image test), Java 17 and Maven (the Java client's
 # tests). Installed with apt-get when one is missing and this user is root or has sudo; otherwise one
-# line says which, and those tests skip (with CI=true they fail). Go must be 1.26 or newer, which Debian
+# line says which, and those tests skip (with CI=true they fail); without Java and Maven, make test
+# stops at client-deps, which needs them. Go must be 1.26 or newer, which Debian
 # does not ship: the machine brings it (https://go.dev/doc/install), and make says so when it is older.
 SYSTEM_TOOLS := prometheus promtool valgrind debootstrap podman runc java mvn
 SYSTEM_PACKAGES := prometheus valgrind debootstrap podman runc openjdk-17-jdk-headless maven
@@ -229,4 +232,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) $(DOCS_VENV) $(TOOLS_BIN) build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(WHEELS) $(CHECKOV_VENV) $(DOCS_VENV) $(TOOLS_BIN) $(CLIENTS) var/ts generated/ts/dist generated/java/target tests/java/target build *.egg-info node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

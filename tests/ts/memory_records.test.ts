@@ -1,5 +1,6 @@
-// The TypeScript client package (generated/ts: protoc-gen-es) called through @connectrpc/connect-node's
-// gRPC transport, compiled with `tsc --strict`: a record created, read, listed, searched and deleted,
+// The TypeScript client package (generated/ts: protoc-gen-es, built into dist/), installed as a service
+// installs it (package.json: file:generated/ts) and called through @connectrpc/connect-node's gRPC
+// transport, compiled with `tsc --strict`: a record created, read, listed, searched and deleted,
 // and a caller's mistake decoded into google.rpc's ErrorInfo and BadRequest with
 // ConnectError.findDetails. The server's address comes from MEMORY_RECORDS_ADDRESS
 // (tests/integration/test_ts_client.py starts one on the embedded emulator).
@@ -14,8 +15,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   BatchCreateRequestSchema,
   MemoryRecordsService,
-} from "../../generated/ts/src/agentcore/memory/v1/memory_records_pb.js";
-import { BadRequestSchema, ErrorInfoSchema } from "../../generated/ts/src/google/rpc/error_details_pb.js";
+} from "@agentcore-memory/memory-records-client/agentcore/memory/v1/memory_records_pb";
+import { BadRequestSchema, ErrorInfoSchema } from "@agentcore-memory/memory-records-client/google/rpc/error_details_pb";
 
 const address = process.env.MEMORY_RECORDS_ADDRESS;
 const MEMORY_ID = "demo_memory-0123456789";
@@ -30,18 +31,25 @@ function connect(address: string) {
   return createClient(MemoryRecordsService, transport);
 }
 
-async function reasonOf(call: Promise<unknown>): Promise<[Code, string, string[]]> {
-  try {
-    await call;
-    throw new Error("the call succeeded");
-  } catch (error) {
-    const connectError = ConnectError.from(error);
-    const [info] = connectError.findDetails(ErrorInfoSchema);
-    const fields = connectError.findDetails(BadRequestSchema).flatMap((bad) => bad.fieldViolations.map((v) => v.field));
-    return [connectError.code, info?.reason ?? "", fields];
-  }
+// What went wrong: the code, ErrorInfo's reason and the fields BadRequest names.
+function explain(error: unknown): [Code, string, string[]] {
+  const connectError = ConnectError.from(error);
+  const [info] = connectError.findDetails(ErrorInfoSchema);
+  const fields = connectError.findDetails(BadRequestSchema).flatMap((bad) => bad.fieldViolations.map((v) => v.field));
+  return [connectError.code, info?.reason ?? "", fields];
 }
 // --- end docs/calling.md: ts ---
+
+async function reasonOf(call: Promise<unknown>): Promise<[Code, string, string[]]> {
+  let failure: unknown;
+  try {
+    await call;
+  } catch (error) {
+    failure = error;
+  }
+  assert.ok(failure !== undefined, "the call succeeded");
+  return explain(failure);
+}
 
 test("a TypeScript client creates, reads, lists, searches and deletes a record, and reads error details", async () => {
   assert.ok(address, "set MEMORY_RECORDS_ADDRESS to the server, host:port");
