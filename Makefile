@@ -23,7 +23,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export GOTOOLCHAIN := local
 export GOFLAGS := -buildvcs=false
 TOOLS_BIN := var/tools/bin
-MVN := mvn -B -q -Dstyle.color=never
+MVN := mvn -B -q
 
 .PHONY: system-tools tools codegen-tools client-deps run test soak bench lint docs docs-serve generate check-generated check-contract contract-baseline emulator clean
 

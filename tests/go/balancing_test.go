@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -53,6 +55,68 @@ const (
 	// The loop goes on this long after the kill, on the surviving facade alone.
 	killAfterwards = 1500 * time.Millisecond
 )
+
+// retriedMethods are the RPCs the published config retries (its methodConfig with a retryPolicy), in
+// the order the loops below call them: every one of them must ride out a drain and a kill (a name
+// misspelt in the config would leave that RPC unretried, and its calls cut off would fail).
+var retriedMethods = []string{"Get", "List", "Retrieve", "BatchUpdate", "BatchCreate"}
+
+// publishedConfig is deploy/clients/service-config.json, whose health checking must be of this
+// service and whose retried RPCs must be retriedMethods (the loops call exactly those).
+func publishedConfig(t *testing.T) string {
+	t.Helper()
+	config, err := os.ReadFile(publishedServiceConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		HealthCheckConfig struct{ ServiceName string }
+		MethodConfig      []struct {
+			Name []struct {
+				Service string
+				Method  string
+			}
+			RetryPolicy *json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(config, &parsed); err != nil || parsed.HealthCheckConfig.ServiceName != serviceName {
+		t.Fatalf("%s: health checking of %q (%v), want %s",
+			publishedServiceConfig, parsed.HealthCheckConfig.ServiceName, err, serviceName)
+	}
+	var retried []string
+	for _, method := range parsed.MethodConfig {
+		for _, name := range method.Name {
+			if method.RetryPolicy != nil && name.Service == serviceName {
+				retried = append(retried, name.Method)
+			}
+		}
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(retried)), slices.Sorted(slices.Values(retriedMethods))) {
+		t.Fatalf("%s retries %v; the loops call %v: make them the same", publishedServiceConfig, retried, retriedMethods)
+	}
+	return string(config)
+}
+
+// seedUpdate is a BatchUpdate of the record `seedID` alone, to `text`.
+func seedUpdate(seedID, text string) *memoryv1.BatchUpdateRequest {
+	return &memoryv1.BatchUpdateRequest{
+		MemoryId: memoryID(),
+		Records: []*memoryv1.MemoryRecordUpdate{{
+			MemoryRecordId: seedID,
+			Timestamp:      timestamppb.Now(),
+			Content:        &memoryv1.MemoryContent{Content: &memoryv1.MemoryContent_Text{Text: text}},
+		}},
+	}
+}
+
+// updatedOnly is an error unless `reply` updated `seedID` alone.
+func updatedOnly(reply *memoryv1.BatchUpdateResponse, seedID string) error {
+	if updated := reply.GetSuccessfulRecords(); len(updated) != 1 || updated[0].GetMemoryRecordId() != seedID ||
+		len(reply.GetFailedRecords()) != 0 {
+		return fmt.Errorf("updated %v, failed %v", updated, reply.GetFailedRecords())
+	}
+	return nil
+}
 
 // pairConn is a channel to both facades of the pair, resolved by a manual resolver (as a headless
 // Kubernetes Service's DNS would list the pods), with `serviceConfig`.
@@ -79,7 +143,8 @@ func handledOK(m metrics, method string) float64 {
 // ports: round_robin spreads calls over both (told apart by the peer of each call, and confirmed by
 // each facade's own count of what it served); then, with the published service config (round_robin,
 // health checking, retries), one facade is sent SIGTERM mid-run and drains, and every call of a
-// steady loop of the retried RPCs (Get, List, BatchCreate with a client_token) still succeeds: health
+// steady loop of each RPC the config retries (Get and BatchUpdate of a seed record, List and Retrieve
+// of the namespace the loop writes, BatchCreate with a client_token) still succeeds: health
 // checking takes the draining facade out of rotation while it still serves, and the loop goes on on
 // the other after it has stopped. Last, on a second pair, a facade is killed (SIGKILL) with calls in
 // flight on it: see publishedConfigRetriesAKill.
@@ -128,18 +193,7 @@ func TestTwoFacades(t *testing.T) {
 
 	t.Run("published_config_rides_out_a_drain", func(t *testing.T) {
 		ctx := testContext(t, 40*time.Second)
-		config, err := os.ReadFile(publishedServiceConfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var parsed struct {
-			HealthCheckConfig struct{ ServiceName string }
-		}
-		if err := json.Unmarshal(config, &parsed); err != nil || parsed.HealthCheckConfig.ServiceName != serviceName {
-			t.Fatalf("%s: health checking of %q (%v), want %s",
-				publishedServiceConfig, parsed.HealthCheckConfig.ServiceName, err, serviceName)
-		}
-		client := memoryv1.NewMemoryRecordsServiceClient(pairConn(t, addresses, string(config)))
+		client := memoryv1.NewMemoryRecordsServiceClient(pairConn(t, addresses, publishedConfig(t)))
 		namespace := newNamespace("drain")
 		seed, err := createOne(ctx, client, namespace, "seed")
 		if err != nil {
@@ -173,6 +227,8 @@ func TestTwoFacades(t *testing.T) {
 		lastOnStopped, afterStop, total := time.Time{}, 0, len(results)
 		// Calls served by each facade before SIGTERM, during the drain and after the stop.
 		phases := map[string][3]int{}
+		// The calls of each RPC that succeeded during the drain and after the stop.
+		drainingByMethod, afterStopByMethod := map[string]int{}, map[string]int{}
 		for _, result := range results {
 			if result.err != nil {
 				failures = append(failures,
@@ -183,6 +239,9 @@ func TestTwoFacades(t *testing.T) {
 			}
 			if result.started.After(stopped) && result.err == nil {
 				afterStop++
+				afterStopByMethod[result.method]++
+			} else if result.started.After(terminated) && result.err == nil {
+				drainingByMethod[result.method]++
 			}
 			phase := phases[result.peer]
 			switch {
@@ -196,10 +255,18 @@ func TestTwoFacades(t *testing.T) {
 			phases[result.peer] = phase
 		}
 		t.Logf("%d calls in %s; served [before SIGTERM, draining, stopped]: %v; after SIGTERM the last "+
-			"call on the draining facade started %s later, its port closed %s later",
-			total, ran, phases, lastOnStopped.Sub(terminated), stopped.Sub(terminated))
+			"call on the draining facade started %s later, its port closed %s later; succeeded by RPC "+
+			"during the drain %v, after the stop %v",
+			total, ran, phases, lastOnStopped.Sub(terminated), stopped.Sub(terminated),
+			drainingByMethod, afterStopByMethod)
 		if err := errors.Join(failures...); err != nil {
 			t.Errorf("%d of %d calls failed:\n%v", len(failures), total, err)
+		}
+		for _, method := range retriedMethods {
+			if drainingByMethod[method] < 1 || afterStopByMethod[method] < 1 {
+				t.Errorf("%s succeeded %d times during the drain and %d after the stop, want 1 or more each",
+					method, drainingByMethod[method], afterStopByMethod[method])
+			}
 		}
 		if stopped.Sub(terminated) < drain-drain/4 {
 			t.Errorf("the port closed %s after SIGTERM, before the %s drain", stopped.Sub(terminated), drain)
@@ -247,8 +314,9 @@ type callResult struct {
 	err     error
 }
 
-// steadyLoop is loopCallers goroutines calling Get, List and BatchCreate in turn until stopped (or
-// loopMaxCalls, or loopMaxDuration).
+// steadyLoop is loopCallers goroutines calling each of retriedMethods in turn until stopped (or
+// loopMaxCalls, or loopMaxDuration): Get and BatchUpdate of the record `recordID`, List and Retrieve
+// of `namespace`, and BatchCreate of a record in it.
 type steadyLoop struct {
 	mu      sync.Mutex
 	results []callResult
@@ -270,21 +338,30 @@ func startLoop(
 				var from peer.Peer
 				started := time.Now()
 				call, cancelCall := callContext(ctx)
-				var method string
+				method := retriedMethods[turn%len(retriedMethods)]
 				var err error
-				switch turn % 3 {
-				case 0:
-					method = "Get"
+				switch method {
+				case "Get":
 					_, err = client.Get(call, &memoryv1.GetRequest{
 						MemoryId: memoryID(), MemoryRecordId: recordID,
 					}, grpc.Peer(&from))
-				case 1:
-					method = "List"
+				case "List":
 					_, err = client.List(call, &memoryv1.ListRequest{
 						MemoryId: memoryID(), Namespace: proto.String(namespace), PageSize: 5,
 					}, grpc.Peer(&from))
-				default:
-					method = "BatchCreate"
+				case "Retrieve":
+					_, err = client.Retrieve(call, &memoryv1.RetrieveRequest{
+						MemoryId: memoryID(), Namespace: proto.String(namespace), PageSize: 5,
+						SearchCriteria: &memoryv1.SearchCriteria{SearchQuery: "steady loop"},
+					}, grpc.Peer(&from))
+				case "BatchUpdate":
+					var reply *memoryv1.BatchUpdateResponse
+					reply, err = client.BatchUpdate(call,
+						seedUpdate(recordID, fmt.Sprintf("steady loop c%d-%d", caller, turn)), grpc.Peer(&from))
+					if err == nil {
+						err = updatedOnly(reply, recordID)
+					}
+				case "BatchCreate":
 					_, err = client.BatchCreate(call, &memoryv1.BatchCreateRequest{
 						MemoryId: memoryID(),
 						Records: []*memoryv1.MemoryRecordCreate{
@@ -292,6 +369,8 @@ func startLoop(
 						},
 						ClientToken: proto.String(fmt.Sprintf("go-loop-%d-%d-%d", caller, turn, started.UnixNano())),
 					}, grpc.Peer(&from))
+				default:
+					err = fmt.Errorf("no call of %s in the loop", method)
 				}
 				cancelCall()
 				if ctx.Err() != nil && err != nil {
@@ -362,12 +441,15 @@ func waitUntilRefused(ctx context.Context, address string, limit time.Duration) 
 // health checking moves the calls away first and nothing is retried). It runs against a second pair
 // on one store: the first facade (local mode) owns the emulator, whose every answer waits
 // MEMORY_RECORDS_CRASH_PAIR_LATENCY_SECONDS; the second (aws mode, on the first's emulator, as replicas
-// share AWS) is the one killed, so that the store outlives it. A steady loop of Get, List and
-// BatchCreate (each in a namespace of its own, with a client_token) runs on both; the facade is sent
-// SIGKILL at a moment with calls in flight on it, one of them a BatchCreate it has passed on to the
-// emulator. Each call's attempts are counted by a stats.Handler (stats.Begin is reported per attempt):
-// the calls cut off fail with UNAVAILABLE and are retried on the survivor, so every call succeeds and
-// there are more attempts than calls. Then each BatchCreate's record is in the store exactly once,
+// share AWS) is the one killed, so that the store outlives it. A steady loop of each RPC the config
+// retries (Get and BatchUpdate of a seed record, List of its namespace, BatchCreate of a record in a
+// namespace of its own with a client_token, and Retrieve under those namespaces) runs on both; the
+// facade is sent SIGKILL at a moment with calls of two or more RPCs in flight on it that it has passed
+// on to the emulator, one of them a BatchCreate. Each call's attempts are counted by a stats.Handler
+// (stats.Begin is reported per attempt): the calls cut off fail with UNAVAILABLE and are retried on
+// the survivor, so every call succeeds, there are more attempts than calls, and calls of more than
+// one RPC were retried; every RPC is called after the kill too. Then the seed holds a text a
+// BatchUpdate that succeeded gave it, and each BatchCreate's record is in the store exactly once,
 // under its id, including one the emulator applied for the killed facade after it died (its createdAt
 // is earlier than its retry could have been applied): retrying with the same client_token is safe.
 func publishedConfigRetriesAKill(t *testing.T) {
@@ -387,13 +469,9 @@ func publishedConfigRetriesAKill(t *testing.T) {
 	sentFrom, sentTo := latency*3/10, latency*7/10
 
 	ctx := testContext(t, 40*time.Second)
-	config, err := os.ReadFile(publishedServiceConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
 	attempts := &attemptLog{}
 	client := memoryv1.NewMemoryRecordsServiceClient(
-		pairConn(t, addresses, string(config), grpc.WithStatsHandler(attempts)))
+		pairConn(t, addresses, publishedConfig(t), grpc.WithStatsHandler(attempts)))
 	seedNamespace, createdUnder := newNamespace("kill-seed"), newNamespace("kill")
 	seed, err := createOne(ctx, client, seedNamespace, "seed")
 	if err != nil {
@@ -408,18 +486,20 @@ func publishedConfigRetriesAKill(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var cutOff []*attempt // in flight on the victim when it was killed
+	var cutOff []*attempt          // in flight on the victim when it was killed
+	var sentMethods map[string]int // the RPCs of those sent sentFrom to sentTo before
 	var killed time.Time
 	for killed.IsZero() {
-		inFlight, sentBatchCreate := attempts.inFlightOn(victim, sentFrom, sentTo)
-		if sentBatchCreate && len(inFlight) >= killMinInFlight && len(inFlight) <= killMaxInFlight {
+		inFlight, sent := attempts.inFlightOn(victim, sentFrom, sentTo)
+		if sent["BatchCreate"] > 0 && len(sent) >= 2 &&
+			len(inFlight) >= killMinInFlight && len(inFlight) <= killMaxInFlight {
 			if err := syscall.Kill(killPID, syscall.SIGKILL); err != nil {
 				t.Fatalf("SIGKILL to %d: %v", killPID, err)
 			}
-			killed, cutOff = time.Now(), inFlight
+			killed, cutOff, sentMethods = time.Now(), inFlight, sent
 		} else if loop.elapsed() > 10*time.Second {
-			t.Fatalf("no moment with %d to %d calls in flight on %s, one a BatchCreate sent %s to %s before",
-				killMinInFlight, killMaxInFlight, victim, sentFrom, sentTo)
+			t.Fatalf("no moment with %d to %d calls in flight on %s, of two or more RPCs sent %s to %s before, "+
+				"one a BatchCreate", killMinInFlight, killMaxInFlight, victim, sentFrom, sentTo)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -434,15 +514,23 @@ func publishedConfigRetriesAKill(t *testing.T) {
 	var failures []error
 	total, transparent, afterKill, slowest := 0, 0, 0, time.Duration(0)
 	failedOnVictim := map[codes.Code]int{}
+	afterKillByMethod := map[string]int{}    // the calls of each RPC begun after the kill that succeeded
+	retriedByMethod := map[string]int{}      // the calls of each RPC that failed on the killed facade, then succeeded
 	retriedCreates := map[string]time.Time{} // a BatchCreate cut off: its namespace, and when its retry began
+	updatedTo := map[string]bool{}           // the texts the BatchUpdates that succeeded gave the seed
 	for _, call := range calls {
 		if call.err != nil {
 			failures = append(failures, fmt.Errorf("%s at %s: %w", call.method, call.started.Sub(killed), call.err))
 		} else if call.started.After(killed) {
 			afterKill++
+			afterKillByMethod[call.method]++
+		}
+		if call.err == nil && call.method == "BatchUpdate" {
+			updatedTo[call.updatedTo] = true
 		}
 		tried := attempts.of(call.tracked)
 		total += len(tried)
+		retried := false
 		for index, one := range tried {
 			if one.transparent {
 				transparent++
@@ -451,11 +539,15 @@ func publishedConfigRetriesAKill(t *testing.T) {
 				continue
 			}
 			failedOnVictim[status.Code(one.err)]++
-			if call.err == nil && index+1 < len(tried) && call.method == "BatchCreate" {
-				if _, seen := retriedCreates[call.namespace]; !seen {
+			if call.err == nil && index+1 < len(tried) {
+				retried = true
+				if _, seen := retriedCreates[call.namespace]; !seen && call.method == "BatchCreate" {
 					retriedCreates[call.namespace] = tried[index+1].begun
 				}
 			}
+		}
+		if retried {
+			retriedByMethod[call.method]++
 		}
 		if len(tried) > 1 {
 			slowest = max(slowest, call.took)
@@ -468,15 +560,25 @@ func publishedConfigRetriesAKill(t *testing.T) {
 			cutOffFailed++
 		}
 	}
-	t.Logf("%d calls in %s, %d after the kill; %d attempts: %d retries of the retry policy, %d transparent; "+
-		"%d in flight on the killed facade at SIGKILL (%d of them cut off); attempts failed on it by code: %v; "+
-		"the slowest retried call took %s", len(calls), ran, afterKill, total, retries, transparent,
-		len(cutOff), cutOffFailed, failedOnVictim, slowest)
+	t.Logf("%d calls in %s, %d after the kill (by RPC: %v); %d attempts: %d retries of the retry policy, "+
+		"%d transparent; SIGKILL %s after the loop began, with %d in flight on the killed facade (%d of them "+
+		"cut off; by RPC, those sent %s to %s before: %v); attempts failed on it by code: %v; calls retried "+
+		"after failing on it, by RPC: %v; the slowest retried call took %s",
+		len(calls), ran, afterKill, afterKillByMethod, total, retries, transparent, killed.Sub(loop.begun),
+		len(cutOff), cutOffFailed, sentFrom, sentTo, sentMethods, failedOnVictim, retriedByMethod, slowest)
 	if err := errors.Join(failures...); err != nil {
 		t.Errorf("%d of %d calls failed:\n%v", len(failures), len(calls), err)
 	}
 	if total <= len(calls) || retries < 1 {
 		t.Errorf("%d attempts of %d calls (%d retries of the policy): nothing was retried", total, len(calls), retries)
+	}
+	if len(retriedByMethod) < 2 {
+		t.Errorf("calls retried after failing on the killed facade, by RPC: %v; want two or more RPCs", retriedByMethod)
+	}
+	for _, method := range retriedMethods {
+		if afterKillByMethod[method] < 1 {
+			t.Errorf("no %s succeeded after the kill", method)
+		}
 	}
 	if cutOffFailed < 1 {
 		t.Errorf("none of the %d calls in flight on the killed facade failed there", len(cutOff))
@@ -493,8 +595,16 @@ func publishedConfigRetriesAKill(t *testing.T) {
 		t.Errorf("the loop hit its bound (%d calls in %s)", len(calls), ran)
 	}
 
-	// Each BatchCreate's record is in the store exactly once (read on the survivor alone), and nothing else.
+	// The seed holds what a BatchUpdate that succeeded gave it (read on the survivor alone).
 	direct := memoryv1.NewMemoryRecordsServiceClient(dial(t, survivor))
+	call, cancel := callContext(ctx)
+	got, err := direct.Get(call, &memoryv1.GetRequest{MemoryId: memoryID(), MemoryRecordId: seed})
+	cancel()
+	if text := textOf(got.GetMemoryRecord().GetContent()); err != nil || !updatedTo[text] {
+		t.Errorf("the seed after the loop: %q (%v), not the text of a BatchUpdate that succeeded", text, err)
+	}
+
+	// Each BatchCreate's record is in the store exactly once, and nothing else.
 	stored := listUnder(t, ctx, direct, createdUnder)
 	byNamespace := map[string][]*memoryv1.MemoryRecordSummary{}
 	for _, record := range stored {
@@ -640,26 +750,26 @@ func (*attemptLog) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Co
 
 func (*attemptLog) HandleConn(context.Context, stats.ConnStats) {}
 
-// inFlightOn is the attempts sent to `address` and not ended yet, and whether one of them is a
-// BatchCreate begun between `from` and `to` ago.
-func (l *attemptLog) inFlightOn(address string, from, to time.Duration) ([]*attempt, bool) {
+// inFlightOn is the attempts sent to `address` and not ended yet, and how many of those begun between
+// `from` and `to` ago are of each RPC.
+func (l *attemptLog) inFlightOn(address string, from, to time.Duration) ([]*attempt, map[string]int) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var inFlight []*attempt
-	sentBatchCreate := false
+	sent := map[string]int{}
 	for _, call := range l.calls {
 		for _, one := range call.attempts {
 			if one.peer != address || one.ended {
 				continue
 			}
 			inFlight = append(inFlight, one)
-			if age := now.Sub(one.begun); call.method == "BatchCreate" && age >= from && age <= to {
-				sentBatchCreate = true
+			if age := now.Sub(one.begun); age >= from && age <= to {
+				sent[call.method]++
 			}
 		}
 	}
-	return inFlight, sentBatchCreate
+	return inFlight, sent
 }
 
 // of is a copy of each attempt of `call`.
@@ -688,11 +798,13 @@ type killCall struct {
 	tracked   *trackedCall
 	namespace string // a BatchCreate's own namespace, and the id of the record it created
 	recordID  string
+	updatedTo string // the text a BatchUpdate gave the seed
 }
 
-// killLoop is killCallers goroutines calling Get, List and BatchCreate in turn (each starting with a
+// killLoop is killCallers goroutines calling each of retriedMethods in turn (each starting with a
 // different one) until stopped, or killMaxCalls, or killMaxDuration; a call under way when it is
-// stopped is finished and counted.
+// stopped is finished and counted. Get and BatchUpdate are of the seed, List of its namespace,
+// BatchCreate of a record in a namespace of its own under `createdUnder`, Retrieve under that.
 type killLoop struct {
 	mu       sync.Mutex
 	calls    []killCall
@@ -713,7 +825,7 @@ func startKillLoop(
 		go func() {
 			defer loop.done.Done()
 			for turn := caller; !loop.stopping.Load() && ctx.Err() == nil && loop.count() < killMaxCalls; turn++ {
-				result := killCall{method: [...]string{"Get", "List", "BatchCreate"}[turn%3], started: time.Now()}
+				result := killCall{method: retriedMethods[turn%len(retriedMethods)], started: time.Now()}
 				var from peer.Peer
 				call, cancelCall := callContext(ctx)
 				call, result.tracked = attempts.track(call, result.method)
@@ -726,7 +838,19 @@ func startKillLoop(
 					_, result.err = client.List(call, &memoryv1.ListRequest{
 						MemoryId: memoryID(), Namespace: proto.String(seedNamespace), PageSize: 5,
 					}, grpc.Peer(&from))
-				default:
+				case "Retrieve":
+					_, result.err = client.Retrieve(call, &memoryv1.RetrieveRequest{
+						MemoryId: memoryID(), NamespacePath: proto.String(createdUnder), PageSize: 5,
+						SearchCriteria: &memoryv1.SearchCriteria{SearchQuery: "killed mid-call"},
+					}, grpc.Peer(&from))
+				case "BatchUpdate":
+					result.updatedTo = fmt.Sprintf("updated by c%d-%d", caller, turn)
+					var reply *memoryv1.BatchUpdateResponse
+					reply, result.err = client.BatchUpdate(call, seedUpdate(seedID, result.updatedTo), grpc.Peer(&from))
+					if result.err == nil {
+						result.err = updatedOnly(reply, seedID)
+					}
+				case "BatchCreate":
 					identifier := fmt.Sprintf("c%d-%d", caller, turn)
 					result.namespace = createdUnder + "/" + identifier
 					var reply *memoryv1.BatchCreateResponse
@@ -742,6 +866,8 @@ func startKillLoop(
 					} else if result.err == nil {
 						result.recordID = created[0].GetMemoryRecordId()
 					}
+				default:
+					result.err = fmt.Errorf("no call of %s in the loop", result.method)
 				}
 				cancelCall()
 				result.took = time.Since(result.started)

@@ -17,14 +17,17 @@ const (
 	// The deadline of the call; the facade's emulator answers each request only after
 	// MEMORY_RECORDS_SLOW_LATENCY_SECONDS (LOCAL_FAULTS latency), several times longer.
 	shortDeadline = 500 * time.Millisecond
-	// How soon after the deadline the facade must have ended its AWS call and counted it.
-	attemptEndSlack = 200 * time.Millisecond
+	// How soon after the deadline the client must have its DEADLINE_EXCEEDED, and the facade must have
+	// ended its AWS call and counted it (and how much longer than the deadline that call may have
+	// lasted). Generous for a loaded 2-core machine (the Java suite's JVM starts alongside): the proof
+	// needs only far below the latency (seconds), which a facade that ignored the deadline would wait out.
+	attemptEndSlack = time.Second
 )
 
 // TestDeadlineReachesTheFacade proves that a Go context's deadline is the facade's too: against an
 // AWS that answers after seconds, a call with a 500 ms deadline fails DEADLINE_EXCEEDED at 500 ms, and
 // the facade's /metrics count its AWS call (GetMemoryRecord) as ended `cancelled`, with aws_error_code
-// DeadlineExceeded, within 200 ms of the deadline and after a duration of about the deadline, not of
+// DeadlineExceeded, within 1 s of the deadline and after a duration of about the deadline, not of
 // the latency; no retry follows. (A facade that did not take the caller's deadline would wait out the
 // latency, or its own DEFAULT_DEADLINE_SECONDS.)
 func TestDeadlineReachesTheFacade(t *testing.T) {
@@ -32,8 +35,11 @@ func TestDeadlineReachesTheFacade(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	metricsAddress := requireEnv(t, "MEMORY_RECORDS_SLOW_METRICS_ADDRESS")
 	latency, err := strconv.ParseFloat(requireEnv(t, "MEMORY_RECORDS_SLOW_LATENCY_SECONDS"), 64)
-	if err != nil || time.Duration(latency*float64(time.Second)) < 4*shortDeadline {
-		t.Fatalf("MEMORY_RECORDS_SLOW_LATENCY_SECONDS %v: want several times %s", latency, shortDeadline)
+	// Several times the deadline, and at least twice the bound the checks below allow (deadline + slack).
+	if slow := time.Duration(latency * float64(time.Second)); err != nil || slow < 4*shortDeadline ||
+		slow < 2*(shortDeadline+attemptEndSlack) {
+		t.Fatalf("MEMORY_RECORDS_SLOW_LATENCY_SECONDS %v: want several times %s, and at least twice %s",
+			latency, shortDeadline, shortDeadline+attemptEndSlack)
 	}
 	client := memoryv1.NewMemoryRecordsServiceClient(dial(t, requireEnv(t, "MEMORY_RECORDS_SLOW_ADDRESS")))
 	cancelled := map[string]string{"operation": "GetMemoryRecord", "outcome": "cancelled"}
@@ -72,8 +78,8 @@ func TestDeadlineReachesTheFacade(t *testing.T) {
 	}
 	countedWithin := time.Since(deadline)
 	duration := after.sum(durations, cancelled) - before.sum(durations, cancelled)
-	t.Logf("the AWS call was counted %s after the deadline, having lasted %.3fs (latency %gs)",
-		countedWithin, duration, latency)
+	t.Logf("DEADLINE_EXCEEDED after %s; the AWS call was counted %s after the deadline, having lasted "+
+		"%.3fs (latency %gs, slack %s)", elapsed, countedWithin, duration, latency, attemptEndSlack)
 	if count := after.sum(calls, cancelled) - before.sum(calls, cancelled); count != 1 {
 		t.Errorf("%g AWS calls ended cancelled, want 1", count)
 	}

@@ -14,6 +14,7 @@ service config's retries and the client_token's safety."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -106,6 +107,7 @@ def go_client_suite(tmp_path: Path) -> None:
     """The Go client tests against their facades (tests/integration/test_clients.py runs it)."""
     go = go_or_skip()
     tls_settings = admitting_one_caller(tmp_path, GO_CLIENT_ID, DENIED_CLIENT_ID)
+    stopped_log: collections.deque[str] = collections.deque(maxlen=20)  # for a failure's message
     with contextlib.ExitStack() as facades:
         _, plain = facades.enter_context(service_process(AGENTCORE_BACKEND="local"))
         _, secure = facades.enter_context(
@@ -120,6 +122,7 @@ def go_client_suite(tmp_path: Path) -> None:
         _, first = facades.enter_context(service_process(AGENTCORE_BACKEND="local"))
         second_process, second = facades.enter_context(
             service_process(
+                log_tail=stopped_log,
                 AGENTCORE_BACKEND="aws",
                 AWS_ENDPOINT_URL_BEDROCK_AGENTCORE=str(first["awsEndpoint"]),
                 AWS_REGION="us-east-1",
@@ -167,5 +170,7 @@ def go_client_suite(tmp_path: Path) -> None:
         )
         # The facade the Go test stopped drained and exited cleanly; the one it killed died of SIGKILL
         # (reaped here, by its parent).
-        assert second_process.wait(timeout=15) == 0
-        assert victim_process.wait(timeout=10) == -signal.SIGKILL
+        stopped_code = second_process.wait(timeout=15)
+        assert stopped_code == 0, f"the stopped facade exited {stopped_code}: {''.join(stopped_log)}"
+        killed_code = victim_process.wait(timeout=10)
+        assert killed_code == -signal.SIGKILL, f"the killed facade exited {killed_code}"

@@ -34,6 +34,9 @@ class DocsExampleTest {
   static String explain(StatusRuntimeException error) throws InvalidProtocolBufferException {
     StringBuilder text = new StringBuilder(error.getStatus().getCode().name());
     com.google.rpc.Status status = StatusProto.fromThrowable(error);
+    if (status == null) {
+      return text.toString(); // no details trailer (grpc-status-details-bin): the code alone
+    }
     for (Any detail : status.getDetailsList()) {
       if (detail.is(ErrorInfo.class)) {
         text.append(' ').append(detail.unpack(ErrorInfo.class).getReason());

@@ -5,14 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import com.agentcore.memory.v1.BatchCreateRequest;
-import com.agentcore.memory.v1.BatchCreateResponse;
-import com.agentcore.memory.v1.GetRequest;
 import com.agentcore.memory.v1.ListRequest;
 import com.agentcore.memory.v1.ListResponse;
 import com.agentcore.memory.v1.MemoryRecordsServiceGrpc;
-import com.agentcore.memory.v1.MemoryRecordSummary;
-import com.google.gson.Gson;
 import io.grpc.Attributes;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
@@ -20,16 +15,12 @@ import io.grpc.ClientCall;
 import io.grpc.ClientInterceptor;
 import io.grpc.ClientStreamTracer;
 import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import java.io.IOException;
 import java.net.SocketAddress;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -42,21 +33,22 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
- * The published service config (deploy/clients/service-config.json, MEMORY_RECORDS_SERVICE_CONFIG) as a
- * Java client uses it: defaultServiceConfig(...).enableRetry() on a channel to two replicas of the
- * facade (MEMORY_RECORDS_REPLICA_ADDRESSES, over one AWS). One replica is stopped with SIGTERM in the
- * middle of a bounded loop of Get, List and BatchCreate (with a client_token); it drains for
- * SHUTDOWN_DRAIN_SECONDS, health NOT_SERVING, then stops. Every call of the loop succeeds, and each
- * BatchCreate created its record exactly once, retried or not.
+ * The published service config (RetriedCalls.publishedConfigChannel) riding out a drain: on a channel
+ * to two replicas of the facade (MEMORY_RECORDS_REPLICA_ADDRESSES, over one AWS), one is stopped with
+ * SIGTERM in the middle of a bounded loop of the five retried RPCs (Get, List, Retrieve, BatchUpdate
+ * and BatchCreate with a client_token); it drains for SHUTDOWN_DRAIN_SECONDS, health NOT_SERVING, then
+ * stops. Every call of the loop succeeds, and each BatchCreate created its record exactly once.
  *
  * <p>Along the way: round_robin sent calls to both replicas (loadBalancingConfig), and the client stopped
  * picking the stopping replica while it still served, once its health said NOT_SERVING
- * (healthCheckConfig, grpc-services' health-checking round_robin).
+ * (healthCheckConfig, grpc-services' health-checking round_robin). That is what moves the calls here,
+ * not the retry policy (the attempts it retried are printed, usually none): RetryAfterAKillTest proves
+ * the policy.
  */
 class RetryAcrossReplicasTest {
   /** Calls each replica serves before the stop, so that the stop matters. */
   private static final int SERVED_BEFORE_STOP = 5;
-  /** Iterations after the stopped replica has exited. */
+  /** Iterations (one call of each retried RPC) after the stopped replica has exited. */
   private static final int ITERATIONS_AFTER_EXIT = 20;
   private static final int MAX_ITERATIONS = 2_000;
   private static final long LOOP_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(40);
@@ -112,14 +104,10 @@ class RetryAcrossReplicasTest {
     }
   }
 
-  @SuppressWarnings("unchecked")
-  private static Map<String, ?> serviceConfig() throws IOException {
-    return new Gson().fromJson(Files.readString(Path.of(Env.require("MEMORY_RECORDS_SERVICE_CONFIG"))), Map.class);
-  }
-
   @Test
   void everyRetriedCallSucceedsWhileOneOfTwoReplicasStops() throws Exception {
-    List<String> addresses = List.of(Env.require("MEMORY_RECORDS_REPLICA_ADDRESSES").split(","));
+    String replicas = Env.require("MEMORY_RECORDS_REPLICA_ADDRESSES");
+    List<String> addresses = List.of(replicas.split(","));
     assertEquals(2, addresses.size(), addresses.toString());
     SocketAddress stopping = StaticAddresses.parse(Env.require("MEMORY_RECORDS_STOPPING_REPLICA_ADDRESS"));
     SocketAddress staying = addresses.stream().map(StaticAddresses::parse).filter(a -> !a.equals(stopping))
@@ -128,18 +116,11 @@ class RetryAcrossReplicasTest {
     ProcessHandle replica = ProcessHandle.of(pid).orElseThrow(() -> new AssertionError("no process " + pid));
 
     Attempts attempts = new Attempts();
-    ManagedChannel channel = Grpc.newChannelBuilder(StaticAddresses.target(String.join(",", addresses)),
-            InsecureChannelCredentials.create())
-        .defaultServiceConfig(serviceConfig())
-        .enableRetry()
-        .intercept(attempts)
-        .build();
+    ManagedChannel channel = RetriedCalls.publishedConfigChannel(replicas, attempts);
     try {
-      String run = "java-retry-" + ProcessHandle.current().pid() + "-" + System.currentTimeMillis();
-      String readNamespace = Records.namespace("retry-read");
-      String writeNamespace = Records.namespace("retry-write");
-      String recordId = stub(channel).batchCreate(BatchCreateRequest.newBuilder().setMemoryId(MEMORY_ID)
-          .addRecords(Records.record("r", readNamespace, "read me")).build()).getSuccessfulRecords(0).getMemoryRecordId();
+      String run = "java-drain-" + ProcessHandle.current().pid() + "-" + System.currentTimeMillis();
+      String writeNamespace = Records.namespace("drain-write");
+      RetriedCalls.Seed seed = RetriedCalls.seed(stub(channel), Records.namespace("drain-seed"), run + "-seed");
 
       int iterations = 0;
       long started = System.nanoTime();
@@ -153,22 +134,12 @@ class RetryAcrossReplicasTest {
           fail("the loop ran out " + phase + " after " + iterations + " iterations; served " + attempts.served.keySet()
               + " stopping " + attempts.servedBy(stopping) + ", staying " + attempts.servedBy(staying));
         }
-        int i = iterations;
-        try {
-          assertEquals(recordId, stub(channel).get(GetRequest.newBuilder()
-              .setMemoryId(MEMORY_ID).setMemoryRecordId(recordId).build()).getMemoryRecord().getMemoryRecordId());
-          ListResponse listed = stub(channel).list(
-              ListRequest.newBuilder().setMemoryId(MEMORY_ID).setNamespace(readNamespace).build());
-          assertEquals(List.of(recordId), listed.getMemoryRecordSummariesList().stream()
-              .map(MemoryRecordSummary::getMemoryRecordId).toList());
-          BatchCreateResponse created = stub(channel).batchCreate(BatchCreateRequest.newBuilder()
-              .setMemoryId(MEMORY_ID)
-              .setClientToken(run + "-" + i)
-              .addRecords(Records.record("r" + i, writeNamespace, "written " + i))
-              .build());
-          assertEquals(1, created.getSuccessfulRecordsCount(), created.toString());
-        } catch (StatusRuntimeException e) {
-          fail("iteration " + i + " failed " + phase + ": " + e.getStatus(), e);
+        for (String method : RetriedCalls.METHODS) {
+          try {
+            RetriedCalls.call(stub(channel), method, seed, writeNamespace, run + "-" + iterations);
+          } catch (StatusRuntimeException e) {
+            fail(method + " of iteration " + iterations + " failed " + phase + ": " + e.getStatus(), e);
+          }
         }
         iterations++;
         if (exit == null && attempts.servedBy(stopping) >= SERVED_BEFORE_STOP
@@ -183,16 +154,17 @@ class RetryAcrossReplicasTest {
         }
         Thread.sleep(5);
       }
-      System.out.printf("retry loop: %d iterations of 3 calls; served: stopping replica %d (%d after SIGTERM), "
+      System.out.printf("drain loop: %d iterations of %d calls; served: stopping replica %d (%d after SIGTERM), "
               + "staying %d; attempts retried by the policy %d, transparently %d; the stop took %d ms%n",
-          iterations, attempts.servedBy(stopping), attempts.servedBy(stopping, stoppedAt), attempts.servedBy(staying),
-          attempts.retries.get(), attempts.transparentRetries.get(), TimeUnit.NANOSECONDS.toMillis(exitedAt - stoppedAt));
+          iterations, RetriedCalls.METHODS.size(), attempts.servedBy(stopping), attempts.servedBy(stopping, stoppedAt),
+          attempts.servedBy(staying), attempts.retries.get(), attempts.transparentRetries.get(),
+          TimeUnit.NANOSECONDS.toMillis(exitedAt - stoppedAt));
 
       // Once its health said NOT_SERVING the client stopped picking the stopping replica, though it
       // still served for its drain; after its exit every call went to the other.
       assertEquals(0, attempts.servedBy(stopping, stoppedAt + UNPICKED_AFTER_NANOS),
           "calls served by the stopping replica more than 1 s after SIGTERM");
-      assertTrue(attempts.servedBy(staying, exitedAt) >= 3L * ITERATIONS_AFTER_EXIT);
+      assertTrue(attempts.servedBy(staying, exitedAt) >= (long) RetriedCalls.METHODS.size() * ITERATIONS_AFTER_EXIT);
 
       // Each BatchCreate created its one record once, however often it was attempted.
       List<String> written = new ArrayList<>();
