@@ -67,9 +67,25 @@ def test_image_version_label_is_the_project_version() -> None:
 
 
 def test_every_npm_dependency_is_pinned_in_the_lock_file() -> None:
+    """Every package from the registry at an exact version with its digest; a package of this
+    repository (the TypeScript client, `file:generated/ts`) linked, with its own dependencies exact."""
     package = json.loads((ROOT / "package.json").read_text())
     locked = json.loads((ROOT / "package-lock.json").read_text())["packages"]
     for name, version in package["devDependencies"].items():
+        if version.startswith("file:"):
+            folder = version.removeprefix("file:")
+            assert folder.startswith("generated/"), f"package.json: {name} {version} is not ours"
+            assert locked[f"node_modules/{name}"] == {"resolved": folder, "link": True}
+            ours = json.loads((ROOT / folder / "package.json").read_text())
+            for kind in ("dependencies", "peerDependencies", "devDependencies"):
+                for dependency, pinned in ours.get(kind, {}).items():
+                    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned), (
+                        f"{folder}: {dependency} {pinned} is not exact"
+                    )
+                    assert package["devDependencies"][dependency] == pinned, (
+                        f"{folder} and package.json: {dependency}"
+                    )
+            continue
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"package.json: {name} {version} is not exact"
         assert locked[f"node_modules/{name}"]["version"] == version, f"package-lock.json disagrees on {name}"
         assert locked[f"node_modules/{name}"]["integrity"].startswith("sha512-")
