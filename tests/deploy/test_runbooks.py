@@ -1,0 +1,41 @@
+"""Every alert of deploy/prometheus/alerts.yaml has a runbook: its `runbook_url` is its own section of
+docs/runbooks.md (a heading named after the alert, which MkDocs and GitHub both anchor as the name in
+lower case), and that section says what the alert means, how to confirm it and what to do. A section
+for an alert that does not exist fails too."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.helpers import ROOT
+
+ALERTS = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())
+RULES = [rule for group in ALERTS["groups"] for rule in group["rules"] if "alert" in rule]
+RUNBOOKS = (ROOT / "docs" / "runbooks.md").read_text()
+BASE = "https://github.com/agentcore-memory-grpc/agentcore-memory-grpc/blob/main/docs/runbooks.md"
+# Each section: "## <alert>", then its three parts, up to the next section.
+SECTIONS = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", RUNBOOKS, re.MULTILINE | re.DOTALL))
+
+
+def test_every_alert_links_to_its_own_section() -> None:
+    assert RULES
+    for rule in RULES:
+        assert rule["annotations"].get("runbook_url") == f"{BASE}#{rule['alert'].lower()}", rule["alert"]
+
+
+def test_every_section_is_an_alerts_and_says_what_it_means_how_to_confirm_it_and_what_to_do() -> None:
+    assert set(SECTIONS) == {rule["alert"] for rule in RULES}
+    for alert, section in SECTIONS.items():
+        for part in ("**Means:**", "**Confirm:**", "**Do:**"):
+            assert part in section, f"{alert}: no {part}"
+
+
+def test_the_queries_a_runbook_gives_name_metrics_the_service_exports() -> None:
+    """A runbook's query that names a metric the service does not export could never return data."""
+    exported = set(re.findall(r"^\| `(\w+)` \|", (ROOT / "docs" / "metrics.md").read_text(), re.MULTILINE))
+    assert exported
+    named = set(re.findall(r"\b((?:grpc_server|agentcore)_\w+?)(?:_bucket|_count|_sum)?\b", RUNBOOKS))
+    assert named
+    assert named <= exported, f"not exported: {sorted(named - exported)}"
