@@ -47,6 +47,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fault-rate-limit", type=float, metavar="PER_SECOND", help="throttle above this rate"
     )
     faults.add_argument(
+        "--fault-throttle-first",
+        type=int,
+        default=0,
+        metavar="COUNT",
+        help="throttle exactly the first COUNT requests, then none",
+    )
+    faults.add_argument(
         "--fault-latency", type=float, default=0.0, metavar="SECONDS", help="delay every answer"
     )
     faults.add_argument(
@@ -76,6 +83,7 @@ def _fault_config(args: argparse.Namespace) -> FaultConfig:
     return FaultConfig(
         error_rates=error_rates,
         rate_limit_per_second=args.fault_rate_limit,
+        throttle_first=args.fault_throttle_first,
         latency_seconds=args.fault_latency,
         drop_connection_rate=args.fault_drop_rate,
         drop_reply_rate=args.fault_drop_reply_rate,

@@ -1,6 +1,6 @@
 """Fault injection: the emulator misbehaves the ways AWS and networks do, on demand (rate limits
-answered like AWS's throttling, modelled errors with a probability each, latency, dropped connections,
-replies lost after the request was applied).
+answered like AWS's throttling, exactly the first N requests throttled, modelled errors with a
+probability each, latency, dropped connections, replies lost after the request was applied).
 
 It runs as the dispatcher's before-operation hook, after authentication and routing, before
 validation; docs/emulator.md (Fault injection) shows how to set it.
@@ -41,6 +41,9 @@ class FaultConfig:
     # Probability in [0, 1] that a request is applied and its connection then dropped without the
     # answer (the reply lost on its way back); a retry with the same clientToken is answered in full.
     drop_reply_rate: float = 0.0
+    # The first this many requests after the config takes effect answer ThrottledException, then none:
+    # exactly that many, where a probability can promise none (a test of one throttle and its retry).
+    throttle_first: int = 0
     # Only these operations are affected (None: all of them).
     operations: frozenset[str] | None = None
 
@@ -59,12 +62,16 @@ class FaultConfig:
             raise ValueError("latency_seconds must be >= 0")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError("rate_limit_per_second must be > 0")
+        if self.throttle_first < 0 or self.throttle_first != int(self.throttle_first):
+            raise ValueError("throttle_first must be a whole number >= 0")
+        object.__setattr__(self, "throttle_first", int(self.throttle_first))
 
     @classmethod
     def parse(cls, spec: str) -> FaultConfig:
         """A config from text such as `rate_limit=50,latency=0.2,drop=0.01,ServiceException=0.05`:
-        `rate_limit` in requests per second, `latency` in seconds, `drop` and `drop_reply`
-        probabilities, and any other name an AWS error code with the probability of answering it.
+        `rate_limit` in requests per second, `throttle_first` a count of requests, `latency` in
+        seconds, `drop` and `drop_reply` probabilities, and any other name an AWS error code with the
+        probability of answering it.
         Empty text injects nothing."""
         error_rates: dict[str, float] = {}
         options: dict[str, Any] = {}
@@ -88,6 +95,7 @@ class FaultConfig:
         is confined to in parentheses: what a start line says of the faults."""
         options = {
             "rate_limit": self.rate_limit_per_second,
+            "throttle_first": self.throttle_first or None,
             "latency": self.latency_seconds or None,
             "drop": self.drop_connection_rate or None,
             "drop_reply": self.drop_reply_rate or None,
@@ -102,6 +110,7 @@ class FaultConfig:
 
 _SPEC_OPTIONS = {
     "rate_limit": "rate_limit_per_second",
+    "throttle_first": "throttle_first",
     "latency": "latency_seconds",
     "drop": "drop_connection_rate",
     "drop_reply": "drop_reply_rate",
@@ -122,6 +131,7 @@ class Faults:
         self._config = config or FaultConfig()
         self._tokens = 0.0
         self._refilled_at = time.monotonic()
+        self._throttled = 0  # requests throttled by throttle_first since the config took effect
         self._reset_bucket()
 
     @property
@@ -143,6 +153,7 @@ class Faults:
     def _reset_bucket(self) -> None:
         self._tokens = max(1.0, self._config.rate_limit_per_second or 0.0)
         self._refilled_at = time.monotonic()
+        self._throttled = 0
 
     def __call__(self, operation: str, request: ReceivedRequest) -> Response | None:
         with self._lock:
@@ -150,6 +161,9 @@ class Faults:
             if config.operations is not None and operation not in config.operations:
                 return None
             throttled = not self._take_token(config)
+            if self._throttled < config.throttle_first:
+                self._throttled += 1
+                throttled = True
             dropped = self._random.random() < config.drop_connection_rate
             injected = [code for code, rate in config.error_rates.items() if self._random.random() < rate]
             # Drawn only when asked for, so that a seed gives the sequences it gave before.

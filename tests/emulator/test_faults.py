@@ -80,6 +80,26 @@ def test_rate_limit_throttles_like_aws(emulator: Emulator) -> None:
     assert "ResourceNotFoundException" in codes  # requests within the limit are served
 
 
+def test_exactly_the_first_requests_are_throttled(emulator: Emulator) -> None:
+    """throttle_first=2: the next two requests answer ThrottledException (429), every later one its
+    real answer; configuring again starts the count anew."""
+    client = emulator_client(emulator.endpoint_url)
+
+    def codes(count: int) -> list[str]:
+        answered = []
+        for _ in range(count):
+            try:
+                get_unknown_record(client)
+            except botocore.exceptions.ClientError as error:
+                answered.append(error.response["Error"]["Code"])
+        return answered
+
+    emulator.faults.configure(throttle_first=2)
+    assert codes(5) == ["ThrottledException"] * 2 + ["ResourceNotFoundException"] * 3
+    emulator.faults.configure(throttle_first=1)
+    assert codes(3) == ["ThrottledException"] + ["ResourceNotFoundException"] * 2
+
+
 def test_latency_is_added(emulator: Emulator) -> None:
     emulator.faults.configure(latency_seconds=0.4)
     started = time.monotonic()
@@ -152,15 +172,23 @@ def test_a_rate_below_one_per_second_still_serves() -> None:
 def test_a_config_parses_from_text() -> None:
     assert FaultConfig.parse("") == FaultConfig()
     assert FaultConfig.parse(
-        "rate_limit=50, latency=0.2,drop=0.01,drop_reply=0.02,ServiceException=0.05"
+        "rate_limit=50, throttle_first=1, latency=0.2,drop=0.01,drop_reply=0.02,ServiceException=0.05"
     ) == FaultConfig(
         error_rates={"ServiceException": 0.05},
         rate_limit_per_second=50,
+        throttle_first=1,
         latency_seconds=0.2,
         drop_connection_rate=0.01,
         drop_reply_rate=0.02,
     )
-    for bad in ("latency", "latency=soon", "NoSuchException=1", "drop=2"):
+    for bad in (
+        "latency",
+        "latency=soon",
+        "NoSuchException=1",
+        "drop=2",
+        "throttle_first=1.5",
+        "throttle_first=-1",
+    ):
         with pytest.raises(ValueError):
             FaultConfig.parse(bad)
 
@@ -217,7 +245,12 @@ def test_faults_reach_every_operation_and_only_the_chosen_ones(emulator: Emulato
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "rate_limit=50", "rate_limit=0.5,latency=0.2,drop=0.01,drop_reply=0.02,ServiceException=0.05"],
+    [
+        "",
+        "rate_limit=50",
+        "throttle_first=1",
+        "rate_limit=0.5,throttle_first=3,latency=0.2,drop=0.01,drop_reply=0.02,ServiceException=0.05",
+    ],
 )
 def test_the_spec_reads_back_as_the_same_config(spec: str) -> None:
     config = FaultConfig.parse(spec)

@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 
 from emulator import Emulator
 from tests.helpers import MEMORY_ID, UNKNOWN_RECORD_ID, RunningService, record_create, timestamp
-from tests.integration.helpers import full_record_create, metadata_of_every_kind
+from tests.integration.helpers import full_record_create, metadata_of_every_kind, sample
 
 
 def create_one(service: RunningService, text: str = "likes green tea", **fields: object) -> str:
@@ -209,3 +209,26 @@ def test_the_largest_batch_aws_accepts_fits(local_service: RunningService, emula
     record_id = response.successful_records[0].memory_record_id
     got = local_service.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=record_id), timeout=10)
     assert got.memory_record.content.text == text
+
+
+def test_exactly_one_throttle_is_retried_once_and_the_call_succeeds(
+    local_service: RunningService, emulator: Emulator
+) -> None:
+    """The emulator's throttle_first (as LOCAL_FAULTS=throttle_first=1 sets it): the one throttled attempt is
+    retried by botocore, the RPC succeeds, and the metrics count one throttle and one retry."""
+    operation = "BatchCreateMemoryRecords"
+    before = {
+        name: sample(local_service, name, operation=operation)
+        for name in ("agentcore_upstream_throttles_total", "agentcore_upstream_retries_total")
+    }
+    emulator.faults.configure(throttle_first=1)
+    reply = local_service.stub.BatchCreate(
+        pb.BatchCreateRequest(memory_id=MEMORY_ID, records=[record_create()]), timeout=10
+    )
+    assert len(reply.successful_records) == 1 and not reply.failed_records
+    assert sample(local_service, "agentcore_upstream_throttles_total", operation=operation) == (
+        before["agentcore_upstream_throttles_total"] + 1
+    )
+    assert sample(local_service, "agentcore_upstream_retries_total", operation=operation) == (
+        before["agentcore_upstream_retries_total"] + 1
+    )
