@@ -91,6 +91,8 @@ class Call:
     refused: str | None = None  # why admission refused the RPC, if it did
     # This RPC's id: on each of its log lines (`rpcId`) and in its response's x-request-id.
     rpc_id: str = dataclasses.field(default_factory=lambda: f"{random.getrandbits(64):016x}")
+    # Its OpenTelemetry SERVER span, when tracing is on (telemetry/tracing.py); None otherwise.
+    span: Any = None
     # Told when the request message has been read (the metrics' msg_received).
     on_received: Callable[[Call], None] = dataclasses.field(default=lambda call: None, repr=False)
     # Told the code of an error status just before it is sent (the RPC is reported finished then).

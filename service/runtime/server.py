@@ -42,9 +42,10 @@ from service.runtime.health import HEALTH_SERVICE_NAME, Health
 from service.security import authz, tls
 from service.servicer import MemoryRecordsServicer
 from service.settings import Backend, Settings
-from service.telemetry import access_log, aws_hooks
+from service.telemetry import access_log, aws_hooks, tracing
 from service.telemetry.metrics import Metrics, exposition
 from service.telemetry.metrics.security import ConfigMetrics
+from service.telemetry.tracing import Tracing
 from service.upstream import aws
 
 if TYPE_CHECKING:
@@ -169,11 +170,13 @@ def create_server(
     health_servicer: Health | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
     share_port: bool = False,
 ) -> tuple[LoopServer, int]:
     """A server (not started) on `settings.grpc_host:grpc_port`, and the port it bound.
 
-    Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none).
+    Every RPC, and every AWS call `client` makes, is recorded in `metrics` (a fresh Metrics if none),
+    and each of the facade's RPCs is a span of `tracing` when it is given.
     `share_port`: bind with SO_REUSEPORT, beside the other workers of one supervisor.
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
@@ -192,7 +195,12 @@ def create_server(
     # Kubernetes probes every few seconds, and a probe that gave up (or a flood of reset streams) is no
     # news either: a line each would be a log flood anyone can cause.
     quiet_health = access_log.quieter(HEALTH_SERVICE_NAME, (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED))
-    reporting = calls.Interceptor(metrics.server, access_log.AccessLog(quiet_health))
+    reporters: list[calls.Reporter] = [metrics.server, access_log.AccessLog(quiet_health)]
+    if tracing is not None:
+        # First, so that the span exists before the other reporters and log lines of the RPC; ended
+        # after them, when the access log has written the span's ids.
+        reporters.insert(0, tracing.reporter)
+    reporting = calls.Interceptor(*reporters)
     served.before_stop(lambda: setattr(reporting, "stopping", True))
     server = served.build(
         lambda: grpc.aio.server(
@@ -340,8 +348,16 @@ def serve(
             )
             resources.callback(stop_metrics)
         health_servicer = Health((SERVICE_NAME,))
+        traces = tracing.from_env()  # each worker exports its own; the supervisor never gets here
+        if traces is not None:
+            resources.callback(traces.shutdown)  # the last spans exported, after the server stopped
         server, port = create_server(
-            settings, client, health_servicer=health_servicer, metrics=metrics, share_port=shared is not None
+            settings,
+            client,
+            health_servicer=health_servicer,
+            metrics=metrics,
+            tracing=traces,
+            share_port=shared is not None,
         )
         resources.callback(lambda: server.stop(None).wait(5))  # a start that fails after this
         health_port = None

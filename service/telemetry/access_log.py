@@ -122,6 +122,8 @@ def _fields(call: calls.Call, go_name: str) -> dict[str, Any]:
         "grpcCode": go_name,
         "durationSeconds": round(call.seconds(), 6),
     }
+    if call.span is not None:
+        fields.update(json_logs.trace_fields(call.span))
     identity = call.identity
     if isinstance(identity, str):
         fields["caller"] = identity

@@ -38,6 +38,8 @@ class JsonFormatter(logging.Formatter):
         if call is not None:  # a line of an RPC (its access-log line sets these itself)
             entry["method"] = call.full_method
             entry["rpcId"] = call.rpc_id
+            if call.span is not None:
+                entry.update(trace_fields(call.span))
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES:
                 entry[key] = value
@@ -125,3 +127,10 @@ def sole_handler(logger: logging.Logger, level: int) -> JsonHandler | None:
             return None
         node = node.parent
     return handler
+
+
+def trace_fields(span: Any) -> dict[str, str]:
+    """`traceId` and `spanId` of an RPC's span, as W3C trace context writes them (32 and 16 hex digits),
+    so that a line joins its trace."""
+    context = span.get_span_context()
+    return {"traceId": f"{context.trace_id:032x}", "spanId": f"{context.span_id:016x}"}

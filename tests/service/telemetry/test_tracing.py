@@ -1,0 +1,163 @@
+"""tracing.py: off unless an OTLP endpoint is set; on, one SERVER span per facade RPC over a real
+server and channel, the child of the caller's W3C traceparent, with gRPC's attributes and no record
+text, id or namespace; none for health; the RPC's log lines carry its trace and span ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from agentcore.memory.v1 import memory_records_pb2 as pb
+from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from emulator import Emulator
+from service.runtime.server import create_server
+from service.settings import Backend
+from service.telemetry import json_logs, tracing
+from service.telemetry.metrics import Metrics
+from service.upstream import aws
+from tests.helpers import MEMORY_ID, UNKNOWN_RECORD_ID, record_create, settings_for_tests
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
+SECRET_TEXT = "the text of a record, never in a span"
+NAMESPACE = "users/secret-namespace"
+
+
+@pytest.mark.parametrize(
+    ("environ", "on"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "x"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4317"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, False),
+    ],
+)
+def test_tracing_is_on_only_with_an_endpoint_and_the_sdk_not_disabled(
+    environ: dict[str, str], on: bool
+) -> None:
+    assert tracing.enabled(environ) is on
+    if not on:
+        assert tracing.from_env(environ) is None
+
+
+class Traced:
+    def __init__(
+        self, stub: pb_grpc.MemoryRecordsServiceStub, channel: grpc.Channel, spans: InMemorySpanExporter
+    ):
+        self.stub = stub
+        self.channel = channel
+        self.exporter = spans
+
+    def spans(self) -> list[ReadableSpan]:
+        self.tracing.provider.force_flush()
+        return list(self.exporter.get_finished_spans())
+
+    tracing: tracing.Tracing
+
+
+@pytest.fixture
+def traced(emulator: Emulator) -> Iterator[Traced]:
+    settings = settings_for_tests(backend=Backend.LOCAL)
+    exporter = InMemorySpanExporter()
+    traces = tracing.from_env({}, exporter=exporter)
+    assert traces is not None
+    client = aws.create_client(settings, endpoint_url=emulator.endpoint_url)
+    server, port = create_server(settings, client, metrics=Metrics(backend="local"), tracing=traces)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    served = Traced(pb_grpc.MemoryRecordsServiceStub(channel), channel, exporter)
+    served.tracing = traces
+    try:
+        yield served
+    finally:
+        channel.close()
+        server.stop(grace=None).wait(timeout=5)
+        traces.shutdown()
+
+
+def create_request() -> pb.BatchCreateRequest:
+    return pb.BatchCreateRequest(
+        memory_id=MEMORY_ID, records=[record_create(SECRET_TEXT, namespaces=[NAMESPACE])]
+    )
+
+
+def test_an_rpc_is_a_server_span_that_continues_the_callers_trace(traced: Traced) -> None:
+    reply = traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
+    [span] = traced.spans()
+    assert span.name == "agentcore.memory.v1.MemoryRecordsService/BatchCreate"
+    assert span.kind is SpanKind.SERVER
+    assert f"{span.context.trace_id:032x}" == TRACE_ID
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_SPAN_ID
+    assert dict(span.attributes or {}) == {
+        "rpc.system": "grpc",
+        "rpc.service": "agentcore.memory.v1.MemoryRecordsService",
+        "rpc.method": "BatchCreate",
+        "rpc.grpc.status_code": 0,
+        "enduser.id": "anonymous",
+    }
+    assert span.status.status_code is StatusCode.UNSET
+    # Nothing of the request in the span: its text, its namespace, the record's id.
+    exported = span.to_json()
+    for secret in (SECRET_TEXT, NAMESPACE, reply.successful_records[0].memory_record_id):
+        assert secret not in exported
+
+
+def test_a_call_without_a_traceparent_starts_a_trace_of_its_own(traced: Traced) -> None:
+    with pytest.raises(grpc.RpcError) as missing:
+        traced.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=10)
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+    [span] = traced.spans()
+    assert span.parent is None
+    assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 5
+
+
+def test_a_server_failure_marks_the_span_an_error_and_a_callers_mistake_does_not(
+    traced: Traced, emulator: Emulator
+) -> None:
+    emulator.faults.configure(error_rates={"ServiceException": 1.0})
+    with pytest.raises(grpc.RpcError) as failure:
+        traced.stub.BatchCreate(create_request(), timeout=10)
+    assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
+    [failed] = traced.spans()
+    assert failed.status.status_code is StatusCode.ERROR
+    emulator.faults.clear()
+    traced.exporter.clear()
+    with pytest.raises(grpc.RpcError) as mistake:
+        traced.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=""), timeout=10)
+    assert mistake.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    [span] = traced.spans()
+    assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 3
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_health_checks_make_no_spans(traced: Traced) -> None:
+    health = health_pb2_grpc.HealthStub(traced.channel)
+    for _ in range(3):
+        health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert traced.spans() == []
+
+
+def test_the_rpcs_log_lines_carry_its_trace_and_span_ids(
+    traced: Traced, capsys: pytest.CaptureFixture[str]
+) -> None:
+    json_logs.configure("INFO")
+    try:
+        traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
+        [span] = traced.spans()
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [finished] = [line for line in lines if line.get("message") == "finished call"]
+    assert finished["traceId"] == TRACE_ID
+    assert finished["spanId"] == f"{span.context.span_id:016x}"
