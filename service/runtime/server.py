@@ -181,6 +181,8 @@ def create_server(
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
     aws_hooks.AwsCallRecorder(metrics.aws_calls).instrument(client)
+    if tracing is not None:
+        tracing.aws_spans.instrument(client)
     admission = Admission(
         max_rpcs=settings.admitted_rpcs,
         max_bytes=settings.inflight_bytes,

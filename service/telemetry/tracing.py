@@ -9,15 +9,19 @@ TLS) and a batch processor exports over OTLP/gRPC.
 One SERVER span per RPC of the facade (health makes none: probes come every few seconds), the child of
 the caller's span when the caller sent W3C `traceparent`/`tracestate` (baggage is continued too), with
 gRPC's semantic conventions: `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, and the
-caller's identity. No attribute holds record text, a record id or a namespace. While an RPC is served,
-its log lines carry `traceId` and `spanId` (json_logs.py).
+caller's identity. Beneath it, a CLIENT span per AWS call (a batch's chunks each one, with their record
+count) and beneath that one span per botocore attempt (HTTP status, `aws.request_id`, the attempt's
+number, AWS's error code), built on botocore's events like the metrics' hooks, so that a throttle and
+its retry are two spans with the back-off between them. No attribute holds record text, a record id or
+a namespace. While an RPC is served, its log lines carry `traceId` and `spanId` (json_logs.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import propagate, trace
@@ -27,6 +31,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from service import calls
+from service.upstream import outcomes
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
 DEFAULT_SERVICE_NAME = "agentcore-memory-grpc"
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -74,6 +82,7 @@ class Tracing:
         self.provider = provider
         self.tracer = provider.get_tracer("agentcore-memory-grpc")
         self.reporter = SpanReporter(self.tracer)
+        self.aws_spans = AwsSpans(self.tracer)
 
     def shutdown(self) -> None:
         """Export what is still buffered, then stop the exporter's thread."""
@@ -112,3 +121,114 @@ class SpanReporter(calls.Reporter):
         if code in _SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
+
+
+class AwsSpans:
+    """A CLIENT span per AWS call of a traced RPC, and a span per attempt beneath it (botocore hooks).
+
+    A call runs on one thread from before-call to after-call, its attempts one after another; the
+    attempt's hooks (before-send) get no request context, so the call's span and the open attempt's
+    wait in a thread-local."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._local = threading.local()
+
+    def instrument(self, client: BedrockAgentCoreClient) -> None:
+        service_id = client.meta.service_model.service_id.hyphenize()
+        hooks: dict[str, Callable[..., None]] = {
+            "before-parameter-build": self._before_parameter_build,
+            "before-call": self._before_call,
+            "before-send": self._before_send,
+            "response-received": self._after_attempt,
+            "after-call": self._after_call,
+            "after-call-error": self._after_call_error,
+        }
+        for event, hook in hooks.items():
+            client.meta.events.register(f"{event}.{service_id}", hook, unique_id=f"{id(self)}-{event}")
+
+    def _before_parameter_build(self, params: Any, **_: Any) -> None:
+        """The call's parameters, as the caller of boto3 gave them: how many records it sends."""
+        records = params.get("records") if isinstance(params, dict) else None
+        self._local.records = len(records) if isinstance(records, list) else None
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        call = calls.current()
+        if call is None or call.span is None:
+            self._local.call = None
+            return
+        attributes: dict[str, Any] = {
+            "rpc.system": "aws-api",
+            "rpc.service": "BedrockAgentCore",
+            "rpc.method": model.name,
+        }
+        records = getattr(self._local, "records", None)
+        if records is not None:
+            attributes["aws.agentcore.record_count"] = records
+        self._local.call = self._tracer.start_span(
+            f"BedrockAgentCore/{model.name}",
+            context=trace.set_span_in_context(call.span),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+        self._local.attempts = 0
+        self._local.attempt = None
+
+    def _before_send(self, **_: Any) -> None:
+        parent = getattr(self._local, "call", None)
+        if parent is None:
+            return
+        self._local.attempts += 1
+        self._local.attempt = self._tracer.start_span(
+            "attempt",
+            context=trace.set_span_in_context(parent),
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "aws-api", "aws.attempt": self._local.attempts},
+        )
+
+    def _after_attempt(
+        self, parsed_response: Any, response_dict: Any, exception: BaseException | None = None, **_: Any
+    ) -> None:
+        attempt = getattr(self._local, "attempt", None)
+        if attempt is None:
+            return  # refused before it was sent (the deadline hooks), or not a traced call
+        self._local.attempt = None
+        if parsed_response:
+            status = int((response_dict or {}).get("status_code") or 0)
+            answer = outcomes.Answer.read(parsed_response, status)
+            attempt.set_attribute("http.response.status_code", answer.http_status)
+            if answer.request_id:
+                attempt.set_attribute("aws.request_id", answer.request_id)
+            if answer.http_status >= 300:
+                attempt.set_attribute("aws.error_code", answer.code)
+                attempt.set_status(Status(StatusCode.ERROR, answer.code))
+        elif exception is not None:
+            attempt.set_attribute("error.type", type(exception).__name__)
+            attempt.set_status(Status(StatusCode.ERROR, type(exception).__name__))
+        attempt.end()
+
+    def _after_call(self, http_response: Any, parsed: Any, **_: Any) -> None:
+        span = self._take_call()
+        if span is None:
+            return
+        answer = outcomes.Answer.read(parsed, int(http_response.status_code))
+        span.set_attribute("http.response.status_code", answer.http_status)
+        if answer.request_id:
+            span.set_attribute("aws.request_id", answer.request_id)
+        if answer.http_status >= 300:
+            span.set_attribute("aws.error_code", answer.code)
+            span.set_status(Status(StatusCode.ERROR, answer.code))
+        span.end()
+
+    def _after_call_error(self, exception: BaseException, **_: Any) -> None:
+        span = self._take_call()
+        if span is None:
+            return
+        span.set_attribute("error.type", outcomes.classify(exception).error_code or type(exception).__name__)
+        span.set_status(Status(StatusCode.ERROR, type(exception).__name__))
+        span.end()
+
+    def _take_call(self) -> Any:
+        span = getattr(self._local, "call", None)
+        self._local.call = None
+        return span

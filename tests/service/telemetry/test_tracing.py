@@ -63,6 +63,9 @@ class Traced:
         self.tracing.provider.force_flush()
         return list(self.exporter.get_finished_spans())
 
+    def server_spans(self) -> list[ReadableSpan]:
+        return [span for span in self.spans() if span.kind is SpanKind.SERVER]
+
     tracing: tracing.Tracing
 
 
@@ -94,7 +97,7 @@ def create_request() -> pb.BatchCreateRequest:
 
 def test_an_rpc_is_a_server_span_that_continues_the_callers_trace(traced: Traced) -> None:
     reply = traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
-    [span] = traced.spans()
+    [span] = traced.server_spans()
     assert span.name == "agentcore.memory.v1.MemoryRecordsService/BatchCreate"
     assert span.kind is SpanKind.SERVER
     assert f"{span.context.trace_id:032x}" == TRACE_ID
@@ -117,7 +120,7 @@ def test_a_call_without_a_traceparent_starts_a_trace_of_its_own(traced: Traced) 
     with pytest.raises(grpc.RpcError) as missing:
         traced.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=10)
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
-    [span] = traced.spans()
+    [span] = traced.server_spans()
     assert span.parent is None
     assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 5
 
@@ -129,14 +132,14 @@ def test_a_server_failure_marks_the_span_an_error_and_a_callers_mistake_does_not
     with pytest.raises(grpc.RpcError) as failure:
         traced.stub.BatchCreate(create_request(), timeout=10)
     assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
-    [failed] = traced.spans()
+    [failed] = traced.server_spans()
     assert failed.status.status_code is StatusCode.ERROR
     emulator.faults.clear()
     traced.exporter.clear()
     with pytest.raises(grpc.RpcError) as mistake:
         traced.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=""), timeout=10)
     assert mistake.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    [span] = traced.spans()
+    [span] = traced.server_spans()
     assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 3
     assert span.status.status_code is StatusCode.UNSET
 
@@ -154,10 +157,64 @@ def test_the_rpcs_log_lines_carry_its_trace_and_span_ids(
     json_logs.configure("INFO")
     try:
         traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
-        [span] = traced.spans()
+        [span] = traced.server_spans()
     finally:
         logging.getLogger().handlers.clear()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     [finished] = [line for line in lines if line.get("message") == "finished call"]
     assert finished["traceId"] == TRACE_ID
     assert finished["spanId"] == f"{span.context.span_id:016x}"
+
+
+def test_a_batch_is_a_span_per_aws_call_and_each_attempt_a_span_beneath_it(
+    traced: Traced, emulator: Emulator
+) -> None:
+    """250 records: three calls of 100, 100 and 50, each a CLIENT span under the RPC's; the first
+    throttled once (throttle_first=1), so its two attempts are two spans, the 429 ending before the
+    retry starts; nothing of a record in any span."""
+    emulator.faults.configure(throttle_first=1)
+    records = [
+        record_create(f"{SECRET_TEXT} {n}", request_identifier=f"r{n}", namespaces=[NAMESPACE])
+        for n in range(250)
+    ]
+    reply = traced.stub.BatchCreate(pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records), timeout=30)
+    assert len(reply.successful_records) == 250
+    spans = traced.spans()
+    [server] = [span for span in spans if span.kind is SpanKind.SERVER]
+    aws_calls = sorted(
+        (span for span in spans if span.name == "BedrockAgentCore/BatchCreateMemoryRecords"),
+        key=lambda span: span.start_time or 0,
+    )
+    assert [span.attributes["aws.agentcore.record_count"] for span in aws_calls if span.attributes] == [
+        100,
+        100,
+        50,
+    ]
+    for span in aws_calls:
+        assert span.parent is not None and span.parent.span_id == server.context.span_id
+        assert span.attributes is not None and span.attributes["rpc.system"] == "aws-api"
+        assert span.attributes["http.response.status_code"] == 201 and span.attributes["aws.request_id"]
+    attempts = {
+        call.context.span_id: sorted(
+            (
+                span
+                for span in spans
+                if span.parent is not None and span.parent.span_id == call.context.span_id
+            ),
+            key=lambda span: span.start_time or 0,
+        )
+        for call in aws_calls
+    }
+    first, *others = (attempts[call.context.span_id] for call in aws_calls)
+    assert [dict(span.attributes or {}).get("http.response.status_code") for span in first] == [429, 201]
+    assert [dict(span.attributes or {}).get("aws.attempt") for span in first] == [1, 2]
+    throttled, retry = first
+    assert throttled.attributes is not None and throttled.attributes["aws.error_code"] == "ThrottledException"
+    assert throttled.status.status_code is StatusCode.ERROR
+    assert (throttled.end_time or 0) <= (retry.start_time or 0)
+    assert all(len(call_attempts) == 1 for call_attempts in others)
+    assert len(spans) == 1 + 3 + 4
+    everything = "".join(span.to_json() for span in spans)
+    assert SECRET_TEXT not in everything and NAMESPACE not in everything
+    for result in reply.successful_records:
+        assert result.memory_record_id not in everything
