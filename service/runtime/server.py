@@ -199,8 +199,8 @@ def create_server(
     quiet_health = access_log.quieter(HEALTH_SERVICE_NAME, (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED))
     reporters: list[calls.Reporter] = [metrics.server, access_log.AccessLog(quiet_health)]
     if tracing is not None:
-        # First, so that the span exists before the other reporters and log lines of the RPC; ended
-        # after them, when the access log has written the span's ids.
+        # First, so that the span exists before the other reporters and the RPC's log lines; its ids
+        # stay readable once it has ended, for the access log told after it.
         reporters.insert(0, tracing.reporter)
     reporting = calls.Interceptor(*reporters)
     served.before_stop(lambda: setattr(reporting, "stopping", True))

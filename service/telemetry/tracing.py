@@ -194,41 +194,45 @@ class AwsSpans:
             return  # refused before it was sent (the deadline hooks), or not a traced call
         self._local.attempt = None
         if parsed_response:
-            status = int((response_dict or {}).get("status_code") or 0)
-            answer = outcomes.Answer.read(parsed_response, status)
-            attempt.set_attribute("http.response.status_code", answer.http_status)
-            if answer.request_id:
-                attempt.set_attribute("aws.request_id", answer.request_id)
-            if answer.http_status >= 300:
-                attempt.set_attribute("aws.error_code", answer.code)
-                attempt.set_status(Status(StatusCode.ERROR, answer.code))
+            _answered(
+                attempt,
+                outcomes.Answer.read(parsed_response, int((response_dict or {}).get("status_code") or 0)),
+            )
         elif exception is not None:
-            attempt.set_attribute("error.type", type(exception).__name__)
-            attempt.set_status(Status(StatusCode.ERROR, type(exception).__name__))
+            _failed(attempt, type(exception).__name__, exception)
         attempt.end()
 
     def _after_call(self, http_response: Any, parsed: Any, **_: Any) -> None:
         span = self._take_call()
         if span is None:
             return
-        answer = outcomes.Answer.read(parsed, int(http_response.status_code))
-        span.set_attribute("http.response.status_code", answer.http_status)
-        if answer.request_id:
-            span.set_attribute("aws.request_id", answer.request_id)
-        if answer.http_status >= 300:
-            span.set_attribute("aws.error_code", answer.code)
-            span.set_status(Status(StatusCode.ERROR, answer.code))
+        _answered(span, outcomes.Answer.read(parsed, int(http_response.status_code)))
         span.end()
 
     def _after_call_error(self, exception: BaseException, **_: Any) -> None:
         span = self._take_call()
         if span is None:
             return
-        span.set_attribute("error.type", outcomes.classify(exception).error_code or type(exception).__name__)
-        span.set_status(Status(StatusCode.ERROR, type(exception).__name__))
+        _failed(span, outcomes.classify(exception).error_code or type(exception).__name__, exception)
         span.end()
 
     def _take_call(self) -> Any:
         span = getattr(self._local, "call", None)
         self._local.call = None
         return span
+
+
+def _answered(span: Any, answer: outcomes.Answer) -> None:
+    """What AWS answered, on an attempt's span or a call's: its status, request id and error code."""
+    span.set_attribute("http.response.status_code", answer.http_status)
+    if answer.request_id:
+        span.set_attribute("aws.request_id", answer.request_id)
+    if answer.http_status >= 300:
+        span.set_attribute("aws.error_code", answer.code)
+        span.set_status(Status(StatusCode.ERROR, answer.code))
+
+
+def _failed(span: Any, error_type: str, exception: BaseException) -> None:
+    """An attempt or call that got no answer (a transport failure, the deadline)."""
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, type(exception).__name__))
