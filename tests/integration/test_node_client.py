@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 
-from tests.certs import Authority
 from tests.helpers import ROOT, service_process
+from tests.integration.helpers import admitting_one_caller
 from tests.test_docs import docs_block
 
 NODE_TESTS = ROOT / "tests" / "node"
 NODE_TEST_TIMEOUT_SECONDS = 300
 NODE_CLIENT_ID = "spiffe://cluster.local/ns/node/sa/client"
+NODE_OTHER_ID = "spiffe://cluster.local/ns/node/sa/other"
 
 
 def node_or_skip() -> str:
@@ -64,22 +65,9 @@ def test_a_node_client_calls_every_rpc_and_decodes_the_errors() -> None:
 
 def test_a_node_client_connects_over_mutual_tls(tmp_path: Path) -> None:
     node = node_or_skip()
-    authority = Authority()
-    authority.issue(server=True, common_name="facade").write(tmp_path / "tls.crt", tmp_path / "tls.key")
-    authority.issue(spiffe_id=NODE_CLIENT_ID).write(tmp_path / "client.crt", tmp_path / "client.key")
-    (tmp_path / "ca.crt").write_bytes(authority.cert_pem)
     # Only the client's SPIFFE ID may call: a served call shows that the server saw that identity.
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f'rules: [{{name: node, principals: ["{NODE_CLIENT_ID}"], methods: ["*"], memories: ["*"]}}]\n'
-    )
-    with service_process(
-        AGENTCORE_BACKEND="local",
-        TLS_CERT_FILE=str(tmp_path / "tls.crt"),
-        TLS_KEY_FILE=str(tmp_path / "tls.key"),
-        TLS_CLIENT_CA_FILE=str(tmp_path / "ca.crt"),
-        AUTHZ_POLICY_FILE=str(policy),
-    ) as (_, start):
+    tls_settings = admitting_one_caller(tmp_path, NODE_CLIENT_ID, NODE_OTHER_ID)
+    with service_process(AGENTCORE_BACKEND="local", **tls_settings) as (_, start):
         run_node_tests(
             node,
             [str(NODE_TESTS / "mutual_tls.mjs")],
