@@ -112,12 +112,12 @@ BUF_GENERATE = node_modules/.bin/buf generate -o $(1) && \
 BUF_OUTPUTS := generated/go/agentcore generated/java/src generated/ts/src
 
 # What the client tests build and fetch, by make, so that they run offline (GOPROXY=off, mvn -o): the
-# modules of tests/go and tools/, the Java client installed into ~/.m2, and what tests/java needs (a run
-# that selects no test resolves surefire's JUnit provider too).
+# modules of tests/go (tools/'s come with building them, above), the Java client installed into ~/.m2,
+# and what tests/java needs (its pom names surefire's JUnit provider, so a run that selects no test
+# fetches it too).
 CLIENTS := var/clients
-$(CLIENTS)/.go: tests/go/go.mod tests/go/go.sum generated/go/go.mod generated/go/go.sum tools/go.mod tools/go.sum
+$(CLIENTS)/.go: tests/go/go.mod tests/go/go.sum generated/go/go.mod generated/go/go.sum
 	cd tests/go && go mod download
-	cd tools && go mod download
 	mkdir -p $(CLIENTS) && touch $@
 
 $(CLIENTS)/.java: generated/java/pom.xml tests/java/pom.xml $(shell find generated/java/src -name '*.java')
