@@ -11,6 +11,8 @@ mean hold / turns not stuck; no estimate until a turn has been given back.
 
 RPCs are admitted on the event loop once their request message is read (servicer.py), so refusals
 never wait for a thread; only an admitted RPC is handed one (server.py's executor has a thread for each).
+With tracing on, a wait for a turn (how many were ahead, when it ended) and a refusal are events on the
+RPC's span.
 """
 
 from __future__ import annotations
@@ -160,9 +162,12 @@ class Admission:
             else:
                 self._refuse_if_hopeless(call, time.monotonic())
                 handed = threading.Event()
+                ahead = len(self._waiting)
                 self._waiting.append((token, handed))
         if handed is not None:
+            call.event("agentcore.turn.waiting", {"agentcore.turn.ahead": ahead})
             self._wait_for(token, handed, call)
+            call.event("agentcore.turn.taken", {})
         try:
             yield
         finally:
@@ -190,6 +195,7 @@ class Admission:
             if handed.is_set():
                 return
             self._waiting.remove((token, handed))
+        call.event("agentcore.turn.deadline", {})
         raise calls.DeadlineExceededError("the deadline passed while the RPC waited for its turn")
 
     def _refuse_if_hopeless(self, call: calls.Call, now: float) -> None:

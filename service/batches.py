@@ -167,13 +167,14 @@ class AwsCalls:
         the request's records that `params` carries (all of them unless the policy refused some)."""
         chunks = _chunks(operation, request, params, records, self._chunk_sizes[operation.rpc])
         if len(chunks) == 1:  # one call, answered as it is (an empty batch too, as AWS would answer it)
+            calls.chunk_index.set(0)  # in this thread's copy of the RPC's context
             return self.send(operation, chunks[0], call)
         attempts = [applied.Attempts() for _ in chunks]
         chunk_ends = self._run(
             call,
             [
-                functools.partial(self._call_one, operation, chunk, call, chunk_attempts)
-                for chunk, chunk_attempts in zip(chunks, attempts, strict=True)
+                functools.partial(self._call_one, operation, index, chunk, call, chunk_attempts)
+                for index, (chunk, chunk_attempts) in enumerate(zip(chunks, attempts, strict=True))
             ],
         )
         failed = [outcome for outcome in chunk_ends if isinstance(outcome, BaseException)]
@@ -198,6 +199,7 @@ class AwsCalls:
     def _call_one(
         self,
         operation: Operation[Any, Any],
+        index: int,
         params: dict[str, Any],
         call: calls.Call,
         attempts: applied.Attempts,
@@ -205,6 +207,7 @@ class AwsCalls:
         gone = call.stopped()  # while this chunk waited for a thread
         if gone is not None:
             raise gone
+        calls.chunk_index.set(index)  # in this chunk's own context (_run)
         with applied.watching(attempts):
             return self.send(operation, params, call)
 

@@ -133,6 +133,12 @@ class Call:
     def seconds(self) -> float:
         return time.perf_counter() - self.started_at
 
+    def event(self, name: str, attributes: dict[str, Any]) -> None:
+        """An event on the RPC's span (telemetry/tracing.py), when tracing is on; nothing otherwise.
+        `attributes` must hold nothing of a record: counts, reasons and limits only."""
+        if self.span is not None:
+            self.span.add_event(name, attributes)
+
     def has_deadline(self) -> bool:
         """Whether the caller set a deadline."""
         return self.deadline is not None
@@ -173,6 +179,10 @@ _NO_DEADLINE_SECONDS = 1e12
 REQUEST_ID_HEADER = "x-request-id"
 
 _current: contextvars.ContextVar[Call | None] = contextvars.ContextVar("agentcore_call", default=None)
+
+# Which chunk of a batch the AWS call made in this context sends (0 for a batch sent in one call), set
+# by batches.py in each chunk's own context; the AWS call's span reads it. None outside a batch.
+chunk_index: contextvars.ContextVar[int | None] = contextvars.ContextVar("agentcore_chunk", default=None)
 
 
 def current() -> Call | None:

@@ -167,6 +167,10 @@ class MemoryRecordsServicer:
                 self._authorizer.verdict(operation, request, call.caller)  # raises when denied
                 return self._aws_calls.send(operation, params, call)
             verdict = self._authorizer.verdict(operation, request, call.caller)
+            if verdict.refused:
+                call.event(
+                    "agentcore.policy.records_denied", {"agentcore.policy.records": len(verdict.refused)}
+                )
             if verdict.refused and len(verdict.refused) == len(request.records):
                 return verdict.completed(operation, request, None)  # nothing left for AWS
             response = self._aws_calls.call(
@@ -183,6 +187,9 @@ class MemoryRecordsServicer:
         failure: BaseException = exc
         if isinstance(exc, OverloadedError):
             call.refused = exc.reason
+            call.event("agentcore.admission.refused", {"agentcore.admission.limit": exc.reason})
+        elif isinstance(exc, authz.CallerNotAllowedError):
+            call.event("agentcore.policy.denied", {"agentcore.policy.version": exc.rule_set_version})
         elif not isinstance(
             exc,
             request_errors.InvalidRequestError

@@ -1,5 +1,6 @@
 """The botocore hooks that record AWS calls: each attempt (throttles), each call's end (duration,
-outcome, error code, retries, a retry the quota refused), and AWS's request id and error code noted
+outcome, error code, retries, a retry the quota refused; the duration with the RPC's trace as exemplar
+when it is traced), and AWS's request id and error code noted
 on the current `calls.Call` for the access log. How a call ended is `outcomes.classify`'s decision;
 what AWS answered is read by `outcomes.Answer`; the metrics are declared in metrics/aws_calls.py."""
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from service import calls
+from service.telemetry import tracing
 from service.telemetry.metrics.aws_calls import AwsCallMetrics
 from service.upstream import outcomes
 
@@ -93,10 +95,16 @@ class AwsCallRecorder:
         operation, started_at = started
         retries = int(context.pop(self._sent_key, 0)) - 1
         seconds = time.perf_counter() - started_at
-        self._metrics.call_ended(
-            operation, outcome, code, seconds=seconds, retries=retries, retry_refused=retry_refused
-        )
         call = calls.current()
+        self._metrics.call_ended(
+            operation,
+            outcome,
+            code,
+            seconds=seconds,
+            retries=retries,
+            retry_refused=retry_refused,
+            exemplar=None if call is None else tracing.exemplar(call.span),
+        )
         if call is not None:
             call.aws_request_id = request_id
             # The calls of a large batch share one Call: a later success must not hide a failure.

@@ -12,8 +12,15 @@ gRPC's semantic conventions: `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grp
 caller's identity. Beneath it, a CLIENT span per AWS call (a batch's chunks each one, with their record
 count) and beneath that one span per botocore attempt (HTTP status, `aws.request_id`, the attempt's
 number, AWS's error code), built on botocore's events like the metrics' hooks, so that a throttle and
-its retry are two spans with the back-off between them. No attribute holds record text, a record id or
-a namespace. While an RPC is served, its log lines carry `traceId` and `spanId` (json_logs.py).
+its retry are two spans with the back-off between them. Admission's waits and refusals and the
+policy's refusals are events on the RPC's span (`Call.event`). No attribute or event holds record text,
+a record id or a namespace. While an RPC is served, its log lines carry `traceId` and `spanId`
+(json_logs.py), and its latency observations carry the trace as an exemplar (`exemplar`).
+
+AWS is told the trace too when `OTEL_PROPAGATORS` names `xray` (AWS's propagator, from
+opentelemetry-propagator-aws-xray): each attempt sends `X-Amzn-Trace-Id` with its span as the parent,
+the header AWS services read (SigV4 never signs it). That setting also makes the facade read a
+caller's `X-Amzn-Trace-Id`, after `traceparent`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import propagate, trace
+from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -59,6 +68,12 @@ def enabled(environ: Mapping[str, str]) -> bool:
     return any(environ.get(name, "").strip() for name in _ENDPOINTS)
 
 
+def _tells_aws(environ: Mapping[str, str]) -> bool:
+    """Whether the propagators asked for include AWS's (X-Ray's) header."""
+    names = environ.get("OTEL_PROPAGATORS", "")
+    return "xray" in {name.strip().lower() for name in names.split(",")}
+
+
 def from_env(environ: Mapping[str, str] = os.environ, exporter: SpanExporter | None = None) -> Tracing | None:
     """The tracing the environment asks for, or None when it asks for none. `exporter` replaces the
     OTLP one (a test's in-memory exporter); the SDK reads everything else from `environ`."""
@@ -72,17 +87,17 @@ def from_env(environ: Mapping[str, str] = os.environ, exporter: SpanExporter | N
     resource = Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
     provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return Tracing(provider)
+    return Tracing(provider, tell_aws=_tells_aws(environ))
 
 
 class Tracing:
     """A tracer provider of the facade's own (never the process-global one) and its reporter."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, *, tell_aws: bool = False) -> None:
         self.provider = provider
         self.tracer = provider.get_tracer("agentcore-memory-grpc")
         self.reporter = SpanReporter(self.tracer)
-        self.aws_spans = AwsSpans(self.tracer)
+        self.aws_spans = AwsSpans(self.tracer, AwsXRayPropagator() if tell_aws else None)
 
     def shutdown(self) -> None:
         """Export what is still buffered, then stop the exporter's thread."""
@@ -101,7 +116,7 @@ class SpanReporter(calls.Reporter):
         carrier = {
             key: value for key, value in call.context.invocation_metadata() or () if isinstance(value, str)
         }
-        parent = propagate.extract(carrier)
+        parent = propagate.extract(carrier, getter=_METADATA)
         call.span = self._tracer.start_span(
             call.full_method.lstrip("/"),
             context=parent,
@@ -123,15 +138,43 @@ class SpanReporter(calls.Reporter):
         span.end()
 
 
+class _MetadataGetter(Getter[dict[str, str]]):
+    """gRPC metadata's keys are lower case; propagators ask for `X-Amzn-Trace-Id` as well as
+    `traceparent`."""
+
+    def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key.lower())
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict[str, str]) -> list[str]:
+        return list(carrier)
+
+
+_METADATA = _MetadataGetter()
+
+
+def exemplar(span: Any) -> dict[str, str] | None:
+    """The OpenMetrics exemplar labels of an observation made for `span`'s RPC: its trace and span ids,
+    when it is sampled (an unsampled trace is nowhere to be found); None otherwise."""
+    if span is None:
+        return None
+    context = span.get_span_context()
+    if not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
+
+
 class AwsSpans:
-    """A CLIENT span per AWS call of a traced RPC, and a span per attempt beneath it (botocore hooks).
+    """A CLIENT span per AWS call of a traced RPC, and a span per attempt beneath it (botocore hooks);
+    with `xray`, each attempt's request carries the trace in `X-Amzn-Trace-Id`.
 
     A call runs on one thread from before-call to after-call, its attempts one after another; the
     attempt's hooks (before-send) get no request context, so the call's span and the open attempt's
     wait in a thread-local."""
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def __init__(self, tracer: trace.Tracer, xray: AwsXRayPropagator | None = None) -> None:
         self._tracer = tracer
+        self._xray = xray
         self._local = threading.local()
 
     def instrument(self, client: BedrockAgentCoreClient) -> None:
@@ -165,6 +208,9 @@ class AwsSpans:
         records = getattr(self._local, "records", None)
         if records is not None:
             attributes["aws.agentcore.record_count"] = records
+        chunk = calls.chunk_index.get()
+        if chunk is not None:
+            attributes["aws.agentcore.chunk_index"] = chunk
         self._local.call = self._tracer.start_span(
             f"BedrockAgentCore/{model.name}",
             context=trace.set_span_in_context(call.span),
@@ -174,17 +220,20 @@ class AwsSpans:
         self._local.attempts = 0
         self._local.attempt = None
 
-    def _before_send(self, **_: Any) -> None:
+    def _before_send(self, request: Any = None, **_: Any) -> None:
         parent = getattr(self._local, "call", None)
         if parent is None:
             return
         self._local.attempts += 1
-        self._local.attempt = self._tracer.start_span(
+        attempt = self._local.attempt = self._tracer.start_span(
             "attempt",
             context=trace.set_span_in_context(parent),
             kind=SpanKind.CLIENT,
             attributes={"rpc.system": "aws-api", "aws.attempt": self._local.attempts},
         )
+        if self._xray is not None and request is not None:
+            # Set on each attempt (a retry replaces its predecessor's): AWS sees the attempt as parent.
+            self._xray.inject(request.headers, context=trace.set_span_in_context(attempt))
 
     def _after_attempt(
         self, parsed_response: Any, response_dict: Any, exception: BaseException | None = None, **_: Any

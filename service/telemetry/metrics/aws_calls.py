@@ -78,10 +78,11 @@ class AwsCallMetrics:
         seconds: float,
         retries: int,
         retry_refused: bool,
+        exemplar: dict[str, str] | None = None,
     ) -> None:
         """A call of `operation` ended, after `retries` attempts beyond its first; `retry_refused`: the
-        retry quota kept botocore from retrying it."""
-        self._duration(operation, outcome).observe(seconds)
+        retry quota kept botocore from retrying it; `exemplar`: the labels of its trace, if traced."""
+        self._duration(operation, outcome).observe(seconds, exemplar)
         if error_code is not None:
             self._errors(operation, error_code).inc()
         if retries > 0:

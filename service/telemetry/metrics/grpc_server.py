@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from service import calls
 from service.admission import LIMITS as ADMISSION_LIMITS
 from service.api import operations
+from service.telemetry import tracing
 from service.telemetry.metrics.children import Children
 
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
@@ -160,7 +161,7 @@ class ServerMetrics(calls.Reporter):
     def finished(self, call: calls.Call) -> None:
         series = self._of(call)
         series.handled[calls.GO_CODE_NAMES[call.code or grpc.StatusCode.UNKNOWN]].inc()
-        series.handling.observe(call.seconds())
+        series.handling.observe(call.seconds(), tracing.exemplar(call.span))
         series.in_flight.dec()
         if call.refused is not None:
             series.refused[call.refused].inc()

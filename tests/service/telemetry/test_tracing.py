@@ -4,21 +4,32 @@ text, id or namespace; none for health; the RPC's log lines carry its trace and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
+import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import propagate
+from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client.openmetrics.exposition import generate_latest
 
 from emulator import Emulator
 from service.runtime.server import create_server
+from service.security import tls
 from service.settings import Backend
 from service.telemetry import json_logs, tracing
 from service.telemetry.metrics import Metrics
@@ -53,11 +64,16 @@ def test_tracing_is_on_only_with_an_endpoint_and_the_sdk_not_disabled(
 
 class Traced:
     def __init__(
-        self, stub: pb_grpc.MemoryRecordsServiceStub, channel: grpc.Channel, spans: InMemorySpanExporter
+        self,
+        stub: pb_grpc.MemoryRecordsServiceStub,
+        channel: grpc.Channel,
+        spans: InMemorySpanExporter,
+        metrics: Metrics,
     ):
         self.stub = stub
         self.channel = channel
         self.exporter = spans
+        self.metrics = metrics
 
     def spans(self) -> list[ReadableSpan]:
         self.tracing.provider.force_flush()
@@ -69,17 +85,19 @@ class Traced:
     tracing: tracing.Tracing
 
 
-@pytest.fixture
-def traced(emulator: Emulator) -> Iterator[Traced]:
-    settings = settings_for_tests(backend=Backend.LOCAL)
+@contextlib.contextmanager
+def serving(emulator: Emulator, environ: dict[str, str] | None = None, **overrides: Any) -> Iterator[Traced]:
+    """A traced server on the emulator; `environ` is what tracing.from_env reads, `overrides` settings."""
+    settings = settings_for_tests(backend=Backend.LOCAL, **overrides)
     exporter = InMemorySpanExporter()
-    traces = tracing.from_env({}, exporter=exporter)
+    traces = tracing.from_env(environ or {}, exporter=exporter)
     assert traces is not None
     client = aws.create_client(settings, endpoint_url=emulator.endpoint_url)
-    server, port = create_server(settings, client, metrics=Metrics(backend="local"), tracing=traces)
+    metrics = Metrics(backend="local")
+    server, port = create_server(settings, client, metrics=metrics, tracing=traces)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    served = Traced(pb_grpc.MemoryRecordsServiceStub(channel), channel, exporter)
+    served = Traced(pb_grpc.MemoryRecordsServiceStub(channel), channel, exporter, metrics)
     served.tracing = traces
     try:
         yield served
@@ -87,6 +105,12 @@ def traced(emulator: Emulator) -> Iterator[Traced]:
         channel.close()
         server.stop(grace=None).wait(timeout=5)
         traces.shutdown()
+
+
+@pytest.fixture
+def traced(emulator: Emulator) -> Iterator[Traced]:
+    with serving(emulator) as served:
+        yield served
 
 
 def create_request() -> pb.BatchCreateRequest:
@@ -185,8 +209,13 @@ def test_a_batch_is_a_span_per_aws_call_and_each_attempt_a_span_beneath_it(
         (span for span in spans if span.name == "BedrockAgentCore/BatchCreateMemoryRecords"),
         key=lambda span: span.start_time or 0,
     )
-    counts = sorted(int(str(dict(span.attributes or {})["aws.agentcore.record_count"])) for span in aws_calls)
-    assert counts == [50, 100, 100]
+    chunks = {
+        dict(span.attributes or {})["aws.agentcore.chunk_index"]: dict(span.attributes or {})[
+            "aws.agentcore.record_count"
+        ]
+        for span in aws_calls
+    }
+    assert chunks == {0: 100, 1: 100, 2: 50}
     for span in aws_calls:
         assert span.parent is not None and span.parent.span_id == server.context.span_id
         assert span.attributes is not None and span.attributes["rpc.system"] == "aws-api"
@@ -223,3 +252,160 @@ def test_a_batch_is_a_span_per_aws_call_and_each_attempt_a_span_beneath_it(
     assert SECRET_TEXT not in everything and NAMESPACE not in everything
     for result in reply.successful_records:
         assert result.memory_record_id not in everything
+
+
+def events(span: ReadableSpan) -> list[tuple[str, dict[str, object]]]:
+    return [(event.name, dict(event.attributes or {})) for event in span.events]
+
+
+def test_a_single_call_of_a_batch_is_its_chunk_0_and_other_calls_have_no_chunk(traced: Traced) -> None:
+    traced.stub.BatchCreate(create_request(), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        traced.stub.Get(pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=10)
+    by_name = {span.name: dict(span.attributes or {}) for span in traced.spans()}
+    assert by_name["BedrockAgentCore/BatchCreateMemoryRecords"]["aws.agentcore.chunk_index"] == 0
+    assert "aws.agentcore.chunk_index" not in by_name["BedrockAgentCore/GetMemoryRecord"]
+
+
+def test_with_the_xray_propagator_each_attempt_tells_aws_the_trace_and_otherwise_nothing(
+    emulator: Emulator,
+) -> None:
+    """OTEL_PROPAGATORS naming xray: every attempt (a throttle and its retry) sends X-Amzn-Trace-Id
+    with the caller's trace and the attempt's own span as parent; without it no such header leaves."""
+    emulator.faults.configure(throttle_first=1)
+    with serving(emulator, {"OTEL_PROPAGATORS": "tracecontext, baggage, xray"}) as traced:
+        traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
+        attempts = sorted(
+            (span for span in traced.spans() if span.name == "attempt"), key=lambda span: span.start_time or 0
+        )
+    sent = emulator.received("BatchCreateMemoryRecords")
+    assert len(sent) == len(attempts) == 2
+    for request, attempt in zip(sent, attempts, strict=True):
+        assert request.headers["x-amzn-trace-id"] == (
+            f"Root=1-{TRACE_ID[:8]}-{TRACE_ID[8:]};Parent={attempt.context.span_id:016x};Sampled=1"
+        )
+    emulator.clear_received()
+    with serving(emulator) as traced:
+        traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
+    [request] = emulator.received("BatchCreateMemoryRecords")
+    assert "x-amzn-trace-id" not in request.headers and "traceparent" not in request.headers
+
+
+def test_a_callers_x_ray_header_continues_its_trace_when_the_propagators_name_xray(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As OTEL_PROPAGATORS=tracecontext,xray sets it at import; gRPC metadata keys are lower case.
+    monkeypatch.setattr(
+        propagate,
+        "_HTTP_TEXT_FORMAT",
+        CompositePropagator([TraceContextTextMapPropagator(), AwsXRayPropagator()]),
+    )
+    header = f"Root=1-{TRACE_ID[:8]}-{TRACE_ID[8:]};Parent={PARENT_SPAN_ID};Sampled=1"
+    traced.stub.BatchCreate(create_request(), metadata=[("x-amzn-trace-id", header)], timeout=10)
+    [span] = traced.server_spans()
+    assert f"{span.context.trace_id:032x}" == TRACE_ID
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_SPAN_ID
+
+
+def holding_aws(traced: Traced, emulator: Emulator) -> threading.Thread:
+    """A BatchCreate started on a thread, returned once the (slow) emulator has it."""
+    held = threading.Thread(target=lambda: traced.stub.BatchCreate(create_request(), timeout=10))
+    held.start()
+    for _ in range(250):
+        if emulator.received():
+            break
+        threading.Event().wait(0.02)
+    return held
+
+
+def test_a_wait_for_an_aws_turn_is_two_events_on_the_rpcs_span(emulator: Emulator) -> None:
+    """One turn (GRPC_MAX_WORKERS=1) held by a slow call: the next RPC waits for it, none ahead."""
+    emulator.faults.configure(latency_seconds=0.5)
+    with serving(emulator, max_workers=1) as traced:
+        held = holding_aws(traced, emulator)
+        try:
+            traced.stub.BatchCreate(create_request(), timeout=10)
+        finally:
+            held.join()
+        spans = sorted(traced.server_spans(), key=lambda span: span.start_time or 0)
+    assert [[name for name, _ in events(span)] for span in spans] == [
+        [],
+        ["agentcore.turn.waiting", "agentcore.turn.taken"],
+    ]
+    assert events(spans[1])[0][1] == {"agentcore.turn.ahead": 0}
+
+
+def test_an_admission_refusal_is_an_event_on_the_rpcs_span(emulator: Emulator) -> None:
+    emulator.faults.configure(latency_seconds=0.5)
+    with serving(emulator, max_workers=1, max_concurrent_rpcs=1) as traced:
+        held = holding_aws(traced, emulator)
+        try:
+            with pytest.raises(grpc.RpcError) as refused:
+                traced.stub.BatchCreate(create_request(), timeout=10)
+        finally:
+            held.join()
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        spans = traced.server_spans()
+    assert sorted(events(span) for span in spans) == [
+        [],
+        [("agentcore.admission.refused", {"agentcore.admission.limit": "rpcs"})],
+    ]
+
+
+def test_the_policys_refusals_are_events_on_the_rpcs_span(emulator: Emulator, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"rules: [{{name: chat, principals: ['{tls.ANONYMOUS}'], methods: [BatchCreate], "
+        f"memories: ['{MEMORY_ID}'], namespaces: ['allowed']}}]\n"
+    )
+    records = [record_create(request_identifier="in", namespaces=["allowed/a"])] + [
+        record_create(request_identifier=f"out{n}", namespaces=[NAMESPACE]) for n in range(2)
+    ]
+    with serving(emulator, authz_policy_file=str(policy)) as traced:
+        reply = traced.stub.BatchCreate(
+            pb.BatchCreateRequest(memory_id=MEMORY_ID, records=records), timeout=10
+        )
+        assert len(reply.failed_records) == 2
+        with pytest.raises(grpc.RpcError) as denied:
+            traced.stub.Get(
+                pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=10
+            )
+        assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        by_method = {span.attributes["rpc.method"]: span for span in traced.server_spans() if span.attributes}
+    assert events(by_method["BatchCreate"]) == [
+        ("agentcore.policy.records_denied", {"agentcore.policy.records": 2})
+    ]
+    [(name, attributes)] = events(by_method["Get"])
+    assert name == "agentcore.policy.denied" and set(attributes) == {"agentcore.policy.version"}
+    assert NAMESPACE not in "".join(span.to_json() for span in by_method.values())
+
+
+EXEMPLAR = re.compile(
+    r'^(\w+)_bucket\{.*\} \d+(?:\.\d+)? # \{span_id="([0-9a-f]{16})",trace_id="([0-9a-f]{32})"\}'
+)
+
+
+def exemplars(metrics: Metrics) -> dict[str, set[str]]:
+    """The trace ids of the exemplars in the OpenMetrics exposition, by histogram."""
+    found: dict[str, set[str]] = {}
+    for line in generate_latest(metrics.registry).decode().splitlines():
+        match = EXEMPLAR.match(line)
+        if match:
+            found.setdefault(match[1], set()).add(match[3])
+    return found
+
+
+def test_the_latency_histograms_carry_a_sampled_rpcs_trace_as_their_exemplar(traced: Traced) -> None:
+    traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
+    assert exemplars(traced.metrics) == {
+        "grpc_server_handling_seconds": {TRACE_ID},
+        "agentcore_upstream_request_duration_seconds": {TRACE_ID},
+    }
+
+
+def test_an_unsampled_rpc_leaves_no_exemplar(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # the SDK reads its sampler itself
+    with serving(emulator) as traced:
+        traced.stub.BatchCreate(create_request(), timeout=10)
+        assert traced.spans() == []
+        assert exemplars(traced.metrics) == {}
