@@ -111,7 +111,15 @@ def start_emulator(latency_seconds: float) -> Process:
     return Process(popen, url)
 
 
-def start_facade(emulator_url: str, *, callgrind_out: Path | None = None, **settings: str) -> Process:
+def start_facade(
+    emulator_url: str,
+    *,
+    callgrind_out: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **settings: str,
+) -> Process:
+    """The facade on the emulator, with `settings` (and `environ`) as its environment variables."""
+    settings = {**settings, **(environ or {})}
     env = environment(
         AGENTCORE_BACKEND="aws",
         AWS_REGION="us-east-1",
@@ -146,6 +154,31 @@ def start_echo(model: str = "sync") -> Process:
     assert popen.stdout is not None
     port = int(popen.stdout.readline())
     return Process(popen, f"127.0.0.1:{port}")
+
+
+class Sink(Process):
+    """bench/otlp_sink.py, and the spans it has received so far."""
+
+    spans: int = 0
+
+    def _count(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.spans = int(line.split()[1])
+
+
+def start_sink() -> Sink:
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "bench.otlp_sink"],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert popen.stdout is not None
+    port = int(popen.stdout.readline())
+    sink = Sink(popen, f"127.0.0.1:{port}")
+    threading.Thread(target=sink._count, args=(popen.stdout,), daemon=True).start()
+    return sink
 
 
 class Caller(Process):

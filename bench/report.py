@@ -86,6 +86,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if scenario["upstream_latency"] == 0 and scenario["callers"] > 1:
             ratio = facade["calls_per_second"] / direct["calls_per_second"]
             target(f"throughput, {label}, 1 worker (facade/direct)", ratio, 0.8, "x", at_least=True)
+    for item in results.get("tracing", {}).get("instructions", []):
+        if item["name"] == "BatchUpdate 1":
+            target(
+                "instructions/call, BatchUpdate 1, tracing at 100% / tracing off",
+                item["100%"] / item["off"],
+                1.15,
+                "x",
+            )
     samples = results["rss"]["samples"]
     second_half = [rss for _, rss in samples[len(samples) // 2 :]] or [0]
     growth = (max(second_half) - min(second_half)) / max(1, min(second_half))
@@ -140,6 +148,7 @@ def table(results: dict[str, Any]) -> str:
                 f"| {item['facade'] / item['direct']:.2f}x |"
             )
     lines += workers_table(results.get("workers", []))
+    lines += tracing_table(results.get("tracing"))
     lines += ["", "| target | measured | limit | holds |", "|---|---|---|---|"]
     for item in targets(results):
         lines.append(
@@ -175,6 +184,38 @@ def workers_table(workers: list[dict[str, Any]]) -> list[str]:
             + " | ".join(f"{found[s]['calls_per_second']:.0f} ({found[s]['p50_ms']:.1f})" for s in sides)
             + f" | {facades[-1] / facades[0]:.2f}x |"
         )
+    return lines
+
+
+def tracing_table(tracing: dict[str, Any] | None) -> list[str]:
+    """Added p50 at one caller and instructions per call, by tracing mode (`run.TRACING_MODES`)."""
+    if not tracing or not tracing["latency"]:
+        return []
+    modes = [side for side in tracing["latency"][0]["sides"] if side != "direct"]
+    instructions = {item["name"]: item for item in tracing.get("instructions", [])}
+    lines = [
+        "",
+        "| tracing, 1 caller, 0 ms upstream | direct p50 ms | added p50 ms: "
+        + " / ".join(modes)
+        + " | instructions/call: "
+        + " / ".join(modes)
+        + " |",
+        "|---|---|---|---|",
+    ]
+    for scenario in tracing["latency"]:
+        found = {side: summary(measured) for side, measured in scenario["sides"].items()}
+        direct = found["direct"]["p50_ms"]
+        added = " / ".join(f"{found[mode]['p50_ms'] - direct:+.2f}" for mode in modes)
+        counted = instructions.get(scenario["name"])
+        counts = (
+            " / ".join(
+                f"{counted[mode] / 1e6:.2f}M ({counted[mode] / counted[modes[0]]:.3f}x)" for mode in modes
+            )
+            if counted
+            else "not counted"
+        )
+        lines.append(f"| {scenario['name']} | {direct:.2f} | {added} | {counts} |")
+    lines.append(f"\n{tracing['spans_exported']} spans reached the OTLP sink")
     return lines
 
 

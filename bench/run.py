@@ -1,6 +1,6 @@
 """The phases of a bench run: the echo floor, latency and throughput (A B interleaved, at 0 and 20 ms of
 injected AWS latency), throughput with 1 and 2 worker processes, a 1,000-record batch at 200 ms,
-instructions under callgrind, and RSS over a long run."""
+instructions under callgrind, the cost of tracing, and RSS over a long run."""
 
 from __future__ import annotations
 
@@ -8,13 +8,23 @@ import dataclasses
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import large_batch
 from bench.echo import MODELS as ECHO_MODELS
-from bench.processes import ROOT, Caller, Process, start_caller, start_echo, start_emulator, start_facade
+from bench.processes import (
+    ROOT,
+    Caller,
+    Process,
+    start_caller,
+    start_echo,
+    start_emulator,
+    start_facade,
+    start_sink,
+)
 
 __all__ = ["ROOT", "Plan", "run"]
 
@@ -28,6 +38,12 @@ SLOW_CALLS_DIVISOR = 4
 WORKER_COUNTS = (1, 2)
 WORKER_CALLERS = 16
 WORKER_SCENARIOS: tuple[tuple[str, int], ...] = (("update", 1), ("get", 0))
+# The tracing phase: the facade with tracing off, on with a sampler that samples nothing, and on at 100%
+# (exporting over OTLP/gRPC to bench/otlp_sink.py every 200 ms, so that exports fall inside the counted
+# windows; the default 5 s would batch more spans per export, a cheaper case).
+TRACING_MODES = ("off", "always_off", "100%")
+TRACING_SCENARIOS: tuple[tuple[str, int], ...] = (("update", 1), ("update", 100), ("get", 0))
+TRACING_EXPORT_DELAY_MS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +80,7 @@ def run(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
     results["large_batch"] = large_batch.measure(plan.rounds)
     if plan.instruction_calls:
         results["instructions"] = _instruction_phase(plan, progress)
+    results["tracing"] = _tracing_phase(plan, progress)
     results["rss"] = _rss_phase(plan, progress)
     return results
 
@@ -205,6 +222,93 @@ def _instruction_phase(plan: Plan, progress: Callable[[str], None]) -> list[dict
             )
     finally:
         for process in (client, direct, facade, emulator):
+            process.stop()
+    return found
+
+
+def tracing_settings(mode: str, sink: Process) -> dict[str, str]:
+    """The standard OTEL_* variables of each tracing mode (off: none)."""
+    if mode == "off":
+        return {}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink.address}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_TRACES_SAMPLER": "always_off" if mode == "always_off" else "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": str(TRACING_EXPORT_DELAY_MS),
+    }
+
+
+def _tracing_phase(plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Added p50 at one caller (direct and the three modes interleaved, round by round) and, with
+    callgrind, instructions per call of each mode; and how many spans reached the sink."""
+    progress(f"tracing: the facade with tracing {', '.join(TRACING_MODES)}, against direct boto3")
+    sink = start_sink()
+    emulator = start_emulator(0.0)
+    found: dict[str, Any] = {"latency": [], "instructions": []}
+    try:
+        facades = {
+            mode: start_facade(emulator.address, LOG_LEVEL="INFO", environ=tracing_settings(mode, sink))
+            for mode in TRACING_MODES
+        }
+        callers = {"direct": start_caller("direct", emulator.address)} | {
+            mode: start_caller("facade", facade.address) for mode, facade in facades.items()
+        }
+        try:
+            for op, records in TRACING_SCENARIOS:
+                command = {"op": op, "records": records, "calls": plan.calls, "callers": 1}
+                sides = {side: _empty() for side in callers}
+                for caller in callers.values():
+                    caller.send({**command, "calls": max(2, min(20, plan.calls // 10))})
+                for _ in range(plan.rounds):
+                    for side, caller in callers.items():
+                        _measure(sides[side], caller, command, None)
+                found["latency"].append({"name": name(op, records), "sides": sides})
+        finally:
+            for process in [*callers.values(), *facades.values()]:
+                process.stop()
+        if plan.instruction_calls:
+            found["instructions"] = _tracing_instructions(plan, emulator, sink, progress)
+    finally:
+        for process in (emulator, sink):
+            process.stop()
+    found["spans_exported"] = sink.spans
+    return found
+
+
+def _tracing_instructions(
+    plan: Plan, emulator: Process, sink: Process, progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    progress("  instructions of each tracing mode, under callgrind (slow)")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-callgrind-tracing-"))
+    facades = {
+        mode: start_facade(
+            emulator.address,
+            callgrind_out=scratch / mode.replace("%", "pct"),
+            LOG_LEVEL="INFO",
+            environ=tracing_settings(mode, sink),
+        )
+        for mode in TRACING_MODES
+    }
+    clients = {mode: start_caller("facade", facade.address) for mode, facade in facades.items()}
+    # Counted past the last call by two export periods, so that the spans' export is counted too.
+    settle = 2 * TRACING_EXPORT_DELAY_MS / 1000
+    found = []
+    try:
+        for op, records in TRACING_SCENARIOS:
+            command = {"op": op, "records": records, "calls": plan.instruction_calls, "callers": 1}
+            item: dict[str, Any] = {"name": name(op, records)}
+            for mode, facade in facades.items():
+                clients[mode].send({**command, "calls": 3})  # warm
+                time.sleep(settle)
+
+                def window(client: Caller = clients[mode], command: dict[str, Any] = command) -> None:
+                    client.send(command)
+                    time.sleep(settle)
+
+                item[mode] = facade.instructions(window) / plan.instruction_calls
+            found.append(item)
+    finally:
+        for process in [*clients.values(), *facades.values()]:
             process.stop()
     return found
 

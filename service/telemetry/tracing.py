@@ -128,11 +128,14 @@ class SpanReporter(calls.Reporter):
         span: Any = call.span
         if span is None:
             return
+        if not span.is_recording():
+            return  # not sampled: nothing to say, nothing will be exported
         code = call.code or grpc.StatusCode.UNKNOWN
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
         identity = call.identity
         if isinstance(identity, str):
-            span.set_attribute("enduser.id", identity)
+            span.set_attributes({"rpc.grpc.status_code": code.value[0], "enduser.id": identity})
+        else:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code in _SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
@@ -197,8 +200,11 @@ class AwsSpans:
 
     def _before_call(self, model: Any, **_: Any) -> None:
         call = calls.current()
+        self._local.call = self._local.unsampled = None
         if call is None or call.span is None:
-            self._local.call = None
+            return
+        if not call.span.is_recording():
+            self._local.unsampled = call.span  # no spans beneath it; AWS may be told the trace all the same
             return
         attributes: dict[str, Any] = {
             "rpc.system": "aws-api",
@@ -223,6 +229,7 @@ class AwsSpans:
     def _before_send(self, request: Any = None, **_: Any) -> None:
         parent = getattr(self._local, "call", None)
         if parent is None:
+            self._tell_aws(request, getattr(self._local, "unsampled", None))
             return
         self._local.attempts += 1
         attempt = self._local.attempt = self._tracer.start_span(
@@ -231,9 +238,13 @@ class AwsSpans:
             kind=SpanKind.CLIENT,
             attributes={"rpc.system": "aws-api", "aws.attempt": self._local.attempts},
         )
-        if self._xray is not None and request is not None:
-            # Set on each attempt (a retry replaces its predecessor's): AWS sees the attempt as parent.
-            self._xray.inject(request.headers, context=trace.set_span_in_context(attempt))
+        self._tell_aws(request, attempt)
+
+    def _tell_aws(self, request: Any, span: Any) -> None:
+        """`X-Amzn-Trace-Id` on an attempt's request (each attempt is a request of its own), with `span`
+        as the parent AWS sees: the attempt's, or an unsampled RPC's own."""
+        if self._xray is not None and request is not None and span is not None:
+            self._xray.inject(request.headers, context=trace.set_span_in_context(span))
 
     def _after_attempt(
         self, parsed_response: Any, response_dict: Any, exception: BaseException | None = None, **_: Any
@@ -273,12 +284,13 @@ class AwsSpans:
 
 def _answered(span: Any, answer: outcomes.Answer) -> None:
     """What AWS answered, on an attempt's span or a call's: its status, request id and error code."""
-    span.set_attribute("http.response.status_code", answer.http_status)
+    attributes: dict[str, Any] = {"http.response.status_code": answer.http_status}
     if answer.request_id:
-        span.set_attribute("aws.request_id", answer.request_id)
+        attributes["aws.request_id"] = answer.request_id
     if answer.http_status >= 300:
-        span.set_attribute("aws.error_code", answer.code)
+        attributes["aws.error_code"] = answer.code
         span.set_status(Status(StatusCode.ERROR, answer.code))
+    span.set_attributes(attributes)
 
 
 def _failed(span: Any, error_type: str, exception: BaseException) -> None:

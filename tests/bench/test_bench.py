@@ -46,8 +46,18 @@ def test_a_smoke_run_measures_every_phase(tmp_path: Path) -> None:
     assert len(results["large_batch"]["facade"]) == len(results["large_batch"]["loop"]) == 1
     assert set(results["echo"]["models"]) == {"sync", "aio", "aio-thread", "facade"}
     assert all(results["echo"]["models"].values())
+    tracing = results["tracing"]
+    assert [scenario["name"] for scenario in tracing["latency"]] == [
+        run.name(op, records) for op, records in run.TRACING_SCENARIOS
+    ]
+    for scenario in tracing["latency"]:
+        assert set(scenario["sides"]) == {"direct", *run.TRACING_MODES}
+        assert all(side["errors"] == 0 and side["calls"] > 0 for side in scenario["sides"].values()), scenario
+    assert tracing["spans_exported"] > 0  # the 100% facade's spans reached the sink
+    assert "| tracing, 1 caller, 0 ms upstream |" in done.stdout
     if "--no-instructions" not in args:
         assert all(item["facade"] > 1e6 and item["direct"] > 1e6 for item in results["instructions"])
+        assert all(item[mode] > 1e6 for item in tracing["instructions"] for mode in run.TRACING_MODES)
     assert len(results["targets"]) == len(report.targets(results)) >= 15
     assert results["rss"]["samples"]
 

@@ -403,9 +403,17 @@ def test_the_latency_histograms_carry_a_sampled_rpcs_trace_as_their_exemplar(tra
     }
 
 
-def test_an_unsampled_rpc_leaves_no_exemplar(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unsampled_rpc_makes_no_span_and_no_exemplar_and_still_tells_aws_its_trace(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # the SDK reads its sampler itself
-    with serving(emulator) as traced:
-        traced.stub.BatchCreate(create_request(), timeout=10)
+    with serving(emulator, {"OTEL_PROPAGATORS": "tracecontext,xray"}) as traced:
+        traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
         assert traced.spans() == []
         assert exemplars(traced.metrics) == {}
+    [request] = emulator.received("BatchCreateMemoryRecords")
+    # The RPC's own (unsampled, unexported) span id as the parent.
+    assert re.fullmatch(
+        f"Root=1-{TRACE_ID[:8]}-{TRACE_ID[8:]};Parent=[0-9a-f]{{16}};Sampled=0",
+        request.headers["x-amzn-trace-id"],
+    )
