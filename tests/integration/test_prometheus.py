@@ -88,8 +88,10 @@ def _collect(stream: IO[str], lines: list[dict[str, Any]]) -> None:
             lines.append(json.loads(raw))
 
 
-@pytest.fixture
-def service() -> Iterator[ServiceProcess]:
+@contextlib.contextmanager
+def serving(**variables: str) -> Iterator[ServiceProcess]:
+    """`python -m service` on the local backend and free loopback ports, with these settings besides;
+    stopped with SIGTERM at the end, which it must exit 0 from."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PROMETHEUS_"))}
     env.update(
         PYTHONPATH=f"{ROOT / 'generated'}:{ROOT}",
@@ -100,6 +102,7 @@ def service() -> Iterator[ServiceProcess]:
         LOG_LEVEL="INFO",
         SHUTDOWN_GRACE_SECONDS="1",
     )
+    env.update(variables)
     process = subprocess.Popen(
         [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -120,6 +123,12 @@ def service() -> Iterator[ServiceProcess]:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture
+def service() -> Iterator[ServiceProcess]:
+    with serving() as running:
+        yield running
 
 
 def drive(service: ServiceProcess, *, ok: int, invalid: int, not_found: int) -> None:
@@ -205,10 +214,18 @@ class Prometheus:
         return {series["metric"].get(label, ""): float(series["value"][1]) for series in self.query(promql)}
 
 
-@pytest.fixture
-def prometheus(service: ServiceProcess, tmp_path: Path) -> Iterator[Prometheus]:
+@contextlib.contextmanager
+def scraping(
+    tmp_path: Path,
+    metrics_ports: list[int],
+    labels: dict[str, str] | None = None,
+    features: tuple[str, ...] = (),
+) -> Iterator[Prometheus]:
+    """A Prometheus scraping these ports every second as the job JOB, with the alert rules loaded; each
+    series gets `labels` too (as a ServiceMonitor's get `namespace`), and `features` are enabled."""
     binary = prometheus_tool("prometheus")
     config = tmp_path / "prometheus.yml"
+    targets = ", ".join(f"'127.0.0.1:{port}'" for port in metrics_ports)
     config.write_text(
         "global:\n"
         "  scrape_interval: 1s\n"
@@ -217,7 +234,8 @@ def prometheus(service: ServiceProcess, tmp_path: Path) -> Iterator[Prometheus]:
         "scrape_configs:\n"
         f"  - job_name: {JOB}\n"
         "    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{service.metrics_port}']\n"
+        f"      - targets: [{targets}]\n"
+        f"        labels: {json.dumps(labels or {})}\n"
     )
     port = free_port()
     log = (tmp_path / "prometheus.log").open("w")
@@ -228,6 +246,7 @@ def prometheus(service: ServiceProcess, tmp_path: Path) -> Iterator[Prometheus]:
             f"--web.listen-address=127.0.0.1:{port}",
             f"--storage.tsdb.path={tmp_path / 'data'}",
             "--log.level=warn",
+            *(f"--enable-feature={feature}" for feature in features),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -244,6 +263,12 @@ def prometheus(service: ServiceProcess, tmp_path: Path) -> Iterator[Prometheus]:
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def prometheus(service: ServiceProcess, tmp_path: Path) -> Iterator[Prometheus]:
+    with scraping(tmp_path, [service.metrics_port]) as running:
+        yield running
 
 
 def test_a_real_prometheus_scrapes_the_service_and_answers_promql(
