@@ -149,7 +149,8 @@ emulator: $(VENV)/.runtime
 	$(BIN)/agentcore-memory-emulator
 
 ## Regenerate generated/ from protos/ (Python: protoc via grpcio-tools, stubs via mypy-protobuf; Go, Java
-## and TypeScript: buf generate), the PrometheusRule from the alerting rules, and the tables of docs/.
+## and TypeScript: buf generate), the PrometheusRule from the alerting rules, the Grafana dashboard, and the
+## tables of docs/.
 generate: $(VENV)/.dev codegen-tools
 	rm -rf generated/agentcore $(BUF_OUTPUTS)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
@@ -157,9 +158,10 @@ generate: $(VENV)/.dev codegen-tools
 	  --mypy_out=generated --mypy_grpc_out=generated $(PROTOS)
 	$(call BUF_GENERATE,.)
 	$(BIN)/python deploy/kubernetes/prometheusrule.py
+	$(BIN)/python deploy/grafana/dashboard.py
 	$(BIN)/python docs/tables.py
 
-## Fail when generated/, the PrometheusRule or a table of docs/ is not what `make generate` makes.
+## Fail when generated/, the PrometheusRule, the dashboard or a docs/ table is not what `make generate` makes.
 check-generated: $(VENV)/.dev codegen-tools
 	@tmp=$$(mktemp -d) && mkdir $$tmp/generated && \
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
@@ -171,6 +173,7 @@ check-generated: $(VENV)/.dev codegen-tools
 	done; rm -rf $$tmp; \
 	if [ -n "$$stale" ]; then echo "stale:$$stale: run 'make generate' and commit the result" >&2; exit 1; fi
 	@$(BIN)/python deploy/kubernetes/prometheusrule.py --check
+	@$(BIN)/python deploy/grafana/dashboard.py --check
 	@$(BIN)/python docs/tables.py --check
 
 ## Fail when protos/ breaks the accepted contract (buf breaking, FILE rules, against $(CONTRACT_BASELINE)):

@@ -159,8 +159,6 @@ _METADATA = _MetadataGetter()
 def exemplar(span: Any) -> dict[str, str] | None:
     """The OpenMetrics exemplar labels of an observation made for `span`'s RPC: its trace and span ids,
     when it is sampled (an unsampled trace is nowhere to be found); None otherwise."""
-    if span is None:
-        return None
     context = span.get_span_context()
     if not context.trace_flags.sampled:
         return None

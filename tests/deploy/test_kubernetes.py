@@ -133,6 +133,17 @@ def test_prometheus_rule_is_generated_from_the_alerts() -> None:
     assert rule["spec"]["groups"] == alerts["groups"]
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_gives_grafanas_sidecar_the_dashboard(overlay: str) -> None:
+    [config_map] = [
+        r for r in rendered(overlay) if r["metadata"]["name"] == "agentcore-memory-grpc-dashboard"
+    ]
+    assert config_map["kind"] == "ConfigMap"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's default label
+    dashboard = ROOT / "deploy" / "grafana" / "agentcore-memory-grpc.json"
+    assert config_map["data"] == {dashboard.name: dashboard.read_text()}
+
+
 def test_mtls_overlay_has_a_certificate() -> None:
     assert _one(rendered("mtls"), "Certificate")["spec"]["secretName"]
 
@@ -203,8 +214,8 @@ def test_mtls_files_are_mounted_from_the_certificate() -> None:
         assert path.name == key
         assert mounts[str(path.parent)]["secret"]["secretName"] == secret
     policy = Path(env["AUTHZ_POLICY_FILE"])
-    config_map = _one(resources, "ConfigMap")
-    assert mounts[str(policy.parent)]["configMap"]["name"] == config_map["metadata"]["name"]
+    mounted = mounts[str(policy.parent)]["configMap"]["name"]  # beside the dashboard's ConfigMap
+    [config_map] = [r for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"] == mounted]
     assert policy.name in config_map["data"]
     # The policy the overlay ships is one the service accepts (an invalid one stops the process).
     assert authz.Policy.parse(config_map["data"][policy.name].encode()).rules

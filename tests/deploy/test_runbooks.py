@@ -1,10 +1,12 @@
 """Every alert of deploy/prometheus/alerts.yaml has a runbook: its `runbook_url` is its own section of
 docs/runbooks.md (a heading named after the alert, which MkDocs and GitHub both anchor as the name in
-lower case), and that section says what the alert means, how to confirm it and what to do. A section
-for an alert that does not exist fails too."""
+lower case), and that section says what the alert means, how to confirm it (starting with a panel of the
+Grafana dashboard, deploy/grafana/agentcore-memory-grpc.json) and what to do. A section for an alert
+that does not exist fails too, and so does a panel the dashboard does not have."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -17,6 +19,13 @@ RUNBOOKS = (ROOT / "docs" / "runbooks.md").read_text()
 BASE = "https://github.com/agentcore-memory-grpc/agentcore-memory-grpc/blob/main/docs/runbooks.md"
 # Each section: "## <alert>", then its three parts, up to the next section.
 SECTIONS = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", RUNBOOKS, re.MULTILINE | re.DOTALL))
+DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "agentcore-memory-grpc.json").read_text())
+# A panel as a runbook names it: "the *Error ratio by code* panel".
+PANEL_NAME = re.compile(r"\*([^*]+)\* panel")
+
+
+def _panel_names(text: str) -> list[str]:
+    return [" ".join(name.split()) for name in PANEL_NAME.findall(text)]
 
 
 def test_every_alert_links_to_its_own_section() -> None:
@@ -39,3 +48,19 @@ def test_the_queries_a_runbook_gives_name_metrics_the_service_exports() -> None:
     named = set(re.findall(r"\b((?:grpc_server|agentcore)_\w+?)(?:_bucket|_count|_sum)?\b", RUNBOOKS))
     assert named
     assert named <= exported, f"not exported: {sorted(named - exported)}"
+
+
+def test_each_runbook_confirms_on_a_panel_the_dashboard_has() -> None:
+    titles = {
+        panel["title"]
+        for top in DASHBOARD["panels"]
+        for panel in [top, *top.get("panels", [])]
+        if panel["type"] != "row"
+    }
+    assert titles
+    for alert, section in SECTIONS.items():
+        confirm = section.split("**Confirm:**", 1)[1].split("**Do:**", 1)[0]
+        assert _panel_names(confirm), f"{alert}: its Confirm names no panel of the dashboard"
+        unknown = set(_panel_names(section)) - titles
+        assert not unknown, f"{alert}: the dashboard has no panel {sorted(unknown)}"
+    assert set(_panel_names(RUNBOOKS)) <= titles

@@ -161,7 +161,8 @@ class ServerMetrics(calls.Reporter):
     def finished(self, call: calls.Call) -> None:
         series = self._of(call)
         series.handled[calls.GO_CODE_NAMES[call.code or grpc.StatusCode.UNKNOWN]].inc()
-        series.handling.observe(call.seconds(), tracing.exemplar(call.span))
+        span = call.span  # tracing off: None, and no call made for it
+        series.handling.observe(call.seconds(), None if span is None else tracing.exemplar(span))
         series.in_flight.dec()
         if call.refused is not None:
             series.refused[call.refused].inc()
