@@ -257,3 +257,21 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def dashboard() -> dict[str, Any]:
+    """deploy/grafana's dashboard, as Grafana reads it."""
+    document: dict[str, Any] = json.loads(
+        (ROOT / "deploy" / "grafana" / "agentcore-memory-grpc.json").read_text()
+    )
+    return document
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    """The dashboard's panels, those inside collapsed rows too, rows left out."""
+    return [
+        panel
+        for top in dashboard()["panels"]
+        for panel in [top, *top.get("panels", [])]
+        if panel["type"] != "row"
+    ]

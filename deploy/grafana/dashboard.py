@@ -46,6 +46,8 @@ def _query(expr: str, legend: str, *, exemplar: bool = False) -> prometheus.Data
 
 
 def _targets(panel: timeseries.Panel | stat.Panel, queries: list[prometheus.Dataquery]) -> None:
+    if len(queries) > len(REF_IDS):
+        raise ValueError(f"a panel holds at most {len(REF_IDS)} queries")
     for ref_id, query in zip(REF_IDS, queries, strict=False):
         panel.with_target(query.ref_id(ref_id))
 
@@ -167,7 +169,7 @@ def build() -> dashboard.Dashboard:
             3,
             "Latency by method",
             "Handling time percentiles of each method, from the RPC's start to its answer "
-            "(AgentCoreGrpcLatencyP99High: p99 above 2.5 s). Exemplars link a slow RPC to its trace.",
+            "(AgentCoreGrpcLatencyP99High watches p99). Exemplars link a slow RPC to its trace.",
             "s",
             _percentiles("grpc_server_handling_seconds", "grpc_method", OURS),
         ),
@@ -198,7 +200,7 @@ def build() -> dashboard.Dashboard:
             6,
             "AWS throttles and retries",
             "Attempts AWS answered with a throttle, and attempts botocore sent beyond each call's first, per "
-            "second (AgentCoreUpstreamThrottling: over 0.1 throttled attempts per call).",
+            "second (AgentCoreUpstreamThrottling watches throttled attempts per call).",
             "ops",
             [
                 _query(
@@ -215,7 +217,7 @@ def build() -> dashboard.Dashboard:
             7,
             "AWS errors by code",
             "AWS calls that failed after retries, per second, by AWS's error code or the transport failure "
-            "(AgentCoreUpstreamErrors: over 5% of calls with a 5xx answer or none).",
+            "(AgentCoreUpstreamErrors watches the share with a 5xx answer or none).",
             "ops",
             [
                 _query(
@@ -285,7 +287,7 @@ def build() -> dashboard.Dashboard:
             12,
             "Certificate lifetime left",
             description="The share of its validity the certificate each listener serves has left "
-            "(AgentCoreCertificateRotationOverdue: under a quarter, so rotation has stopped).",
+            "(AgentCoreCertificateRotationOverdue watches it; red where that alert would fire).",
             unit="percentunit",
             query=_query(
                 f"min by (job, listener) (agentcore_tls_certificate_expiry_seconds{{{SCOPE}}}"
@@ -319,7 +321,7 @@ def build() -> dashboard.Dashboard:
             14,
             "Worker restarts",
             description="Worker processes (WORKERS > 1) that died and were started again in the last 15 "
-            "minutes (AgentCoreWorkerRestarts: more than 2).",
+            "minutes (AgentCoreWorkerRestarts watches it; red where that alert would fire).",
             unit="none",
             query=_query(
                 f"sum by (job) (increase(agentcore_worker_restarts_total{{{SCOPE}}}[15m]))", "{{job}}"

@@ -103,7 +103,11 @@ class AwsCallRecorder:
             seconds=seconds,
             retries=retries,
             retry_refused=retry_refused,
-            exemplar=None if call is None or call.span is None else tracing.exemplar(call.span),
+            exemplar=(
+                tracing.exemplar(call.span)
+                if call is not None and call.span is not None and self._metrics.keeps_exemplars
+                else None
+            ),
         )
         if call is not None:
             call.aws_request_id = request_id

@@ -2,29 +2,20 @@
 
 Off unless an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), or when `OTEL_SDK_DISABLED=true`: then `from_env` gives None and
-no reporter, span or exporter thread exists. On, the SDK reads the rest itself (`OTEL_SERVICE_NAME`,
-`OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and its argument, the exporter's headers, timeout and
-TLS) and a batch processor exports over OTLP/gRPC.
+no reporter, span or exporter thread exists. On, the SDK reads the rest itself (service name, resource,
+sampler, the exporter's headers, timeout and TLS) and a batch processor exports over OTLP/gRPC.
 
-One SERVER span per RPC of the facade (health makes none: probes come every few seconds), the child of
-the caller's span when the caller sent W3C `traceparent`/`tracestate` (baggage is continued too), with
-gRPC's semantic conventions: `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, and the
-caller's identity. Beneath it, a CLIENT span per AWS call (a batch's chunks each one, with their record
-count) and beneath that one span per botocore attempt (HTTP status, `aws.request_id`, the attempt's
-number, AWS's error code), built on botocore's events like the metrics' hooks, so that a throttle and
-its retry are two spans with the back-off between them. Admission's waits and refusals and the
-policy's refusals are events on the RPC's span (`Call.event`). No attribute or event holds record text,
-a record id or a namespace. While an RPC is served, its log lines carry `traceId` and `spanId`
-(json_logs.py), and its latency observations carry the trace as an exemplar (`exemplar`).
-
-AWS is told the trace too when `OTEL_PROPAGATORS` names `xray` (AWS's propagator, from
-opentelemetry-propagator-aws-xray): each attempt sends `X-Amzn-Trace-Id` with its span as the parent,
-the header AWS services read (SigV4 never signs it). That setting also makes the facade read a
-caller's `X-Amzn-Trace-Id`, after `traceparent`.
+`SpanReporter` makes one SERVER span per RPC of the facade (none for health), continuing the caller's
+trace; `AwsSpans`, on botocore's events like the metrics' hooks, a CLIENT span per AWS call beneath it
+and one per attempt beneath that, and tells AWS the trace (`X-Amzn-Trace-Id`) when `OTEL_PROPAGATORS`
+names `xray`. Admission and the policy add events through `Call.event`; log lines carry the span's ids
+(json_logs.py) and latency observations its exemplar (`exemplar`). What each span, attribute and event
+holds, and what never does (record text, ids, namespaces): docs/observe.md.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -40,12 +31,18 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from service import calls
+from service.telemetry import json_logs
 from service.upstream import outcomes
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
 
 DEFAULT_SERVICE_NAME = "agentcore-memory-grpc"
+# At shutdown, the most a process waits for its last spans to be exported: within the supervisor's
+# margin after the grace time (workers.EXIT_MARGIN_SECONDS), so that a collector that never answers
+# cannot turn a clean stop into a kill.
+FLUSH_SECONDS = 3.0
+log = logging.getLogger(__name__)
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 # gRPC codes that are the server's failure, in OpenTelemetry's gRPC conventions for a SERVER span (the
 # others, a caller's mistake among them, leave the span's status unset).
@@ -85,7 +82,8 @@ def from_env(environ: Mapping[str, str] = os.environ, exporter: SpanExporter | N
         exporter = OTLPSpanExporter()
     named = environ.get("OTEL_SERVICE_NAME") or "service.name=" in environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     resource = Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
-    provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
+    # The sampler from OTEL_TRACES_SAMPLER. No exit hook of the SDK's: shutdown() is bounded, its is not.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return Tracing(provider, tell_aws=_tells_aws(environ))
 
@@ -99,9 +97,16 @@ class Tracing:
         self.reporter = SpanReporter(self.tracer)
         self.aws_spans = AwsSpans(self.tracer, AwsXRayPropagator() if tell_aws else None)
 
-    def shutdown(self) -> None:
-        """Export what is still buffered, then stop the exporter's thread."""
-        self.provider.shutdown()
+    def shutdown(self, timeout: float = FLUSH_SECONDS) -> None:
+        """Export what is still buffered, then stop the exporter's thread; after `timeout` seconds the
+        spans not yet exported are given up (and said so), the export left to end with the process."""
+        flushing = threading.Thread(target=self.provider.shutdown, name="otel-shutdown", daemon=True)
+        flushing.start()
+        flushing.join(timeout)
+        if flushing.is_alive():
+            log.warning(
+                "the last spans were not exported in time; they are dropped", extra={"seconds": timeout}
+            )
 
 
 class SpanReporter(calls.Reporter):
@@ -159,10 +164,10 @@ _METADATA = _MetadataGetter()
 def exemplar(span: Any) -> dict[str, str] | None:
     """The OpenMetrics exemplar labels of an observation made for `span`'s RPC: its trace and span ids,
     when it is sampled (an unsampled trace is nowhere to be found); None otherwise."""
-    context = span.get_span_context()
-    if not context.trace_flags.sampled:
+    if not span.get_span_context().trace_flags.sampled:
         return None
-    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
+    ids = json_logs.trace_fields(span)  # as the log lines write them
+    return {"trace_id": ids["traceId"], "span_id": ids["spanId"]}
 
 
 class AwsSpans:
@@ -198,7 +203,10 @@ class AwsSpans:
 
     def _before_call(self, model: Any, **_: Any) -> None:
         call = calls.current()
-        self._local.call = self._local.unsampled = None
+        # Every local afresh: a call whose hooks stopped short (an exception before its first attempt)
+        # leaves nothing to the next.
+        self._local.call = self._local.unsampled = self._local.attempt = None
+        self._local.attempts = 0
         if call is None or call.span is None:
             return
         if not call.span.is_recording():
@@ -221,8 +229,6 @@ class AwsSpans:
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
-        self._local.attempts = 0
-        self._local.attempt = None
 
     def _before_send(self, request: Any = None, **_: Any) -> None:
         parent = getattr(self._local, "call", None)

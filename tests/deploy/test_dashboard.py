@@ -4,18 +4,22 @@ tests/integration/test_dashboard.py's, against a real Prometheus."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import subprocess
 import sys
 
-from tests.helpers import ROOT
+import yaml
+
+from tests.helpers import ROOT, dashboard_panels
 
 GRAFANA = ROOT / "deploy" / "grafana"
-DASHBOARD = json.loads((GRAFANA / "agentcore-memory-grpc.json").read_text())
-PANELS = [
-    panel for top in DASHBOARD["panels"] for panel in [top, *top.get("panels", [])] if panel["type"] != "row"
-]
+PANELS = dashboard_panels()
+ALERTS = {
+    rule["alert"]: rule["expr"]
+    for group in yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())["groups"]
+    for rule in group["rules"]
+}
 
 
 def test_the_dashboard_is_what_the_generator_makes() -> None:
@@ -47,3 +51,21 @@ def test_every_panel_has_its_own_id_and_title_and_queries_the_chosen_data_source
         for target in panel["targets"]:
             assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
             assert 'namespace=~"$namespace",job=~"$job"' in target["expr"], panel["title"]
+
+
+def _stat_thresholds(title: str) -> list[float]:
+    [panel] = [panel for panel in PANELS if panel["title"] == title]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [step["value"] for step in steps if step["value"] is not None]
+
+
+def test_the_stat_panels_turn_red_where_their_alerts_fire() -> None:
+    """The thresholds are the alerts' own, read off deploy/prometheus/alerts.yaml."""
+    [quarter] = re.findall(
+        r"< ([\d.]+) \* agentcore_tls_certificate_lifetime_seconds",
+        ALERTS["AgentCoreCertificateRotationOverdue"],
+    )
+    assert _stat_thresholds("Certificate lifetime left")[-1] == float(quarter)
+    [restarts] = re.findall(r"\) > (\d+)", ALERTS["AgentCoreWorkerRestarts"])
+    # Counts are whole: red from the first count above the alert's.
+    assert int(restarts) < _stat_thresholds("Worker restarts")[-1] <= int(restarts) + 1

@@ -6,12 +6,11 @@ that does not exist fails too, and so does a panel the dashboard does not have."
 
 from __future__ import annotations
 
-import json
 import re
 
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, dashboard_panels
 
 ALERTS = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())
 RULES = [rule for group in ALERTS["groups"] for rule in group["rules"] if "alert" in rule]
@@ -19,7 +18,6 @@ RUNBOOKS = (ROOT / "docs" / "runbooks.md").read_text()
 BASE = "https://github.com/agentcore-memory-grpc/agentcore-memory-grpc/blob/main/docs/runbooks.md"
 # Each section: "## <alert>", then its three parts, up to the next section.
 SECTIONS = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", RUNBOOKS, re.MULTILINE | re.DOTALL))
-DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "agentcore-memory-grpc.json").read_text())
 # A panel as a runbook names it: "the *Error ratio by code* panel".
 PANEL_NAME = re.compile(r"\*([^*]+)\* panel")
 
@@ -51,12 +49,7 @@ def test_the_queries_a_runbook_gives_name_metrics_the_service_exports() -> None:
 
 
 def test_each_runbook_confirms_on_a_panel_the_dashboard_has() -> None:
-    titles = {
-        panel["title"]
-        for top in DASHBOARD["panels"]
-        for panel in [top, *top.get("panels", [])]
-        if panel["type"] != "row"
-    }
+    titles = {panel["title"] for panel in dashboard_panels()}
     assert titles
     for alert, section in SECTIONS.items():
         confirm = section.split("**Confirm:**", 1)[1].split("**Do:**", 1)[0]

@@ -32,15 +32,21 @@ from typing import Any
 import grpc
 from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from bench.otlp_sink import receiving
 from tests.certs import Authority
-from tests.helpers import MEMORY_ID, ROOT, UNKNOWN_RECORD_ID, record_create, update_request
+from tests.helpers import (
+    MEMORY_ID,
+    UNKNOWN_RECORD_ID,
+    dashboard,
+    dashboard_panels,
+    record_create,
+    update_request,
+)
 from tests.integration.helpers import UNKNOWN_MEMORY_ID, prometheus_tool
 from tests.integration.test_prometheus import JOB, Prometheus, eventually, http_get, scraping, serving
 from tests.integration.test_workers import Supervised, supervised
 
-DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "agentcore-memory-grpc.json").read_text())
 NAMESPACE = "agentcore-test"
 # Grafana's $__rate_interval for a scrape every second: four scrapes.
 RATE_INTERVAL = "4s"
@@ -51,16 +57,6 @@ SLOW_AWS_SECONDS = 1.2
 CALLS_AT_ONCE = 5
 # Enough failed calls for botocore's retry quota to run dry (tests/integration/test_metrics.py: < 30).
 FAILING_CALLS = 24
-
-
-def panels() -> list[dict[str, Any]]:
-    """The dashboard's panels, those inside collapsed rows too, rows left out."""
-    return [
-        panel
-        for top in DASHBOARD["panels"]
-        for panel in [top, *top.get("panels", [])]
-        if panel["type"] != "row"
-    ]
 
 
 def _regex_escaped(value: str) -> str:
@@ -79,7 +75,7 @@ def variable_values(prometheus: Prometheus) -> dict[str, str]:
     """Each query variable set to every value its own query finds (which must find one), in order, as
     Grafana formats several values for a regex matcher."""
     values: dict[str, str] = {}
-    for variable in DASHBOARD["templating"]["list"]:
+    for variable in dashboard()["templating"]["list"]:
         if variable["type"] != "query":
             continue
         query = _substituted(variable["query"], values)
@@ -196,24 +192,6 @@ def kill_a_worker(served: Supervised) -> None:
     )
 
 
-class _SpanSink(trace_service_pb2_grpc.TraceServiceServicer):
-    def Export(self, request: Any, context: Any) -> trace_service_pb2.ExportTraceServiceResponse:
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@contextlib.contextmanager
-def span_sink() -> Iterator[str]:
-    """An OTLP/gRPC endpoint that accepts every span and keeps none, for a traced facade."""
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_SpanSink(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop(grace=None)
-
-
 @contextlib.contextmanager
 def mutual_tls_workers(tmp_path: Path) -> Iterator[Supervised]:
     authority = Authority()
@@ -237,11 +215,13 @@ def mutual_tls_workers(tmp_path: Path) -> Iterator[Supervised]:
 
 def test_every_panel_query_returns_data_under_traffic(tmp_path: Path) -> None:
     prometheus_tool("prometheus")  # a skip (a failure in CI) before any facade starts
-    queries = [(panel["title"], target) for panel in panels() for target in panel.get("targets", [])]
+    queries = [
+        (panel["title"], target) for panel in dashboard_panels() for target in panel.get("targets", [])
+    ]
     assert queries
-    assert all(panel.get("targets") for panel in panels()), "a panel without a query"
+    assert all(panel.get("targets") for panel in dashboard_panels()), "a panel without a query"
     with contextlib.ExitStack() as stack:
-        plain = stack.enter_context(serving(OTEL_EXPORTER_OTLP_ENDPOINT=stack.enter_context(span_sink())))
+        plain = stack.enter_context(serving(OTEL_EXPORTER_OTLP_ENDPOINT=stack.enter_context(receiving())[0]))
         failing = stack.enter_context(serving(LOCAL_FAULTS="throttle_first=2,ServiceException=1"))
         crowded = stack.enter_context(
             serving(MAX_CONCURRENT_RPCS="2", GRPC_MAX_WORKERS="1", LOCAL_FAULTS=f"latency={SLOW_AWS_SECONDS}")

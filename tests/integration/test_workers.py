@@ -7,6 +7,7 @@ so the kernel's SO_REUSEPORT hashing spreads them over the workers.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -31,11 +32,13 @@ from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.otlp_sink import receiving
 from service.api.operations import SERVICE_NAME
 from service.runtime import workers
 from service.settings import EXIT_CONFIGURATION_ERROR, Settings
+from service.telemetry import tracing
 from tests.certs import SERVER_NAME, Authority, channel_credentials
-from tests.helpers import MEMORY_ID, ROOT, record_create, service_env
+from tests.helpers import MEMORY_ID, ROOT, UNKNOWN_RECORD_ID, record_create, service_env
 
 WORKERS = 2
 # With this many connections, the chance that one worker gets them all is 2 x 2^-24.
@@ -235,6 +238,65 @@ def test_every_worker_answers_reads_what_another_wrote_and_metrics_add_up(tmp_pa
     assert {line["pid"] for line in served.logged("stopped")} == {served.process.pid, *served.worker_pids}
     assert not any(alive(pid) for pid in served.worker_pids)
     assert metrics_directories(tmp_path) == []
+
+
+def test_with_tracing_each_worker_exports_its_own_spans_and_flushes_them_on_sigterm(tmp_path: Path) -> None:
+    """A delay no test reaches: the spans leave only when each worker flushes them on SIGTERM, one
+    connection per worker, every RPC's span once, and none from the supervisor."""
+    with (
+        receiving() as (endpoint, receiver),
+        supervised(
+            tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="600000"
+        ) as served,
+    ):
+        for _ in range(CONNECTIONS):
+            with served.channel() as channel, pytest.raises(grpc.RpcError):
+                pb_grpc.MemoryRecordsServiceStub(channel).Get(
+                    pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID),
+                    timeout=RPC_TIMEOUT_SECONDS,
+                )
+        lines = eventually(
+            lambda: found if len(found := served.logged("finished call")) == CONNECTIONS else None,
+            "an access-log line for every Get",
+        )
+        assert receiver.by_peer == {}  # nothing exported yet: the batch waits for its delay
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=WAIT_SECONDS) == 0, served.lines[-20:]
+    pid_of_trace = {line["traceId"]: line["pid"] for line in lines}
+    assert len(pid_of_trace) == CONNECTIONS and set(pid_of_trace.values()) == served.worker_pids
+    exported = [trace for traces in receiver.by_peer.values() for trace in traces]
+    # Each Get's three spans (the RPC, its AWS call, its attempt), each once.
+    assert collections.Counter(exported) == dict.fromkeys(pid_of_trace, 3)
+    # One exporting connection per worker, each with that worker's spans only; the supervisor none.
+    exporters = [{pid_of_trace[trace] for trace in traces} for traces in receiver.by_peer.values()]
+    assert sorted(len(pids) for pids in exporters) == [1] * WORKERS
+    assert set().union(*exporters) == served.worker_pids
+
+
+def test_a_collector_that_never_answers_delays_a_clean_stop_by_the_flush_bound_at_most(
+    tmp_path: Path,
+) -> None:
+    """Its port accepts connections and never says a word: each worker gives its last spans up after
+    FLUSH_SECONDS, says so, and exits 0 (OTLP's own timeout, 10 s, would outlast the supervisor's)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with supervised(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, SHUTDOWN_GRACE_SECONDS="0") as served:
+            for _ in range(4):
+                with served.channel() as channel, pytest.raises(grpc.RpcError):
+                    pb_grpc.MemoryRecordsServiceStub(channel).Get(
+                        pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID),
+                        timeout=RPC_TIMEOUT_SECONDS,
+                    )
+            stopping = time.monotonic()
+            served.process.send_signal(signal.SIGTERM)
+            assert served.process.wait(timeout=WAIT_SECONDS) == 0, served.lines[-20:]
+            took = time.monotonic() - stopping
+    assert took < tracing.FLUSH_SECONDS + workers.EXIT_MARGIN_SECONDS, took
+    # Each worker that held spans said it dropped them.
+    dropped = {
+        line["pid"] for line in served.logged("the last spans were not exported in time; they are dropped")
+    }
+    assert dropped and dropped <= served.worker_pids
 
 
 def test_sigterm_drains_the_rpcs_in_flight_on_every_worker(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.api import operations
+from service.telemetry.metrics import exposition
 from service.telemetry.metrics.children import Children
 from service.upstream import outcomes
 
@@ -17,6 +18,8 @@ class AwsCallMetrics:
     """Duration, errors, retries and throttles of AWS calls."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
+        # A traced call's trace on its duration bucket; multiprocess values have no room for it.
+        self.keeps_exemplars = not exposition.multiprocess_mode()
         self.duration = Histogram(
             "agentcore_upstream_request_duration_seconds",
             "Duration of AWS calls, from boto3's call to its answer, retries and back-off included.",

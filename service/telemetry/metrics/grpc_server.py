@@ -17,6 +17,7 @@ from service import calls
 from service.admission import LIMITS as ADMISSION_LIMITS
 from service.api import operations
 from service.telemetry import tracing
+from service.telemetry.metrics import exposition
 from service.telemetry.metrics.children import Children
 
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
@@ -51,6 +52,8 @@ class ServerMetrics(calls.Reporter):
     responses."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
+        # A sampled RPC's trace on its latency bucket; multiprocess values have no room for it.
+        self.keeps_exemplars = not exposition.multiprocess_mode()
         # Declarations (name, help, labels), alike in shape on purpose as prometheus/client_golang's are:
         # a duplicate scan pairs them, and a helper would hide the names a reader greps for.
         self.started_total = Counter(
@@ -162,7 +165,8 @@ class ServerMetrics(calls.Reporter):
         series = self._of(call)
         series.handled[calls.GO_CODE_NAMES[call.code or grpc.StatusCode.UNKNOWN]].inc()
         span = call.span  # tracing off: None, and no call made for it
-        series.handling.observe(call.seconds(), None if span is None else tracing.exemplar(span))
+        exemplar = None if span is None or not self.keeps_exemplars else tracing.exemplar(span)
+        series.handling.observe(call.seconds(), exemplar)
         series.in_flight.dec()
         if call.refused is not None:
             series.refused[call.refused].inc()

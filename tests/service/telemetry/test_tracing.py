@@ -120,8 +120,11 @@ def create_request() -> pb.BatchCreateRequest:
 
 
 def test_an_rpc_is_a_server_span_that_continues_the_callers_trace(traced: Traced) -> None:
-    reply = traced.stub.BatchCreate(create_request(), metadata=[("traceparent", TRACEPARENT)], timeout=10)
+    reply = traced.stub.BatchCreate(
+        create_request(), metadata=[("traceparent", TRACEPARENT), ("tracestate", "vendor=opaque")], timeout=10
+    )
     [span] = traced.server_spans()
+    assert span.context.trace_state.to_header() == "vendor=opaque"  # the caller's, carried on
     assert span.name == "agentcore.memory.v1.MemoryRecordsService/BatchCreate"
     assert span.kind is SpanKind.SERVER
     assert f"{span.context.trace_id:032x}" == TRACE_ID
@@ -333,6 +336,47 @@ def test_a_wait_for_an_aws_turn_is_two_events_on_the_rpcs_span(emulator: Emulato
         ["agentcore.turn.waiting", "agentcore.turn.taken"],
     ]
     assert events(spans[1])[0][1] == {"agentcore.turn.ahead": 0}
+
+
+def test_a_deadline_that_passes_while_waiting_for_a_turn_is_an_event_on_the_rpcs_span(
+    emulator: Emulator,
+) -> None:
+    emulator.faults.configure(latency_seconds=1.0)
+    with serving(emulator, max_workers=1) as traced:
+        held = holding_aws(traced, emulator)
+        try:
+            with pytest.raises(grpc.RpcError) as late:
+                traced.stub.BatchCreate(create_request(), timeout=0.3)
+        finally:
+            held.join()
+        spans = sorted(traced.server_spans(), key=lambda span: span.start_time or 0)
+    assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert [name for name, _ in events(spans[1])] == ["agentcore.turn.waiting", "agentcore.turn.deadline"]
+
+
+def exporter_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("OtelBatch")]
+
+
+def test_with_tracing_off_there_is_no_exporter_thread_and_no_exemplar(emulator: Emulator) -> None:
+    """No endpoint, no Tracing: nothing of the SDK runs. With tracing on (the control) its batch
+    exporter's thread exists and the RPC's latency carries an exemplar."""
+    assert tracing.from_env({"OTEL_SERVICE_NAME": "x"}) is None
+    settings = settings_for_tests(backend=Backend.LOCAL)
+    metrics = Metrics(backend="local")
+    client = aws.create_client(settings, endpoint_url=emulator.endpoint_url)
+    server, port = create_server(settings, client, metrics=metrics)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            pb_grpc.MemoryRecordsServiceStub(channel).BatchCreate(create_request(), timeout=10)
+        assert exporter_threads() == []
+        assert exemplars(metrics) == {}
+    finally:
+        server.stop(grace=None).wait(timeout=5)
+    with serving(emulator) as traced:
+        traced.stub.BatchCreate(create_request(), timeout=10)
+        assert exporter_threads() and exemplars(traced.metrics)
 
 
 def test_an_admission_refusal_is_an_event_on_the_rpcs_span(emulator: Emulator) -> None:
