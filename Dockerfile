@@ -35,9 +35,12 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     python -m pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt agentcore-memory-grpc \
     && rm /tmp/requirements.txt /tmp/wheels.sha256
 
+# PYTHONFAULTHANDLER: a fatal signal (a crash in a C extension) writes every thread's Python traceback
+# to the log before the process dies.
 ENV AGENTCORE_BACKEND=aws \
     GRPC_PORT=50051 \
-    METRICS_PORT=9464
+    METRICS_PORT=9464 \
+    PYTHONFAULTHANDLER=1
 
 # An unprivileged numeric user, so that Kubernetes' runAsNonRoot can verify it. The root filesystem may
 # be mounted read-only; with WORKERS > 1 the workers' metrics files need a writable /tmp (or TMPDIR).

@@ -141,6 +141,8 @@ def service_env(**variables: str) -> dict[str, str]:
             "GRPC_HOST": "127.0.0.1",
             "GRPC_PORT": "0",
             "METRICS_PORT": "0",
+            # As the image sets it: a crash leaves every thread's traceback in the log a test keeps.
+            "PYTHONFAULTHANDLER": "1",
         }
     )
     env.update(variables)

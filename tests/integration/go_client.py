@@ -124,7 +124,8 @@ def go_client_suite(tmp_path: Path) -> None:
     """The Go client tests against their facades (tests/integration/test_clients.py runs it)."""
     go = go_or_skip()
     tls_settings = admitting_one_caller(tmp_path, GO_CLIENT_ID, DENIED_CLIENT_ID)
-    stopped_log: collections.deque[str] = collections.deque(maxlen=20)  # for a failure's message
+    # For a failure's message: enough lines for a crash's tracebacks of every thread (PYTHONFAULTHANDLER).
+    stopped_log: collections.deque[str] = collections.deque(maxlen=400)
     with contextlib.ExitStack() as facades:
         _, plain = facades.enter_context(service_process(AGENTCORE_BACKEND="local"))
         _, secure = facades.enter_context(
