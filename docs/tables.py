@@ -52,6 +52,9 @@ QUERIES = {
     "agentcore_tls_certificate_lifetime_seconds": "agentcore_tls_certificate_expiry_seconds / agentcore_tls_certificate_lifetime_seconds",
     "agentcore_authz_decisions_total": "sum by (decision) (rate(agentcore_authz_decisions_total[5m]))",
     "agentcore_caller_identity_refusals_total": "sum by (reason) (increase(agentcore_caller_identity_refusals_total[1h]))",
+    "agentcore_caller_limited_total": "sum by (limit, entry) (rate(agentcore_caller_limited_total[5m]))",
+    "agentcore_rate_limit_storage_up": "min(agentcore_rate_limit_storage_up)",
+    "agentcore_rate_limit_storage_failures_total": "sum(increase(agentcore_rate_limit_storage_failures_total[1h]))",
     "agentcore_build_info": "count by (version, backend) (agentcore_build_info)",
     "agentcore_worker_restarts_total": "sum by (job) (increase(agentcore_worker_restarts_total[15m]))",
 }

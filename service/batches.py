@@ -35,6 +35,7 @@ from service.admission import Admission
 from service.api import operations, translate, validate
 from service.api.operations import Operation
 from service.api.request_errors import FieldViolation, InvalidRequestError
+from service.caller_limits import CallerLimits, open_storage
 from service.upstream import applied, outcomes
 
 if TYPE_CHECKING:
@@ -119,9 +120,11 @@ class AwsCalls:
         max_records: int,
         concurrency: int,
         executor: futures.Executor,
+        caller_limits: CallerLimits | None = None,
     ) -> None:
         self._client = client
         self._admission = admission
+        self._limits = caller_limits or CallerLimits(None, open_storage("memory://"))
         self._concurrency = concurrency
         self._executor = executor
         # The model's checks, with its per-call limit on a batch's `records` replaced by MAX_BATCH_RECORDS.
@@ -166,9 +169,11 @@ class AwsCalls:
         """The merged response of the AWS calls that serve `request` (parameters `params`). `records`:
         the request's records that `params` carries (all of them unless the policy refused some)."""
         chunks = _chunks(operation, request, params, records, self._chunk_sizes[operation.rpc])
+        # The caller's limits refuse the RPC now or never: later chunks wait for their records instead.
+        self._limits.admit(call, len(chunks[0]["records"]))
         if len(chunks) == 1:  # one call, answered as it is (an empty batch too, as AWS would answer it)
             calls.chunk_index.set(0)  # in this thread's copy of the RPC's context
-            return self.send(operation, chunks[0], call)
+            return self._send(operation, chunks[0], call)
         attempts = [applied.Attempts() for _ in chunks]
         chunk_ends = self._run(
             call,
@@ -208,10 +213,18 @@ class AwsCalls:
         if gone is not None:
             raise gone
         calls.chunk_index.set(index)  # in this chunk's own context (_run)
+        if index:  # the first chunk's records were taken when the RPC was admitted
+            self._limits.take_records(call, len(params["records"]))
         with applied.watching(attempts):
-            return self.send(operation, params, call)
+            return self._send(operation, params, call)
 
     def send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
+        """The one AWS call of a request that is not a batch, answered as the RPC's response, once the
+        caller's limits allow it (CallerLimitedError when they do not)."""
+        self._limits.admit(call, None)
+        return self._send(operation, params, call)
+
+    def _send(self, operation: Operation[Any, Any], params: dict[str, Any], call: calls.Call) -> Any:
         """One AWS call for `operation`, on its turn, answered as the RPC's response."""
         with self._admission.turn(call):
             reply = operation.call_aws(self._client, params)

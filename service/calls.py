@@ -89,6 +89,9 @@ class Call:
     aws_request_id: str | None = None
     aws_error_code: str | None = None  # the `aws_error_code` label of a failed AWS call
     refused: str | None = None  # why admission refused the RPC, if it did
+    # Its caller's share of AWS turns when they are scarce: the `weight` of its entry of the policy's
+    # `limits` (1 when none applies); the caller is `identity`.
+    weight: float = 1.0
     # This RPC's id: on each of its log lines (`rpcId`) and in its response's x-request-id.
     rpc_id: str = dataclasses.field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     # Its OpenTelemetry SERVER span, when tracing is on (telemetry/tracing.py); None otherwise.

@@ -21,7 +21,7 @@ from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, calls
+from service import admission, caller_limits, calls
 from service.api import operations, translate
 from service.api.operations import Resource
 from service.api.request_errors import (
@@ -64,9 +64,9 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
     if isinstance(exc, tls.CallerIdentityError):
         metadata = {"certificateSha256": exc.refusal.sha256}
         return _facade(code_pb2.PERMISSION_DENIED, tls.IDENTITY_INVALID, str(exc), metadata=metadata)
-    if isinstance(exc, admission.OverloadedError):
-        retry = _retry_info(admission.RETRY_DELAY_SECONDS)
-        return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)
+    refusal = _refusal(exc)
+    if refusal is not None:
+        return refusal
     if isinstance(exc, botocore.exceptions.ParamValidationError):
         return _invalid(parse_param_validation_report(str(exc.kwargs.get("report", ""))))
     failure = outcomes.classify(exc)
@@ -80,6 +80,26 @@ def to_status(exc: BaseException, *, resource: Resource | None = None) -> grpc.S
     message = (row.message or "{}").format(exc)
     details = [] if row.retry_delay_seconds is None else [_retry_info(row.retry_delay_seconds)]
     return _facade(_CODE_VALUES[row.code], row.reason, message, *details)
+
+
+def _refusal(exc: BaseException) -> grpc.Status | None:
+    """The status of an RPC the facade refused before AWS for its load or its caller's limits."""
+    if isinstance(exc, caller_limits.CallerLimitedError):
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"limits entry {exc.entry}", description=exc.limit
+        )
+        quota = error_details_pb2.QuotaFailure(violations=[violation])
+        retry = _retry_info(exc.retry_after)
+        metadata = {"limit": exc.limit, "entry": exc.entry}
+        return _facade(code_pb2.RESOURCE_EXHAUSTED, exc.reason, str(exc), quota, retry, metadata=metadata)
+    if isinstance(exc, caller_limits.StorageUnavailableError):
+        retry = _retry_info(caller_limits.STORAGE_RETRY_SECONDS)
+        reason = caller_limits.STORAGE_UNAVAILABLE
+        return _facade(code_pb2.UNAVAILABLE, reason, f"{exc}; retry later", retry)
+    if isinstance(exc, admission.OverloadedError):
+        retry = _retry_info(admission.RETRY_DELAY_SECONDS)
+        return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)
+    return None
 
 
 def _invalid(violations: Sequence[FieldViolation]) -> grpc.Status:

@@ -31,6 +31,7 @@ from service.admission import Admission, OverloadedError, Ticket
 from service.api import operations, request_errors, validate
 from service.api.operations import Operation
 from service.batches import AwsCalls
+from service.caller_limits import CallerLimitedError, CallerLimits, StorageUnavailableError, open_storage
 from service.security import authz, tls
 
 
@@ -49,12 +50,14 @@ class MemoryRecordsServicer:
         max_request_bytes: int,
         max_inflated_bytes: int,
         authorizer: authz.Authorizer | None = None,
+        caller_limits: CallerLimits | None = None,
         count_read_timeout: Callable[[calls.Call], None] = lambda call: None,
     ) -> None:
         self._admission = admission
         self._aws_calls = aws_calls
         self._executor = executor
         self._authorizer = authorizer or authz.Authorizer(None)
+        self._caller_limits = caller_limits or CallerLimits(None, open_storage("memory://"))
         self._default_deadline_seconds = default_deadline_seconds
         self._read_timeout_seconds = request_read_timeout_seconds
         self._max_request_bytes = max_request_bytes
@@ -94,22 +97,30 @@ class MemoryRecordsServicer:
             if gone is not None:
                 raise gone  # its deadline passed while it waited in gRPC's queue
             self._authorizer.check_identity(call.identity, operation.full_method)  # raises when refused
-            raw = await self._read(context, call)
-            call.on_received(call)
-            ticket = self._admission.admit(len(raw))
+            leave = self._caller_limits.enter(call)  # raises when the caller's RPCs at once are all taken
         except Exception as exc:
             await self._abort(context, call, self._failure(call, exc, None, operation))
             raise  # abort always raises; this keeps type checkers honest
         try:
-            outcome = await self._in_thread(
-                ticket, functools.partial(self._serve, operation, raw, call, ticket)
-            )
-            if isinstance(outcome, grpc.Status):
-                await self._abort(context, call, outcome)
-            return outcome
+            try:
+                raw = await self._read(context, call)
+                call.on_received(call)
+                ticket = self._admission.admit(len(raw))
+            except Exception as exc:
+                await self._abort(context, call, self._failure(call, exc, None, operation))
+                raise
+            try:
+                outcome = await self._in_thread(
+                    ticket, functools.partial(self._serve, operation, raw, call, ticket)
+                )
+                if isinstance(outcome, grpc.Status):
+                    await self._abort(context, call, outcome)
+                return outcome
+            finally:
+                # Only now: the request and its strings were held until the answer left.
+                ticket.release()
         finally:
-            # Only now: the request and its strings were held until the answer left.
-            ticket.release()
+            leave()
 
     async def _read(self, context: Any, call: calls.Call) -> bytes:
         """The request message, or RequestReadTimeoutError when it is not all there in time."""
@@ -195,6 +206,8 @@ class MemoryRecordsServicer:
             request_errors.InvalidRequestError
             | request_errors.MalformedRequestError
             | authz.CallerNotAllowedError
+            | CallerLimitedError
+            | StorageUnavailableError
             | tls.CallerIdentityError
             | request_errors.RequestReadTimeoutError
             | request_errors.RequestTooLargeError,

@@ -141,6 +141,23 @@ def _memory_ids(name: str, raw: str) -> tuple[str, ...] | None:
     return memory_ids or None
 
 
+_STORAGE_SCHEMES = ("memory://", "redis://", "rediss://")
+
+
+def _rate_limit_storage(name: str, raw: str) -> str:
+    uri = raw.strip()
+    if not uri.startswith(_STORAGE_SCHEMES):
+        raise SettingsError(f"{name} must start with {', '.join(_STORAGE_SCHEMES)}, not {uri!r}")
+    return uri
+
+
+def _rate_limit_failure(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"open", "closed"}:
+        raise SettingsError(f"{name} must be open or closed, not {raw!r}")
+    return value
+
+
 _RETRY_MODES = ("standard", "adaptive", "legacy")
 
 
@@ -246,6 +263,21 @@ class Settings:
         meaning="YAML (or JSON) policy of which caller may call which method on which memory and "
         "namespaces; re-read when it changes. Unset: every caller may do everything "
         "(see [Security](security.md))",
+    )
+    rate_limit_storage_uri: str = setting(
+        env="RATE_LIMIT_STORAGE_URI",
+        default="memory://",
+        parse=_rate_limit_storage,
+        meaning="where the counters of the policy's `limits` are kept: `memory://`, in each process "
+        "(each worker and replica allows a caller its whole rate), or `redis://host:port/db` "
+        "(`rediss://` with TLS), one Redis the replicas share (see [Overload](overload.md))",
+    )
+    rate_limit_storage_failure: str = setting(
+        env="RATE_LIMIT_STORAGE_FAILURE",
+        default="open",
+        parse=_rate_limit_failure,
+        meaning="when that storage fails (Redis unreachable): `open` lets RPCs through unlimited, "
+        "`closed` refuses them (`UNAVAILABLE`, `RATE_LIMIT_STORAGE_UNAVAILABLE`)",
     )
     # RUF009 is silenced: it guards against shared mutable defaults, and an enum member cannot change.
     backend: Backend = setting(  # noqa: RUF009

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from grpc_reflection.v1alpha import reflection
 
-from service import calls, compression
+from service import caller_limits, calls, compression
 from service.admission import Admission
 from service.api.operations import SERVICE_NAME
 from service.batches import AwsCalls
@@ -213,6 +213,14 @@ def create_server(
         )
     )
     served.on_stop(lambda: handlers.shutdown(wait=False, cancel_futures=True))
+    authorized = authorizer(settings, metrics)
+    limited = caller_limits.CallerLimits(
+        authorized.policy_file,  # the same file: its `limits` beside its `rules`
+        caller_limits.open_storage(settings.rate_limit_storage_uri),
+        fail_open=settings.rate_limit_storage_failure == "open",
+        count_limited=metrics.limits.count_limited,
+        report_storage=metrics.limits.report_storage,
+    )
     aws_calls = AwsCalls(
         client,
         admission,
@@ -222,6 +230,7 @@ def create_server(
         executor=futures.ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="batch-call"
         ),
+        caller_limits=limited,
     )
     MemoryRecordsServicer(
         admission,
@@ -231,7 +240,8 @@ def create_server(
         request_read_timeout_seconds=settings.request_read_timeout_seconds,
         max_request_bytes=settings.max_request_bytes,
         max_inflated_bytes=compression.inflated_limit(settings.max_request_bytes, settings.inflight_bytes),
-        authorizer=authorizer(settings, metrics),
+        authorizer=authorized,
+        caller_limits=limited,
         count_read_timeout=metrics.server.count_read_timeout,
     ).add_to_server(server)
     health_servicer = health_servicer or Health((SERVICE_NAME,))

@@ -7,6 +7,9 @@ confined to them (operations.NamespaceScope says how each operation names namesp
 record is judged on its own: a record the caller may not touch fails alone, in `failed_records`, and is
 never sent to AWS. The file is re-read when it changes; a version that does not parse is refused and the
 last good one stays in force. Namespaces and record ids never reach a log line or an error message.
+
+The same file may hold `limits`: per-caller rates, concurrency and weights (`Limit`, applied by
+caller_limits.py). A file of `limits` and no `rules` authorizes everyone and only limits.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import fnmatch
 import functools
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -101,9 +105,32 @@ def _any_glob(patterns: Iterable[str], value: str) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
+class Limit:
+    """One entry of the policy's `limits`: what the callers its principals match may spend. Rates are
+    per second; None: that rate is not limited. Bursts are the most a bucket holds."""
+
+    entry: str  # the entry's `name`, or its index: the `entry` label, never a caller's identity
+    principals: tuple[str, ...]
+    requests_per_second: float | None
+    records_per_second: float | None
+    requests_burst: int
+    records_burst: int
+    max_concurrent: int | None
+    weight: float
+
+    def matches(self, caller: str) -> bool:
+        return _any_glob(self.principals, caller)
+
+
+# The least a records bucket holds: one AWS call's worth (a chunk of 100), so that any batch can start.
+MIN_RECORDS_BURST = 100
+
+
+@dataclasses.dataclass(frozen=True)
 class Policy:
-    rules: tuple[Rule, ...]
+    rules: tuple[Rule, ...] | None  # None: no `rules` key (a file of limits only), so everyone may call
     version: str  # the first 12 hex digits of the file's SHA-256
+    limits: tuple[Limit, ...] = ()
 
     @classmethod
     def parse(cls, text: bytes) -> Policy:
@@ -114,19 +141,34 @@ class Policy:
             raise PolicyError(f"not YAML: {exc}".replace("\n", " ")) from None
         if (
             not isinstance(document, dict)
-            or set(document) != {"rules"}
-            or not isinstance(document["rules"], list)
+            or not document
+            or not set(document) <= {"rules", "limits"}
+            or not all(isinstance(value, list) for value in document.values())
         ):
-            raise PolicyError("the document must be a mapping with one key, `rules`, a list of rules")
-        rules = tuple(_rule(index, entry) for index, entry in enumerate(document["rules"]))
-        names = [rule.name for rule in rules]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise PolicyError(f"rule names must be unique: {', '.join(duplicates)}")
-        return cls(rules, hashlib.sha256(text).hexdigest()[:12])
+            raise PolicyError(
+                "the document must be a mapping of `rules` (a list of rules), `limits` (a list of limits) "
+                "or both"
+            )
+        rules = None
+        if "rules" in document:
+            rules = tuple(_rule(index, entry) for index, entry in enumerate(document["rules"]))
+            _unique("rule", [rule.name for rule in rules])
+        limits = tuple(_limit(index, entry) for index, entry in enumerate(document.get("limits", [])))
+        _unique("limit", [limit.entry for limit in limits])
+        return cls(rules, hashlib.sha256(text).hexdigest()[:12], limits)
 
     def matching(self, caller: str, method: str, memory_id: str) -> list[Rule]:
-        return [rule for rule in self.rules if rule.matches(caller, method, memory_id)]
+        return [rule for rule in self.rules or () if rule.matches(caller, method, memory_id)]
+
+    def limit_for(self, caller: str) -> Limit | None:
+        """The first `limits` entry whose principals match `caller`; None: the caller is unlimited."""
+        return next((limit for limit in self.limits if limit.matches(caller)), None)
+
+
+def _unique(kind: str, names: list[str]) -> None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise PolicyError(f"{kind} names must be unique: {', '.join(duplicates)}")
 
 
 _METHODS = frozenset(operation.rpc for operation in operations.OPERATIONS)
@@ -159,6 +201,67 @@ def _rule(index: int, entry: object) -> Rule:
         methods=lists["methods"],
         memories=lists["memories"],
         namespaces=lists.get("namespaces"),
+    )
+
+
+_LIMIT_KEYS = (
+    "name",
+    "principals",
+    "requests_per_second",
+    "records_per_second",
+    "burst",
+    "max_concurrent",
+    "weight",
+)
+
+
+def _limit(index: int, entry: object) -> Limit:
+    where = f"limits[{index}]"
+    if not isinstance(entry, dict):
+        raise PolicyError(f"{where} must be a mapping")
+    unknown = sorted(set(map(str, entry)) - set(_LIMIT_KEYS))
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(_LIMIT_KEYS)})")
+    if not isinstance(entry.get("principals"), list):
+        raise PolicyError(f"{where}.principals is required: a list of strings")
+    name = entry.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise PolicyError(f"{where}.name must be a non-empty string")
+
+    def number(key: str, *, whole: bool = False) -> float | None:
+        value = entry.get(key)
+        if value is None:
+            return None
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value) or value <= 0:
+            raise PolicyError(f"{where}.{key} must be a positive number")
+        if whole and value != int(value):
+            raise PolicyError(f"{where}.{key} must be a whole number")
+        return float(value)
+
+    requests, records = number("requests_per_second"), number("records_per_second")
+    burst, concurrent, weight = (
+        number("burst", whole=True),
+        number("max_concurrent", whole=True),
+        number("weight"),
+    )
+    if requests is None and records is None and concurrent is None and weight is None:
+        raise PolicyError(
+            f"{where} limits nothing: give requests_per_second, records_per_second, max_concurrent or weight"
+        )
+    if burst is not None and records is not None and burst < MIN_RECORDS_BURST:
+        raise PolicyError(
+            f"{where}.burst must be at least {MIN_RECORDS_BURST} where records_per_second is set"
+        )
+    return Limit(
+        entry=name if isinstance(name, str) else str(index),
+        principals=_strings(f"{where}.principals", entry["principals"]),
+        requests_per_second=requests,
+        records_per_second=records,
+        requests_burst=int(burst) if burst is not None else max(1, math.ceil(requests or 1)),
+        records_burst=int(burst) if burst is not None else max(MIN_RECORDS_BURST, math.ceil(records or 1)),
+        max_concurrent=int(concurrent) if concurrent is not None else None,
+        weight=weight or 1.0,
     )
 
 
@@ -213,7 +316,11 @@ class PolicyFile:
         elif outcome is not None and outcome[1].version != outcome[0].version:
             log.info(
                 "authorization policy loaded",
-                extra={"ruleSetVersion": outcome[1].version, "rules": len(outcome[1].rules)},
+                extra={
+                    "ruleSetVersion": outcome[1].version,
+                    "rules": len(outcome[1].rules or ()),
+                    "limits": len(outcome[1].limits),
+                },
             )
         return self._watched.value
 
@@ -323,6 +430,9 @@ class Authorizer:
         if self.policy_file is None:
             return ALLOWED
         policy = self.policy_file.current()
+        if policy.rules is None:  # a file of limits only
+            self._count("allow")
+            return ALLOWED
         rules = policy.matching(caller, operation.rpc, request.memory_id)
         scope = operation.namespaces
         if not rules:

@@ -18,9 +18,10 @@ from service.telemetry.metrics import exposition
 from service.telemetry.metrics.aws_calls import AwsCallMetrics
 from service.telemetry.metrics.children import Children
 from service.telemetry.metrics.grpc_server import ServerMetrics
+from service.telemetry.metrics.limits import LimitMetrics
 from service.telemetry.metrics.security import SecurityMetrics
 
-__all__ = ["AwsCallMetrics", "Children", "Metrics", "ServerMetrics"]
+__all__ = ["AwsCallMetrics", "Children", "LimitMetrics", "Metrics", "ServerMetrics"]
 
 VERSION = __version__
 # Seconds. The floor separates requests refused before AWS (under 1 ms) from AWS calls (tens of ms);
@@ -32,14 +33,15 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """The service's metrics in one registry: `server` (gRPC), `aws_calls` (AWS) and `security` (TLS and
-    the authorization policy)."""
+    """The service's metrics in one registry: `server` (gRPC), `aws_calls` (AWS), `security` (TLS and
+    the authorization policy) and `limits` (per-caller limits)."""
 
     def __init__(self, *, backend: str, version: str = VERSION) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.server = ServerMetrics(self.registry, LATENCY_BUCKETS)
         self.aws_calls = AwsCallMetrics(self.registry, LATENCY_BUCKETS)
         self.security = SecurityMetrics(self.registry)
+        self.limits = LimitMetrics(self.registry)
         self.build_info = Gauge(
             "agentcore_build_info",
             "Always 1: the service's version and backend.",

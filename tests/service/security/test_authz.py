@@ -87,8 +87,28 @@ def test_the_policy_parses_from_yaml_and_json_and_its_version_is_the_files_hash(
     ("text", "complaint"),
     [
         ("rules: [", "not YAML"),
-        ("- a\n- b\n", "one key, `rules`"),
-        ("rules: []\nextra: 1\n", "one key, `rules`"),
+        ("- a\n- b\n", "a mapping of `rules`"),
+        ("rules: []\nextra: 1\n", "a mapping of `rules`"),
+        ("{}", "a mapping of `rules`"),
+        ("limits: {a: 1}", "a mapping of `rules`"),
+        ("limits: [1]", r"limits\[0\] must be a mapping"),
+        ("limits: [{principals: ['*'], rate: 1}]", r"limits\[0\]: unknown key\(s\) rate"),
+        ("limits: [{requests_per_second: 1}]", r"limits\[0\].principals is required"),
+        ("limits: [{principals: ['*']}]", r"limits\[0\] limits nothing"),
+        (
+            "limits: [{principals: ['*'], requests_per_second: 0}]",
+            r"requests_per_second must be a positive number",
+        ),
+        (
+            "limits: [{principals: ['*'], requests_per_second: true}]",
+            r"requests_per_second must be a positive number",
+        ),
+        ("limits: [{principals: ['*'], max_concurrent: 1.5}]", r"max_concurrent must be a whole number"),
+        ("limits: [{principals: ['*'], records_per_second: 10, burst: 50}]", r"burst must be at least 100"),
+        (
+            "limits: [{name: a, principals: ['*'], weight: 2}, {name: a, principals: ['x'], weight: 1}]",
+            "limit names must be unique: a",
+        ),
         ("rules: [1]", r"rules\[0\] must be a mapping"),
         ("rules: [{name: r, principals: ['*'], methods: ['*']}]", r"rules\[0\]: `memories` is required"),
         (
