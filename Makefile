@@ -198,12 +198,12 @@ lint: $(VENV)/.dev node_modules/.installed
 
 # Debian's tools that tests run: prometheus and promtool (the metrics tests), valgrind (the bench's
 # instruction counts), debootstrap, podman and runc (the image test), Java 17 and Maven (the Java client's
-# tests). Installed with apt-get when one is missing and this user is root or has sudo; otherwise one
-# line says which, and those tests skip (with CI=true they fail); without Java and Maven, make test
-# stops at client-deps, which needs them. Go must be 1.26 or newer, which Debian
+# tests), redis-server (the fleet's shared rate limits). Installed with apt-get when one is missing and
+# this user is root or has sudo; otherwise one line says which, and those tests skip (with CI=true they
+# fail); without Java and Maven, make test stops at client-deps, which needs them. Go must be 1.26 or newer, which Debian
 # does not ship: the machine brings it (https://go.dev/doc/install), and make says so when it is older.
-SYSTEM_TOOLS := prometheus promtool valgrind debootstrap podman runc java mvn
-SYSTEM_PACKAGES := prometheus valgrind debootstrap podman runc openjdk-17-jdk-headless maven
+SYSTEM_TOOLS := prometheus promtool valgrind debootstrap podman runc java mvn redis-server
+SYSTEM_PACKAGES := prometheus valgrind debootstrap podman runc openjdk-17-jdk-headless maven redis-server
 system-tools:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \

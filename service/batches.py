@@ -35,7 +35,7 @@ from service.admission import Admission
 from service.api import operations, translate, validate
 from service.api.operations import Operation
 from service.api.request_errors import FieldViolation, InvalidRequestError
-from service.caller_limits import CallerLimits, open_storage
+from service.caller_limits import CallerLimits
 from service.upstream import applied, outcomes
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class AwsCalls:
     ) -> None:
         self._client = client
         self._admission = admission
-        self._limits = caller_limits or CallerLimits(None, open_storage("memory://"))
+        self._limits = caller_limits or CallerLimits(None)
         self._concurrency = concurrency
         self._executor = executor
         # The model's checks, with its per-call limit on a batch's `records` replaced by MAX_BATCH_RECORDS.

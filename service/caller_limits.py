@@ -6,43 +6,27 @@ entry). The first entry whose principals match applies; a caller matching none i
 refused before its first AWS call or not at all: `enter` (on the event loop, before the request is read:
 RPCs at once, counted in this process) and `admit` (on the RPC's thread, before its first AWS call: one
 request, and the records of its first chunk) refuse with CallerLimitedError; a batch's later chunks then
-wait for their records' tokens within the deadline (`take_records`).
-
-Rates are counted by the `limits` library, in RATE_LIMIT_STORAGE_URI's storage: `memory://` counts in
-this process alone, `redis://` in one Redis every replica shares. `limits` offers windows, not token
-buckets: a rate R with a burst B is a moving window of ceil(B / R) seconds holding at most B hits
-(records count as hits of their number), so a caller may spend B at once and R a second on average (a
-little less when B / R is not whole); the time until a token is free is when the oldest hit in the
-window leaves it. Storage that fails (Redis down) lets RPCs through (`RATE_LIMIT_STORAGE_FAILURE=open`)
-or refuses them (`closed`); each change between working and failing is logged once and reported.
+wait for their records' tokens within the deadline (`take_records`). Rates are counted in
+rate_counters.py's storage (`memory://` or a shared Redis).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from limits import RateLimitItem, RateLimitItemPerSecond, storage, strategies
+from limits import RateLimitItem
 
 from service import calls
+from service.rate_counters import Counters, open_storage, window
 from service.security import authz
-
-log = logging.getLogger(__name__)
 
 CALLER_RATE_LIMITED = "CALLER_RATE_LIMITED"
 CALLER_CONCURRENCY_LIMITED = "CALLER_CONCURRENCY_LIMITED"
-STORAGE_UNAVAILABLE = "RATE_LIMIT_STORAGE_UNAVAILABLE"
 # The `limit` label of agentcore_caller_limited_total, and what a QuotaFailure names.
 LIMITS = ("requests_per_second", "records_per_second", "max_concurrent")
-# A Redis that does not answer within this fails the call to it (open or closed, as configured): no
-# RPC waits on it longer.
-STORAGE_TIMEOUT_SECONDS = 0.25
-# What a refusal for failing storage (closed) tells the caller to wait.
-STORAGE_RETRY_SECONDS = 1.0
 # A caller refused for concurrency is told to come back after about one AWS call.
 CONCURRENCY_RETRY_SECONDS = 0.1
 
@@ -64,50 +48,19 @@ class CallerLimitedError(Exception):
         return CALLER_CONCURRENCY_LIMITED if self.limit == "max_concurrent" else CALLER_RATE_LIMITED
 
 
-class StorageUnavailableError(Exception):
-    """RATE_LIMIT_STORAGE_FAILURE=closed and the storage of the counters failed."""
-
-
-def open_storage(uri: str) -> storage.Storage:
-    """The `limits` storage at `uri`; a Redis one with short timeouts and errors it raises as its own."""
-    if uri.startswith(("redis://", "rediss://")):
-        opened = storage.storage_from_string(
-            uri,
-            key_prefix="agentcore",
-            wrap_exceptions=True,
-            socket_timeout=STORAGE_TIMEOUT_SECONDS,
-            socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
-        )
-    else:
-        opened = storage.storage_from_string(uri)
-    if not isinstance(opened, storage.Storage):  # an async:// scheme
-        raise ValueError(f"{uri.split(':', 1)[0]}: not a storage for threads")
-    return opened
-
-
-def window(rate: float, burst: int) -> RateLimitItem:
-    """The moving window that stands for a token bucket of `rate` a second holding `burst`."""
-    return RateLimitItemPerSecond(burst, max(1, math.ceil(burst / rate)))
-
-
 class CallerLimits:
-    """The limits of `policy_file` (none without one), counted in `counters`."""
+    """The limits of `policy_file` (none without one), their rates counted in `counters`."""
 
     def __init__(
         self,
         policy_file: authz.PolicyFile | None,
-        counters: storage.Storage,
+        counters: Counters | None = None,
         *,
-        fail_open: bool = True,
         count_limited: Callable[[str, str], None] = lambda limit, entry: None,
-        report_storage: Callable[[bool], None] = lambda working: None,
     ) -> None:
         self._policy_file = policy_file
-        self._limiter = strategies.MovingWindowRateLimiter(counters)
-        self._fail_open = fail_open
+        self._counters = counters or Counters(open_storage("memory://"))
         self._count_limited = count_limited
-        self._report_storage = report_storage
-        self._storage_working = True
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], int] = {}  # (entry, caller): RPCs admitted, this process
 
@@ -178,20 +131,10 @@ class CallerLimits:
             time.sleep(wait)
 
     def _hit(self, item: RateLimitItem, entry: str, caller: str, counted: str, cost: int) -> bool:
-        try:
-            taken = self._limiter.hit(item, entry, caller, counted, cost=cost)
-        except Exception as exc:  # the storage's own errors, whatever its kind
-            return self._storage_failed(exc)
-        self._storage_back()
-        return taken
+        return self._counters.hit(item, entry, caller, counted, cost=cost)
 
     def _until_free(self, item: RateLimitItem, entry: str, caller: str, counted: str) -> float:
-        try:
-            stats = self._limiter.get_window_stats(item, entry, caller, counted)
-        except Exception as exc:
-            self._storage_failed(exc)
-            return STORAGE_RETRY_SECONDS
-        return max(0.001, stats.reset_time - time.time())
+        return self._counters.until_free(item, entry, caller, counted)
 
     def _limited(
         self, name: str, limit: authz.Limit, item: RateLimitItem, caller: str, counted: str
@@ -202,29 +145,6 @@ class CallerLimits:
         self._count_limited(error.limit, error.entry)
         call.event("agentcore.caller_limit.refused", {"agentcore.caller_limit": error.limit})
         raise error
-
-    def _storage_failed(self, exc: Exception) -> bool:
-        """Whether an RPC goes on without the storage (fail open); StorageUnavailableError if closed."""
-        with self._lock:
-            changed, self._storage_working = self._storage_working, False
-        if changed:
-            log.error(
-                "the rate-limit storage failed",
-                extra={"problem": type(exc).__name__, "failing": "open" if self._fail_open else "closed"},
-            )
-            self._report_storage(False)
-        if self._fail_open:
-            return True
-        raise StorageUnavailableError("the rate-limit storage is unavailable") from None
-
-    def _storage_back(self) -> None:
-        if self._storage_working:
-            return
-        with self._lock:
-            changed, self._storage_working = not self._storage_working, True
-        if changed:
-            log.info("the rate-limit storage works again")
-            self._report_storage(True)
 
 
 def _nothing() -> None:

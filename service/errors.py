@@ -21,7 +21,7 @@ from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service import admission, caller_limits, calls
+from service import admission, caller_limits, calls, rate_counters
 from service.api import operations, translate
 from service.api.operations import Resource
 from service.api.request_errors import (
@@ -32,7 +32,7 @@ from service.api.request_errors import (
     RequestTooLargeError,
 )
 from service.security import authz, tls
-from service.upstream import outcomes
+from service.upstream import outcomes, rate_limits
 
 AWS_DOMAIN = "bedrock-agentcore.amazonaws.com"
 FACADE_DOMAIN = "agentcore-memory-grpc"
@@ -92,10 +92,14 @@ def _refusal(exc: BaseException) -> grpc.Status | None:
         retry = _retry_info(exc.retry_after)
         metadata = {"limit": exc.limit, "entry": exc.entry}
         return _facade(code_pb2.RESOURCE_EXHAUSTED, exc.reason, str(exc), quota, retry, metadata=metadata)
-    if isinstance(exc, caller_limits.StorageUnavailableError):
-        retry = _retry_info(caller_limits.STORAGE_RETRY_SECONDS)
-        reason = caller_limits.STORAGE_UNAVAILABLE
+    if isinstance(exc, rate_counters.StorageUnavailableError):
+        retry = _retry_info(rate_counters.STORAGE_RETRY_SECONDS)
+        reason = rate_counters.STORAGE_UNAVAILABLE
         return _facade(code_pb2.UNAVAILABLE, reason, f"{exc}; retry later", retry)
+    if isinstance(exc, rate_limits.UpstreamRateLimitedError):
+        metadata = {"operation": exc.operation}
+        retry = _retry_info(exc.retry_after)
+        return _facade(code_pb2.RESOURCE_EXHAUSTED, rate_limits.REASON, str(exc), retry, metadata=metadata)
     if isinstance(exc, admission.OverloadedError):
         retry = _retry_info(admission.RETRY_DELAY_SECONDS)
         return _facade(code_pb2.RESOURCE_EXHAUSTED, "SERVER_OVERLOADED", f"{exc}; retry later", retry)

@@ -31,8 +31,10 @@ from service.admission import Admission, OverloadedError, Ticket
 from service.api import operations, request_errors, validate
 from service.api.operations import Operation
 from service.batches import AwsCalls
-from service.caller_limits import CallerLimitedError, CallerLimits, StorageUnavailableError, open_storage
+from service.caller_limits import CallerLimitedError, CallerLimits
+from service.rate_counters import StorageUnavailableError
 from service.security import authz, tls
+from service.upstream import rate_limits
 
 
 class MemoryRecordsServicer:
@@ -57,7 +59,7 @@ class MemoryRecordsServicer:
         self._aws_calls = aws_calls
         self._executor = executor
         self._authorizer = authorizer or authz.Authorizer(None)
-        self._caller_limits = caller_limits or CallerLimits(None, open_storage("memory://"))
+        self._caller_limits = caller_limits or CallerLimits(None)
         self._default_deadline_seconds = default_deadline_seconds
         self._read_timeout_seconds = request_read_timeout_seconds
         self._max_request_bytes = max_request_bytes
@@ -208,6 +210,7 @@ class MemoryRecordsServicer:
             | authz.CallerNotAllowedError
             | CallerLimitedError
             | StorageUnavailableError
+            | rate_limits.UpstreamRateLimitedError
             | tls.CallerIdentityError
             | request_errors.RequestReadTimeoutError
             | request_errors.RequestTooLargeError,

@@ -279,6 +279,15 @@ class Settings:
         meaning="when that storage fails (Redis unreachable): `open` lets RPCs through unlimited, "
         "`closed` refuses them (`UNAVAILABLE`, `RATE_LIMIT_STORAGE_UNAVAILABLE`)",
     )
+    upstream_rate_limits: str = setting(
+        env="UPSTREAM_RATE_LIMITS",
+        default="",
+        parse=_text,
+        meaning="the most AWS calls a second per operation for every replica together, e.g. "
+        "`BatchUpdateMemoryRecords=20,GetMemoryRecord=50`; each attempt takes one (retries too) and "
+        "waits for it within its deadline, or is refused `RESOURCE_EXHAUSTED` (`UPSTREAM_RATE_LIMITED`). "
+        "Counted in `RATE_LIMIT_STORAGE_URI` (see [Overload](overload.md)). Unset: none",
+    )
     # RUF009 is silenced: it guards against shared mutable defaults, and an enum member cannot change.
     backend: Backend = setting(  # noqa: RUF009
         env="AGENTCORE_BACKEND",

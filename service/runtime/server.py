@@ -34,19 +34,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from grpc_reflection.v1alpha import reflection
 
-from service import caller_limits, calls, compression
+from service import caller_limits, calls, compression, rate_counters
 from service.admission import Admission
+from service.api import operations
 from service.api.operations import SERVICE_NAME
 from service.batches import AwsCalls
 from service.runtime.health import HEALTH_SERVICE_NAME, Health
 from service.security import authz, tls
 from service.servicer import MemoryRecordsServicer
-from service.settings import Backend, Settings
+from service.settings import Backend, Settings, SettingsError
 from service.telemetry import access_log, aws_hooks, tracing
 from service.telemetry.metrics import Metrics, exposition
 from service.telemetry.metrics.security import ConfigMetrics
 from service.telemetry.tracing import Tracing
-from service.upstream import aws
+from service.upstream import aws, rate_limits
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -180,6 +181,18 @@ def create_server(
     `share_port`: bind with SO_REUSEPORT, beside the other workers of one supervisor.
     """
     metrics = metrics or Metrics(backend=settings.backend.value)
+    counters = rate_counters.Counters(
+        rate_counters.open_storage(settings.rate_limit_storage_uri),
+        fail_open=settings.rate_limit_storage_failure == "open",
+        report_storage=metrics.limits.report_storage,
+    )
+    try:
+        upstream_rates = rate_limits.parse(
+            settings.upstream_rate_limits, {operation.aws_operation for operation in operations.OPERATIONS}
+        )
+    except ValueError as exc:
+        raise SettingsError(f"UPSTREAM_RATE_LIMITS: {exc}") from None
+    rate_limits.UpstreamRateLimits(upstream_rates, counters).instrument(client)
     aws_hooks.AwsCallRecorder(metrics.aws_calls).instrument(client)
     if tracing is not None:
         tracing.aws_spans.instrument(client)
@@ -216,10 +229,8 @@ def create_server(
     authorized = authorizer(settings, metrics)
     limited = caller_limits.CallerLimits(
         authorized.policy_file,  # the same file: its `limits` beside its `rules`
-        caller_limits.open_storage(settings.rate_limit_storage_uri),
-        fail_open=settings.rate_limit_storage_failure == "open",
+        counters,
         count_limited=metrics.limits.count_limited,
-        report_storage=metrics.limits.report_storage,
     )
     aws_calls = AwsCalls(
         client,

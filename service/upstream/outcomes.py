@@ -20,6 +20,7 @@ import grpc
 
 from service import calls
 from service.api import operations, translate
+from service.upstream import rate_limits
 
 # AWS error codes that mean "slow down" (botocore treats them as throttles too).
 THROTTLE_CODES = frozenset(
@@ -204,6 +205,10 @@ def classify(exc: BaseException) -> Failure:
     retry = UNAVAILABLE_RETRY_DELAY_SECONDS
     if isinstance(exc, calls.CallerGoneError):
         return Failure(Row(exc.code, exc.reason, message="{}"), Outcome.CANCELLED, exc.error_code)
+    if isinstance(exc, rate_limits.UpstreamRateLimitedError):
+        # Never sent: the fleet's own rate (UPSTREAM_RATE_LIMITS), not AWS's throttle.
+        row = Row(grpc.StatusCode.RESOURCE_EXHAUSTED, rate_limits.REASON, exc.retry_after, "{}")
+        return Failure(row, Outcome.CANCELLED, "UpstreamRateLimited")
     if isinstance(exc, botocore.exceptions.ClientError):
         answer = Answer.read(exc.response)
         return classify_answer(answer.http_status, answer.code)

@@ -85,12 +85,13 @@ def peak_rss_bytes(pid: int) -> int:
     return _status_bytes(pid, "VmHWM")
 
 
-def prometheus_tool(name: str) -> str:
-    """The path of `prometheus` or `promtool` (Debian's prometheus package). Missing: a skip on a
-    developer's machine, a failure in CI, where make test installs the package."""
+def debian_tool(name: str, package: str = "prometheus") -> str:
+    """The path of a program of Debian's (`prometheus` or `promtool` of the prometheus package,
+    `redis-server`...). Missing: a skip on a developer's machine, a failure in CI, where make test
+    installs the package."""
     found = shutil.which(name)
     if found is None:
-        reason = f"{name} is not installed: make test installs Debian's prometheus package, which has it"
+        reason = f"{name} is not installed: make test installs Debian's {package} package, which has it"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)

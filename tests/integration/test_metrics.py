@@ -51,7 +51,7 @@ from tests.helpers import (
     run_service,
     settings_for_tests,
 )
-from tests.integration.helpers import UNKNOWN_MEMORY_ID, prometheus_tool
+from tests.integration.helpers import UNKNOWN_MEMORY_ID, debian_tool
 from tests.wire_stub import CannedResponse, WireStub, aws_error, aws_reply
 
 SERVICE = "agentcore.memory.v1.MemoryRecordsService"
@@ -532,7 +532,7 @@ def test_exposition_parses_with_go_grpc_middleware_names_and_labels(metered: Met
 
 
 def test_exposition_passes_promtool_check_metrics(metered: Metered) -> None:
-    promtool = prometheus_tool("promtool")
+    promtool = debian_tool("promtool")
     call(metered.stub.BatchCreate, create_request())
     call(metered.stub.BatchCreate, pb.BatchCreateRequest(memory_id=""))
     exposition = generate_latest(metered.metrics.registry)

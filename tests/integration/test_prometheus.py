@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from docs import tables
 from emulator import DEFAULT_MEMORY_ID
 from tests.helpers import ROOT, free_port
-from tests.integration.helpers import UNKNOWN_MEMORY_ID, prometheus_tool
+from tests.integration.helpers import UNKNOWN_MEMORY_ID, debian_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
@@ -223,7 +223,7 @@ def scraping(
 ) -> Iterator[Prometheus]:
     """A Prometheus scraping these ports every second as the job JOB, with the alert rules loaded; each
     series gets `labels` too (as a ServiceMonitor's get `namespace`), and `features` are enabled."""
-    binary = prometheus_tool("prometheus")
+    binary = debian_tool("prometheus")
     config = tmp_path / "prometheus.yml"
     targets = ", ".join(f"'127.0.0.1:{port}'" for port in metrics_ports)
     config.write_text(
@@ -362,7 +362,7 @@ def docs_example_queries() -> list[str]:
 
 
 def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
-    promtool = prometheus_tool("promtool")
+    promtool = debian_tool("promtool")
     checked = subprocess.run(
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False, timeout=60
     )

@@ -12,13 +12,8 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 
 from service import calls
 from service.api import operations
-from service.caller_limits import (
-    CallerLimitedError,
-    CallerLimits,
-    StorageUnavailableError,
-    open_storage,
-    window,
-)
+from service.caller_limits import CallerLimitedError, CallerLimits
+from service.rate_counters import Counters, StorageUnavailableError, open_storage, window
 from service.security import authz
 from tests.helpers import free_port
 
@@ -71,9 +66,7 @@ def test_a_rate_is_a_window_holding_its_burst() -> None:
 
 def test_past_its_burst_a_caller_is_refused_with_the_time_until_a_token_is_free(tmp_path: Path) -> None:
     counted: list[tuple[str, str]] = []
-    limits = CallerLimits(
-        policy(tmp_path, LIMITS), open_storage("memory://"), count_limited=lambda *key: counted.append(key)
-    )
+    limits = CallerLimits(policy(tmp_path, LIMITS), count_limited=lambda *key: counted.append(key))
     noisy, quiet = a_call("spiffe://team/noisy-1"), a_call("spiffe://team/quiet")
     for _ in range(5):
         limits.admit(noisy, None)
@@ -91,7 +84,7 @@ def test_past_its_burst_a_caller_is_refused_with_the_time_until_a_token_is_free(
 
 
 def test_a_callers_rpcs_at_once_are_bounded_and_given_back(tmp_path: Path) -> None:
-    limits = CallerLimits(policy(tmp_path, LIMITS), open_storage("memory://"))
+    limits = CallerLimits(policy(tmp_path, LIMITS))
     first, second, third = (a_call("spiffe://team/noisy-1") for _ in range(3))
     leave_first, _ = limits.enter(first), limits.enter(second)
     assert first.weight == 3.0
@@ -107,8 +100,7 @@ def test_a_batch_takes_its_first_chunk_at_admission_and_later_chunks_wait_within
     tmp_path: Path,
 ) -> None:
     limits = CallerLimits(
-        policy(tmp_path, "limits: [{principals: ['*'], records_per_second: 100, burst: 100}]"),
-        open_storage("memory://"),
+        policy(tmp_path, "limits: [{principals: ['*'], records_per_second: 100, burst: 100}]")
     )
     call = a_call("spiffe://team/batch", seconds_left=5)
     limits.admit(call, 100)
@@ -126,12 +118,12 @@ def test_a_storage_that_fails_lets_rpcs_through_or_refuses_them_and_says_so_once
     tmp_path: Path, fail_open: bool
 ) -> None:
     reports: list[bool] = []
-    limits = CallerLimits(
-        policy(tmp_path, LIMITS),
+    counters = Counters(
         open_storage(f"redis://127.0.0.1:{free_port()}/0"),  # nothing listens there
         fail_open=fail_open,
         report_storage=reports.append,
     )
+    limits = CallerLimits(policy(tmp_path, LIMITS), counters)
     call = a_call("spiffe://team/noisy-1")
     started = time.monotonic()
     for _ in range(3):
