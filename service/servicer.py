@@ -103,6 +103,7 @@ class MemoryRecordsServicer:
         except Exception as exc:
             await self._abort(context, call, self._failure(call, exc, None, operation))
             raise  # abort always raises; this keeps type checkers honest
+        outlived: list[futures.Future[Any]] = []  # the RPC's thread, when it goes on after the answer
         try:
             try:
                 raw = await self._read(context, call)
@@ -113,7 +114,7 @@ class MemoryRecordsServicer:
                 raise
             try:
                 outcome = await self._in_thread(
-                    ticket, functools.partial(self._serve, operation, raw, call, ticket)
+                    ticket, functools.partial(self._serve, operation, raw, call, ticket), outlived
                 )
                 if isinstance(outcome, grpc.Status):
                     await self._abort(context, call, outcome)
@@ -122,7 +123,12 @@ class MemoryRecordsServicer:
                 # Only now: the request and its strings were held until the answer left.
                 ticket.release()
         finally:
-            leave()
+            # The caller's place among its RPCs at once is the thread's as long as it runs: a caller
+            # that cancels and sends again cannot have more threads at work than its max_concurrent.
+            if outlived:
+                outlived[0].add_done_callback(lambda _: leave())
+            else:
+                leave()
 
     async def _read(self, context: Any, call: calls.Call) -> bytes:
         """The request message, or RequestReadTimeoutError when it is not all there in time."""
@@ -150,16 +156,20 @@ class MemoryRecordsServicer:
             )
         return bytes(raw)
 
-    async def _in_thread(self, ticket: Ticket, work: Callable[[], Any]) -> Any:
+    async def _in_thread(
+        self, ticket: Ticket, work: Callable[[], Any], outlived: list[futures.Future[Any]]
+    ) -> Any:
         """`work()` on the executor, in a copy of this task's context (botocore's hooks find the Call
         there). A caller that goes away does not stop the thread: the Call says it is gone, and the
-        AWS work stops at its next step; the ticket is released once the thread is done with it."""
+        AWS work stops at its next step; the ticket is released once the thread is done with it, and
+        the thread's future is put in `outlived`."""
         future = self._executor.submit(contextvars.copy_context().run, work)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             if not future.cancel():  # started: its admission is given back when the thread ends
                 ticket.hold_until(future)
+                outlived.append(future)
             raise
 
     def _serve(self, operation: Operation[Any, Any], raw: bytes, call: calls.Call, ticket: Ticket) -> Any:

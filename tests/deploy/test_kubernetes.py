@@ -55,8 +55,17 @@ def rendered(overlay: str) -> list[dict[str, Any]]:
     return list(yaml.safe_load_all(_rendered_text(overlay)))
 
 
+def _is_redis(resource: dict[str, Any]) -> bool:
+    """Of the Redis of components/shared-rate-limits, not the facade's."""
+    return resource["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "redis"
+
+
+def facades(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in resources if not _is_redis(r)]
+
+
 def _one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    [resource] = [r for r in resources if r["kind"] == kind]
+    [resource] = [r for r in facades(resources) if r["kind"] == kind]
     return resource
 
 
@@ -218,7 +227,8 @@ def test_mtls_files_are_mounted_from_the_certificate() -> None:
     [config_map] = [r for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"] == mounted]
     assert policy.name in config_map["data"]
     # The policy the overlay ships is one the service accepts (an invalid one stops the process).
-    assert authz.Policy.parse(config_map["data"][policy.name].encode()).rules
+    shipped = authz.Policy.parse(config_map["data"][policy.name].encode())
+    assert shipped.rules and shipped.limits
     assert int(env["HEALTH_PORT"]) == pod["containers"][0]["readinessProbe"]["grpc"]["port"]
 
 
@@ -293,7 +303,7 @@ def test_what_the_manifests_promise(overlay: str) -> None:
     assert _selects_the_pods(
         _one(resources, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], pod_labels
     )
-    services = [r for r in resources if r["kind"] == "Service"]
+    services = [r for r in facades(resources) if r["kind"] == "Service"]
     assert all(_selects_the_pods(service["spec"]["selector"], pod_labels) for service in services)
     ports = {port["name"]: port for service in services for port in service["spec"]["ports"]}
     assert {"grpc", "metrics"} <= set(ports)
@@ -305,13 +315,13 @@ def test_what_the_manifests_promise(overlay: str) -> None:
     # The NetworkPolicy: its own pods, ingress from labelled callers and the monitoring namespace only,
     # egress to DNS and HTTPS. Peers carry none of our labels (a kustomize `labels` with
     # includeSelectors would add them, and then no caller and no DNS server would match).
-    policies = [r for r in resources if r["kind"] == "NetworkPolicy"]
+    policies = [r for r in facades(resources) if r["kind"] == "NetworkPolicy"]
     for policy in policies:
         assert _selects_the_pods(policy["spec"]["podSelector"]["matchLabels"], pod_labels)
         for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
             for peer in rule.get("from", []) + rule.get("to", []):
                 labels = peer.get("podSelector", {}).get("matchLabels", {})
-                assert not set(labels) & set(pod_labels), peer
+                assert not labels.items() & pod_labels.items(), peer
     [base] = [p for p in policies if p["metadata"]["name"] == deployment["metadata"]["name"]]
     sources = [peer for rule in base["spec"]["ingress"] for peer in rule["from"]]
     assert {"agentcore-memory-grpc/client": "true"} in [
@@ -325,3 +335,45 @@ def test_what_the_manifests_promise(overlay: str) -> None:
         (port["protocol"], port["port"]) for rule in base["spec"]["egress"] for port in rule["ports"]
     }
     assert {("UDP", 53), ("TCP", 53), ("TCP", 443)} <= egress_ports
+
+
+def test_shared_limits_count_in_a_redis_only_the_facade_reaches() -> None:
+    """overlays/shared-limits: the facade's counters in the component's Redis, through a Service that
+    selects its pod, egress from the facade to it, and ingress to it from the facade's pods alone."""
+    resources = rendered("shared-limits")
+    redis = [r for r in resources if _is_redis(r)]
+    kinds = {r["kind"]: r for r in redis}
+    assert set(kinds) == {"Deployment", "Service", "NetworkPolicy"}
+    redis_pod = kinds["Deployment"]["spec"]["template"]
+    [redis_port] = redis_pod["spec"]["containers"][0]["ports"]
+    service = kinds["Service"]["spec"]
+    assert _selects_the_pods(service["selector"], redis_pod["metadata"]["labels"])
+    [service_port] = service["ports"]
+    assert service_port["targetPort"] == redis_port["name"]
+
+    env = _env(_container("shared-limits"))
+    uri = env["RATE_LIMIT_STORAGE_URI"]
+    assert uri == f"redis://{kinds['Service']['metadata']['name']}:{service_port['port']}/0"
+    settings = Settings.from_env(env)  # the URI and the rates parse
+    assert settings.upstream_rate_limits
+    assert env.get("RATE_LIMIT_STORAGE_FAILURE", "open") == "open"
+
+    facade_pod = _one(resources, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    facade_policy = _one(resources, "NetworkPolicy")
+    assert _selects_the_pods(facade_policy["spec"]["podSelector"]["matchLabels"], facade_pod)
+    assert any(
+        _selects_the_pods(peer["podSelector"]["matchLabels"], redis_pod["metadata"]["labels"])
+        and {"protocol": "TCP", "port": service_port["port"]} in rule["ports"]
+        for rule in facade_policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if "podSelector" in peer
+    )
+    redis_policy = kinds["NetworkPolicy"]["spec"]
+    assert _selects_the_pods(redis_policy["podSelector"]["matchLabels"], redis_pod["metadata"]["labels"])
+    [ingress] = redis_policy["ingress"]
+    [peer] = ingress["from"]
+    assert _selects_the_pods(peer["podSelector"]["matchLabels"], facade_pod)
+    assert "namespaceSelector" not in peer  # the facade's namespace alone
+    assert redis_policy["policyTypes"] == ["Ingress", "Egress"] and not redis_policy.get("egress")
+    # Without the component, each process counts alone.
+    assert "RATE_LIMIT_STORAGE_URI" not in _env(_container("mtls"))

@@ -17,7 +17,7 @@ from agentcore.memory.v1 import memory_records_pb2 as pb
 from agentcore.memory.v1 import memory_records_pb2_grpc as pb_grpc
 from google.rpc import error_details_pb2
 
-from emulator import Emulator
+from emulator import Emulator, FaultConfig
 from service.security import authz
 from service.telemetry.metrics import Metrics
 from tests.certs import Authority
@@ -31,6 +31,7 @@ NOISY_RATE = 5
 SECONDS = 20
 NOISY_SENDS_PER_SECOND = 20
 QUIET_SENDS_PER_SECOND = 2
+SLOW_AWS_SECONDS = 1.0
 LIMITS = f"limits: [{{name: noisy, principals: ['{NOISY}'], requests_per_second: {NOISY_RATE}}}]\n"
 
 
@@ -134,3 +135,35 @@ def test_a_changed_limit_applies_within_the_reload_interval_and_an_invalid_one_k
     policy.write_text("limits: [{principals: oops}]\n")
     time.sleep(authz.CHECK_INTERVAL_SECONDS + 0.1)
     assert {get(noisy)[0] for _ in range(30)} == {grpc.StatusCode.NOT_FOUND}  # 1000 a second still
+
+
+def test_a_cancelled_rpc_keeps_its_callers_place_until_its_thread_is_done(tmp_path: Path) -> None:
+    """max_concurrent counts the threads at work for a caller: one that cancels its RPC (whose thread
+    goes on until AWS answers) and sends again at once is refused CALLER_CONCURRENCY_LIMITED until
+    that thread is done, then admitted."""
+    authority = Authority()
+    files = Files(tmp_path, authority)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"limits: [{{name: one, principals: ['{NOISY}'], max_concurrent: 1}}]\n")
+    slow = Emulator(memory_ids=[MEMORY_ID], faults=FaultConfig(latency_seconds=SLOW_AWS_SECONDS))
+    with slow, facade(tls_settings(files, authz_policy_file=str(policy)), slow) as (port, metrics):
+        noisy = stub_for(port, authority, NOISY)
+        get(noisy)  # connected (a second of AWS)
+        started = time.monotonic()
+        first = noisy.Get.future(
+            pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID), timeout=10
+        )
+        time.sleep(0.2)  # its thread is calling AWS
+        assert first.cancel()
+        code, _, error = get(noisy)
+        assert code is grpc.StatusCode.RESOURCE_EXHAUSTED and error is not None
+        assert details_of(error)[error_details_pb2.ErrorInfo].reason == "CALLER_CONCURRENCY_LIMITED"
+        assert time.monotonic() - started < SLOW_AWS_SECONDS  # refused while the thread still ran
+        deadline = time.monotonic() + 3 * SLOW_AWS_SECONDS
+        while (code := get(noisy)[0]) is grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert code is grpc.StatusCode.NOT_FOUND  # the thread done, its place given back
+        counted = metrics.registry.get_sample_value(
+            "agentcore_caller_limited_total", {"limit": "max_concurrent", "entry": "one"}
+        )
+        assert counted is not None and counted >= 1

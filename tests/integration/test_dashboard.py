@@ -1,5 +1,5 @@
 """Every query of the Grafana dashboard (deploy/grafana/agentcore-memory-grpc.json) returns data from a
-real Prometheus: four facades under traffic that moves every panel, one Prometheus scraping them, and
+real Prometheus: five facades under traffic that moves every panel, one Prometheus scraping them, and
 each panel's every query, read from the JSON itself with its template variables set as Grafana sets them,
 must give a series with a value other than 0 over the run, and each query that asks for exemplars must
 find some (as Grafana asks, /api/v1/query_exemplars). A query that cannot is a defect: a wrong metric or
@@ -8,10 +8,11 @@ label, or traffic this test does not make for a new panel.
 The facades: one plain and traced (successes, callers' mistakes, a batch with a record that fails; its
 spans go to a sink that accepts them, its latency observations carry them as exemplars); one whose
 emulator throttles, then answers 5xx to everything (retries until botocore's retry quota runs dry); one
-with room for two RPCs and one turn to call AWS (RPCs waiting, RPCs refused); and one with WORKERS=2 and
-mutual TLS (certificates, a reload state, a killed worker restarted). Traffic comes in two rounds with a
-scrape between them, so that a series created by its first increment (a new error code) has a rate in
-the second. Skips without Prometheus, like tests/integration/test_prometheus.py (fails with CI=true).
+with room for two RPCs and one turn to call AWS (RPCs waiting, RPCs refused); one whose policy limits
+every caller to 1 RPC a second (refusals by a limit); and one with WORKERS=2 and mutual TLS
+(certificates, a reload state, a killed worker restarted). Traffic comes in two rounds with a scrape
+between them, so that a series created by its first increment (a new error code) has a rate in the
+second. Skips without Prometheus, like tests/integration/test_prometheus.py (fails with CI=true).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ SLOW_AWS_SECONDS = 1.2
 CALLS_AT_ONCE = 5
 # Enough failed calls for botocore's retry quota to run dry (tests/integration/test_metrics.py: < 30).
 FAILING_CALLS = 24
+# Gets of a caller limited to 1 a second, sent at once.
+LIMITED_CALLS = 4
+LIMITS = "limits: [{principals: ['anonymous'], requests_per_second: 1}]\n"
 
 
 def _regex_escaped(value: str) -> str:
@@ -183,6 +187,16 @@ def crowding_traffic(port: int) -> None:
     assert set(codes) == {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
 
 
+def limited_traffic(port: int) -> None:
+    """Gets beyond the policy's limit of 1 a second for every caller (`anonymous`): one admitted, the
+    rest refused CALLER_RATE_LIMITED."""
+    request = pb.GetRequest(memory_id=MEMORY_ID, memory_record_id=UNKNOWN_RECORD_ID)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.MemoryRecordsServiceStub(channel)
+        codes = [_code(stub.Get, request) for _ in range(LIMITED_CALLS)]
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= LIMITED_CALLS - 2, codes
+
+
 def kill_a_worker(served: Supervised) -> None:
     """SIGKILL one worker and wait for the supervisor to start another."""
     os.kill(min(served.worker_pids), signal.SIGKILL)
@@ -226,20 +240,30 @@ def test_every_panel_query_returns_data_under_traffic(tmp_path: Path) -> None:
         crowded = stack.enter_context(
             serving(MAX_CONCURRENT_RPCS="2", GRPC_MAX_WORKERS="1", LOCAL_FAULTS=f"latency={SLOW_AWS_SECONDS}")
         )
+        policy = tmp_path / "limits.yaml"
+        policy.write_text(LIMITS)
+        limited = stack.enter_context(serving(AUTHZ_POLICY_FILE=str(policy)))
         workers = stack.enter_context(mutual_tls_workers(tmp_path))
-        ports = [plain.metrics_port, failing.metrics_port, crowded.metrics_port, workers.metrics_port]
+        ports = [
+            plain.metrics_port,
+            failing.metrics_port,
+            crowded.metrics_port,
+            limited.metrics_port,
+            workers.metrics_port,
+        ]
         prometheus = stack.enter_context(
             scraping(tmp_path, ports, {"namespace": NAMESPACE}, features=("exemplar-storage",))
         )
         start = time.time()
         scraped_since(prometheus, start, len(ports))  # every counter seen before it moves
 
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
             for round_number in (1, 2):
                 traffic = [
                     pool.submit(plain_traffic, plain.grpc_port),
                     pool.submit(failing_traffic, failing.grpc_port),
                     pool.submit(crowding_traffic, crowded.grpc_port),
+                    pool.submit(limited_traffic, limited.grpc_port),
                 ]
                 if round_number == 1:
                     traffic.append(pool.submit(kill_a_worker, workers))

@@ -328,6 +328,7 @@ def test_a_real_prometheus_scrapes_the_service_and_answers_promql(
             "AgentCoreCertificateRotationOverdue",
             "AgentCoreConfigReloadFailing",
             "AgentCoreWorkerRestarts",
+            "AgentCoreRateLimitStorageDown",
         ),
         "ok",
     )
@@ -367,7 +368,7 @@ def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False, timeout=60
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 9 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
     tested = subprocess.run(
         [promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True, check=False, timeout=60
     )
