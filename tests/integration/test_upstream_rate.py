@@ -176,8 +176,10 @@ def test_two_facades_sharing_redis_stay_under_the_fleet_rate_and_in_memory_each_
         with redis_server(tmp_path) as (uri, redis), fleet(emulator, uri) as starts:
             with Arrivals(emulator) as shared:
                 results = load(starts, SECONDS)
-            # At most RATE in any second for the two together (+1: a sample's edge), and busy near it.
-            assert RATE * 0.7 <= shared.most_in_a_second() <= RATE + 1, shared.most_in_a_second()
+            # At most RATE in any second for the two together, and busy near it. +3: tokens are taken
+            # at before-send and counted as they reach the emulator, so a call's time on the wire can
+            # move it across a sample's edge (a clean-clone run saw 12); counting in memory gives >= 15.
+            assert RATE * 0.7 <= shared.most_in_a_second() <= RATE + 3, shared.most_in_a_second()
             # Refused when no token would come in time, or their deadline passed waiting for a turn
             # (the turns are held by the calls that wait for tokens).
             codes = {code for code, _ in results}
