@@ -121,6 +121,18 @@ def _percentiles(metric: str, by: str, selector: str) -> list[prometheus.Dataque
     ]
 
 
+def _zero_one(zero: str, one: str) -> list[dashboard.ValueMapping]:
+    """A 0-or-1 gauge's values as words: 0 in red, 1 in green."""
+    return [
+        dashboard.ValueMap(
+            options={
+                "0": dashboard.ValueMappingResult(text=zero, color="red"),
+                "1": dashboard.ValueMappingResult(text=one, color="green"),
+            }
+        )
+    ]
+
+
 def _variable(name: str, label: str, query: str) -> dashboard_builders.QueryVariable:
     """A label's values; All matches every value, and series without the label (Prometheus outside
     Kubernetes has no namespace)."""
@@ -308,14 +320,7 @@ def build() -> dashboard.Dashboard:
                 "{{job}} {{config}}",
             ),
             steps=[*red_below, dashboard.Threshold(value=1, color="green")],
-            mappings=[
-                dashboard.ValueMap(
-                    options={
-                        "0": dashboard.ValueMappingResult(text="refused", color="red"),
-                        "1": dashboard.ValueMappingResult(text="loaded", color="green"),
-                    }
-                )
-            ],
+            mappings=_zero_one("refused", "loaded"),
         ),
         _stat(
             14,
@@ -356,14 +361,7 @@ def build() -> dashboard.Dashboard:
             unit="none",
             query=_query(f"min by (job) (agentcore_rate_limit_storage_up{{{SCOPE}}})", "{{job}}"),
             steps=[*red_below, dashboard.Threshold(value=1, color="green")],
-            mappings=[
-                dashboard.ValueMap(
-                    options={
-                        "0": dashboard.ValueMappingResult(text="failing", color="red"),
-                        "1": dashboard.ValueMappingResult(text="answering", color="green"),
-                    }
-                )
-            ],
+            mappings=_zero_one("failing", "answering"),
         ),
     ]
     builder = (
